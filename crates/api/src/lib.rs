@@ -1,0 +1,359 @@
+//! The control-plane API, mounted by the gateway under `/_wisp/v1/`. JSON in and out; every call needs
+//! `Authorization: Bearer <token>`. Errors are `{"error": {"code", "message"}}` with the status from
+//! [`ErrorClass::http_status`].
+//!
+//! | method | path | what |
+//! |---|---|---|
+//! | GET | /_wisp/v1/status | node status |
+//! | POST | /_wisp/v1/artifacts | upload raw `.wasm` bytes → `{sha256, size, kind, existed}` |
+//! | HEAD | /_wisp/v1/artifacts/{sha256} | 200 if stored, 404 if not |
+//! | GET | /_wisp/v1/namespaces/{ns}/functions | list |
+//! | PUT | /_wisp/v1/namespaces/{ns}/functions/{name} | deploy a [`FunctionSpec`] |
+//! | GET | /_wisp/v1/namespaces/{ns}/functions/{name} | record + revisions |
+//! | DELETE | /_wisp/v1/namespaces/{ns}/functions/{name} | remove |
+//! | GET | /_wisp/v1/namespaces/{ns}/functions/{name}/logs?limit=N | recent invocations with guest output |
+//! | any | /_wisp/v1/namespaces/{ns}/functions/{name}/invoke[/{path}] | invoke directly, bypassing routes |
+
+#![warn(missing_docs)]
+
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, head, post};
+use axum::{Json, Router};
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::Instant;
+use wisp_core::{ErrorClass, FunctionKey, FunctionSpec, Name};
+use wisp_registry::{DeployChange, DeployError, Registry};
+use wisp_scheduler::Scheduler;
+
+/// Shared state of the API.
+pub struct Api {
+    /// Deploy pipeline.
+    pub registry: Arc<Registry>,
+    /// Live serving state.
+    pub scheduler: Arc<Scheduler>,
+    /// The bearer token.
+    pub token: String,
+    /// When the node started.
+    pub started: Instant,
+}
+
+/// An API error: class + message.
+#[derive(Debug)]
+pub struct ApiError {
+    /// Class (status).
+    pub class: ErrorClass,
+    /// Message for the caller.
+    pub message: String,
+}
+
+impl ApiError {
+    fn new(class: ErrorClass, message: impl Into<String>) -> Self {
+        ApiError { class, message: message.into() }
+    }
+}
+
+impl From<DeployError> for ApiError {
+    fn from(e: DeployError) -> Self {
+        let class = e.class();
+        if class == ErrorClass::Internal {
+            tracing::error!(error = %e, "internal error in control API");
+            return ApiError::new(class, "internal error; see the server log");
+        }
+        ApiError::new(class, e.to_string())
+    }
+}
+
+/// JSON body of an error response.
+#[derive(Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// The error inside [`ErrorBody`].
+#[derive(Serialize, Deserialize)]
+pub struct ErrorDetail {
+    /// Stable code, e.g. `invalid_input`.
+    pub code: String,
+    /// What went wrong and how to fix it.
+    pub message: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.class.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = ErrorBody { error: ErrorDetail { code: self.class.code().into(), message: self.message } };
+        (status, Json(body)).into_response()
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// Builds the router (paths include the `/_wisp/v1` prefix).
+pub fn router(api: Arc<Api>) -> Router {
+    let fns = "/_wisp/v1/namespaces/{ns}/functions";
+    Router::new()
+        .route("/_wisp/v1/status", get(status))
+        .route("/_wisp/v1/artifacts", post(upload))
+        .route("/_wisp/v1/artifacts/{sha}", head(artifact_exists))
+        .route(fns, get(list))
+        .route(&format!("{fns}/{{name}}"), get(show).put(deploy).delete(remove))
+        .route(&format!("{fns}/{{name}}/logs"), get(logs))
+        .route(&format!("{fns}/{{name}}/invoke"), any(invoke))
+        .route(&format!("{fns}/{{name}}/invoke/{{*rest}}"), any(invoke))
+        .fallback(|| async { ApiError::new(ErrorClass::NotFound, "no such API endpoint; see the API table in crates/api") })
+        .layer(axum::middleware::from_fn_with_state(api.clone(), auth))
+        .layer(DefaultBodyLimit::max(wisp_registry::DEFAULT_MAX_ARTIFACT_BYTES))
+        .with_state(api)
+}
+
+async fn auth(State(api): State<Arc<Api>>, req: Request, next: axum::middleware::Next) -> Response {
+    let given = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match given {
+        Some(t) if constant_time_eq(t.as_bytes(), api.token.as_bytes()) => next.run(req).await,
+        Some(_) => ApiError::new(ErrorClass::Unauthorized, "wrong API token").into_response(),
+        None => ApiError::new(
+            ErrorClass::Unauthorized,
+            "missing `Authorization: Bearer <token>`; the token is in <data-dir>/api-token (the CLI finds it via --data-dir or WISP_TOKEN)",
+        )
+        .into_response(),
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn key(ns: &str, name: &str) -> ApiResult<FunctionKey> {
+    let ns = Name::new(ns).map_err(|e| ApiError::new(ErrorClass::InvalidInput, format!("namespace: {e}")))?;
+    let name = Name::new(name).map_err(|e| ApiError::new(ErrorClass::InvalidInput, format!("function: {e}")))?;
+    Ok(FunctionKey::new(ns, name))
+}
+
+/// `GET /_wisp/v1/status`.
+#[derive(Serialize, Deserialize)]
+pub struct StatusBody {
+    /// wisp version.
+    pub version: String,
+    /// Seconds since start.
+    pub uptime_seconds: u64,
+    /// Engine build + config key of the compiled cache.
+    pub engine: String,
+    /// Compilations this process has done (0 after a restart served from the cache).
+    pub compilations: u64,
+    /// Active functions.
+    pub functions: usize,
+}
+
+async fn status(State(api): State<Arc<Api>>) -> Json<StatusBody> {
+    Json(StatusBody {
+        version: env!("CARGO_PKG_VERSION").into(),
+        uptime_seconds: api.started.elapsed().as_secs(),
+        engine: api.registry.host().engine_key(),
+        compilations: api.registry.host().compilations(),
+        functions: api.scheduler.len(),
+    })
+}
+
+async fn upload(State(api): State<Arc<Api>>, body: Bytes) -> ApiResult<impl IntoResponse> {
+    let info = api.registry.put_artifact(body).await?;
+    let status = if info.existed { StatusCode::OK } else { StatusCode::CREATED };
+    Ok((status, Json(info)))
+}
+
+async fn artifact_exists(State(api): State<Arc<Api>>, Path(sha): Path<String>) -> ApiResult<StatusCode> {
+    Ok(if api.registry.has_artifact(&sha).await? { StatusCode::OK } else { StatusCode::NOT_FOUND })
+}
+
+/// A function as listed.
+#[derive(Serialize, Deserialize)]
+pub struct FunctionView {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// App, if deployed with one.
+    pub app: Option<String>,
+    /// `http` or `wagi`.
+    pub kind: String,
+    /// Routes.
+    pub routes: Vec<String>,
+    /// Serving revision id.
+    pub revision: String,
+    /// Artifact digest.
+    pub artifact: String,
+    /// When the revision was switched in, unix ms.
+    pub deployed_at_ms: u64,
+    /// Revisions so far.
+    pub generation: u64,
+    /// Whether it is loaded and serving on this node.
+    pub active: bool,
+    /// Invocations on this node since start.
+    pub invocations: u64,
+    /// Limits.
+    pub limits: wisp_core::Limits,
+}
+
+fn view(api: &Api, r: &wisp_core::FunctionRecord) -> FunctionView {
+    let active = api.scheduler.get(&r.key);
+    FunctionView {
+        namespace: r.key.namespace.to_string(),
+        name: r.key.name.to_string(),
+        app: r.app.as_ref().map(|a| a.to_string()),
+        kind: r.revision.kind.to_string(),
+        routes: r.routes.iter().map(|p| p.to_string()).collect(),
+        revision: r.revision.id.clone(),
+        artifact: r.revision.artifact.clone(),
+        deployed_at_ms: r.deployed_at_ms,
+        generation: r.generation,
+        active: active.is_some(),
+        invocations: active.map_or(0, |a| a.invocations()),
+        limits: r.revision.limits,
+    }
+}
+
+async fn list(State(api): State<Arc<Api>>, Path(ns): Path<String>) -> ApiResult<Json<Vec<FunctionView>>> {
+    Name::new(ns.as_str()).map_err(|e| ApiError::new(ErrorClass::InvalidInput, format!("namespace: {e}")))?;
+    let records = api.registry.list(Some(&ns)).await?;
+    Ok(Json(records.iter().map(|(r, _)| view(&api, r)).collect()))
+}
+
+/// `GET .../functions/{name}`.
+#[derive(Serialize, Deserialize)]
+pub struct ShowBody {
+    /// The function.
+    pub function: FunctionView,
+    /// Its revisions, oldest first.
+    pub revisions: Vec<wisp_core::RevisionRecord>,
+}
+
+async fn show(State(api): State<Arc<Api>>, Path((ns, name)): Path<(String, String)>) -> ApiResult<Json<ShowBody>> {
+    let key = key(&ns, &name)?;
+    let record = api.registry.get(&key).await?;
+    let revisions = api.registry.revisions(&key).await?;
+    Ok(Json(ShowBody { function: view(&api, &record), revisions }))
+}
+
+/// `PUT .../functions/{name}` response.
+#[derive(Serialize, Deserialize)]
+pub struct DeployBody {
+    /// `created`, `updated`, `routes_changed` or `unchanged`.
+    pub change: String,
+    /// The function now.
+    pub function: FunctionView,
+    /// Validation + compilation time, ms (absent when the compiled cache had it).
+    pub compile_ms: Option<f64>,
+}
+
+async fn deploy(
+    State(api): State<Arc<Api>>,
+    Path((ns, name)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult<Json<DeployBody>> {
+    let key = key(&ns, &name)?;
+    let spec: FunctionSpec = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::new(ErrorClass::InvalidInput, format!("function spec: {e}")))?;
+    let deployed = api.registry.deploy(&key, spec).await?;
+    if let Some(code) = deployed.code {
+        api.scheduler.activate(deployed.record.clone(), code);
+    }
+    let change = match deployed.change {
+        DeployChange::Created => "created",
+        DeployChange::Updated => "updated",
+        DeployChange::RoutesChanged => "routes_changed",
+        DeployChange::Unchanged => "unchanged",
+    };
+    Ok(Json(DeployBody {
+        change: change.into(),
+        function: view(&api, &deployed.record),
+        compile_ms: deployed.compile.map(|d| d.as_secs_f64() * 1e3),
+    }))
+}
+
+async fn remove(State(api): State<Arc<Api>>, Path((ns, name)): Path<(String, String)>) -> ApiResult<StatusCode> {
+    let key = key(&ns, &name)?;
+    api.registry.remove(&key).await?;
+    api.scheduler.deactivate(&key);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+struct LogsQuery {
+    limit: Option<usize>,
+}
+
+async fn logs(
+    State(api): State<Arc<Api>>,
+    Path((ns, name)): Path<(String, String)>,
+    Query(q): Query<LogsQuery>,
+) -> ApiResult<Json<Vec<wisp_scheduler::InvocationRecord>>> {
+    let key = key(&ns, &name)?;
+    match api.scheduler.logs(&key, q.limit.unwrap_or(20)) {
+        Some(l) => Ok(Json(l)),
+        None => {
+            api.registry.get(&key).await?; // 404 if it does not exist at all
+            Ok(Json(Vec::new()))
+        }
+    }
+}
+
+async fn invoke(State(api): State<Arc<Api>>, Path(params): Path<Vec<(String, String)>>, req: Request) -> Response {
+    let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    let key = match key(get("ns").unwrap_or(""), get("name").unwrap_or("")) {
+        Ok(k) => k,
+        Err(e) => return e.into_response(),
+    };
+    let Some(active) = api.scheduler.get(&key) else {
+        return ApiError::new(ErrorClass::NotFound, format!("function `{key}` is not deployed")).into_response();
+    };
+    let (mut parts, body) = req.into_parts();
+    let rest = format!("/{}", get("rest").unwrap_or(""));
+    let pq = match parts.uri.query() {
+        Some(q) => format!("{rest}?{q}"),
+        None => rest,
+    };
+    parts.uri = match pq.parse() {
+        Ok(u) => u,
+        Err(_) => return ApiError::new(ErrorClass::InvalidInput, "invalid invoke path").into_response(),
+    };
+    parts.headers.remove(http::header::AUTHORIZATION);
+    let req = http::Request::from_parts(parts, body);
+    let (id, result) = api.scheduler.invoke(&active, "/", req).await;
+    invocation_response(&id, result).map(axum::body::Body::new)
+}
+
+/// Turns an invocation result into the client's response: the guest's response with
+/// `x-wisp-invocation-id`, or the error status with a short text body. Guest and internal failures show only
+/// the invocation id; the details are in `wisp logs`.
+pub fn invocation_response(
+    id: &str,
+    result: Result<http::Response<wisp_wasm_host::ResponseBody>, wisp_wasm_host::InvokeError>,
+) -> http::Response<wisp_wasm_host::ResponseBody> {
+    let mut resp = match result {
+        Ok(r) => r,
+        Err(e) => {
+            let text = if e.class.client_visible() {
+                format!("{} (invocation {id})\n", e.message)
+            } else {
+                format!("the function failed (invocation {id}); see `wisp logs` for details\n")
+            };
+            let mut r = http::Response::new(wisp_wasm_host::full_body(text));
+            *r.status_mut() = StatusCode::from_u16(e.class.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain; charset=utf-8"));
+            r
+        }
+    };
+    if let Ok(v) = http::HeaderValue::from_str(id) {
+        resp.headers_mut().insert("x-wisp-invocation-id", v);
+    }
+    resp
+}
+

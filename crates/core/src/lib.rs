@@ -1,0 +1,23 @@
+//! wisp's pure domain model.
+//!
+//! Everything here is plain data and validation: names, route patterns, per-function limits, the `wisp.toml`
+//! manifest, function specs and revisions, and the single mapping from error classes to HTTP statuses.
+//! No IO, no tokio, no wasmtime: time enters as an argument.
+
+#![warn(missing_docs)]
+
+pub mod error;
+pub mod limits;
+pub mod manifest;
+pub mod name;
+pub mod route;
+pub mod spec;
+
+pub use error::ErrorClass;
+pub use limits::Limits;
+pub use name::{FunctionKey, Name};
+pub use route::RoutePattern;
+pub use spec::{FunctionKind, FunctionRecord, FunctionSpec, RevisionRecord};
+
+/// The namespace every resource lives in unless another one is named.
+pub const DEFAULT_NAMESPACE: &str = "default";

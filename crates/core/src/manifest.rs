@@ -1,0 +1,202 @@
+//! The `wisp.toml` app manifest.
+//!
+//! ```toml
+//! [app]
+//! name = "shop"               # required
+//! namespace = "default"       # optional
+//!
+//! [[function]]
+//! name = "cart"
+//! kind = "http"               # "http" (wasi:http component, default) or "wagi" (preview1 module, CGI-style)
+//! source = "build/cart.wasm"  # relative to the manifest
+//! routes = ["/cart"]          # `/path` or `host/path`
+//! env = { CURRENCY = "EUR" }
+//! limits = { timeout_ms = 5000, memory_mb = 64 }
+//! ```
+
+use crate::spec::SpecError;
+use crate::{FunctionKind, Limits, Name, RoutePattern};
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashSet};
+
+/// A parsed and validated manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// The `[app]` table.
+    pub app: AppSection,
+    /// The `[[function]]` tables.
+    #[serde(rename = "function", default)]
+    pub functions: Vec<FunctionManifest>,
+}
+
+/// The `[app]` table.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppSection {
+    /// The app's name.
+    pub name: Name,
+    /// The namespace to deploy into (default `default`).
+    #[serde(default)]
+    pub namespace: Option<Name>,
+}
+
+/// One `[[function]]` table.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FunctionManifest {
+    /// Unique within the namespace.
+    pub name: Name,
+    /// How the code runs.
+    #[serde(default)]
+    pub kind: FunctionKind,
+    /// Path of the `.wasm`, relative to the manifest.
+    pub source: String,
+    /// Where requests come from.
+    #[serde(default)]
+    pub routes: Vec<RoutePattern>,
+    /// Guest environment.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Resource limits.
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+/// A manifest that could not be used. The message names the file, the place and what to change.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}: {message}")]
+pub struct ManifestError {
+    /// The manifest's path as given.
+    pub file: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl Manifest {
+    /// Parses `text`; `file` names it in errors.
+    pub fn parse(text: &str, file: &str) -> Result<Manifest, ManifestError> {
+        let err = |message: String| ManifestError { file: file.to_string(), message };
+        let manifest: Manifest = toml::from_str(text).map_err(|e| err(e.to_string().trim_end().to_string()))?;
+        if manifest.functions.is_empty() {
+            return Err(err("no functions: add at least one [[function]] table with name and source".into()));
+        }
+        let mut names = HashSet::new();
+        for (i, f) in manifest.functions.iter().enumerate() {
+            let at = format!("function `{}` (the {} [[function]] table)", f.name, ordinal(i + 1));
+            if !names.insert(&f.name) {
+                return Err(err(format!("{at}: the name is used twice; function names must be unique")));
+            }
+            if f.source.trim().is_empty() {
+                return Err(err(format!("{at}: source is empty; give the path of the .wasm file")));
+            }
+            f.check().map_err(|e| err(format!("{at}: {e}")))?;
+        }
+        Ok(manifest)
+    }
+
+    /// The namespace to deploy into.
+    pub fn namespace(&self) -> Name {
+        self.app.namespace.clone().unwrap_or_else(|| Name::new(crate::DEFAULT_NAMESPACE).expect("valid"))
+    }
+}
+
+impl FunctionManifest {
+    fn check(&self) -> Result<(), SpecError> {
+        let spec = crate::FunctionSpec {
+            kind: self.kind,
+            artifact: "0".repeat(64),
+            routes: self.routes.clone(),
+            env: self.env.clone(),
+            limits: self.limits,
+            app: None,
+        };
+        spec.validate()
+    }
+}
+
+fn ordinal(n: usize) -> String {
+    let suffix = match (n % 10, n % 100) {
+        (1, x) if x != 11 => "st",
+        (2, x) if x != 12 => "nd",
+        (3, x) if x != 13 => "rd",
+        _ => "th",
+    };
+    format!("{n}{suffix}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[app]
+name = "shop"
+
+[[function]]
+name = "cart"
+source = "cart.wasm"
+routes = ["/cart", "shop.example.com/"]
+env = { CURRENCY = "EUR" }
+limits = { timeout_ms = 5000 }
+
+[[function]]
+name = "legacy"
+kind = "wagi"
+source = "legacy.wasm"
+"#;
+
+    #[test]
+    fn parses_a_good_manifest() {
+        let m = Manifest::parse(GOOD, "wisp.toml").unwrap();
+        assert_eq!(m.app.name.as_str(), "shop");
+        assert_eq!(m.namespace().as_str(), "default");
+        assert_eq!(m.functions.len(), 2);
+        let cart = &m.functions[0];
+        assert_eq!(cart.kind, FunctionKind::Http);
+        assert_eq!(cart.routes[1].host.as_deref(), Some("shop.example.com"));
+        assert_eq!(cart.limits.timeout_ms, 5000);
+        assert_eq!(cart.limits.memory_mb, crate::limits::DEFAULT_MEMORY_MB);
+        assert_eq!(m.functions[1].kind, FunctionKind::Wagi);
+    }
+
+    /// Golden error messages: each names the file, the place, and what is allowed.
+    #[test]
+    fn golden_errors() {
+        let table: &[(&str, &str)] = &[
+            (
+                "[app]\nname = \"a\"\n[[function]]\nname = \"f\"\nsource = \"f.wasm\"\ntimeout = 5\n",
+                "wisp.toml: TOML parse error at line 3, column 1\n  |\n3 | [[function]]\n  | ^^^^^^^^^^^^\nunknown field `timeout`, expected one of `name`, `kind`, `source`, `routes`, `env`, `limits`",
+            ),
+            (
+                "[app]\nname = \"a\"\n[[function]]\nname = \"f\"\nsource = \"f.wasm\"\nkind = \"lambda\"\n",
+                "wisp.toml: TOML parse error at line 6, column 8\n  |\n6 | kind = \"lambda\"\n  |        ^^^^^^^^\nunknown variant `lambda`, expected `http` or `wagi`",
+            ),
+            (
+                "[app]\nname = \"a\"\n[[function]]\nname = \"Bad_Name\"\nsource = \"f.wasm\"\n",
+                "wisp.toml: TOML parse error at line 4, column 8\n  |\n4 | name = \"Bad_Name\"\n  |        ^^^^^^^^^^\ninvalid name `Bad_Name`: it must start with a lowercase letter (use 1-63 characters of a-z, 0-9 and '-', starting with a letter)",
+            ),
+            (
+                "[app]\nname = \"a\"\n[[function]]\nname = \"f\"\nsource = \"f.wasm\"\nroutes = [\"hello\"]\n",
+                "wisp.toml: TOML parse error at line 6, column 11\n  |\n6 | routes = [\"hello\"]\n  |           ^^^^^^^\ninvalid route `hello`: it has no path; add one, e.g. `example.com/` (write `/path` or `host/path`, e.g. `/hello` or `api.example.com/v1`)",
+            ),
+            ("[app]\nname = \"a\"\n", "wisp.toml: no functions: add at least one [[function]] table with name and source"),
+            (
+                "[app]\nname = \"a\"\n[[function]]\nname = \"f\"\nsource = \"f.wasm\"\n[[function]]\nname = \"f\"\nsource = \"g.wasm\"\n",
+                "wisp.toml: function `f` (the 2nd [[function]] table): the name is used twice; function names must be unique",
+            ),
+            (
+                "[app]\nname = \"a\"\n[[function]]\nname = \"f\"\nsource = \"f.wasm\"\nlimits = { memory_mb = 0 }\n",
+                "wisp.toml: function `f` (the 1st [[function]] table): limits.memory_mb = 0 is out of range: allowed 1..=4096",
+            ),
+            (
+                "[app]\nname = \"a\"\n[[function]]\nname = \"f\"\n",
+                "wisp.toml: TOML parse error at line 3, column 1\n  |\n3 | [[function]]\n  | ^^^^^^^^^^^^\nmissing field `source`",
+            ),
+        ];
+        for (text, want) in table {
+            let got = Manifest::parse(text, "wisp.toml").unwrap_err().to_string();
+            assert_eq!(&got, want, "\n--- input ---\n{text}");
+        }
+    }
+}

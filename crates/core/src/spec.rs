@@ -1,0 +1,208 @@
+//! Function specs (what a deploy asks for), revisions (immutable snapshots) and function records (what serves).
+
+use crate::{FunctionKey, Limits, Name, RoutePattern};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// How a function's code is run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum FunctionKind {
+    /// A `wasi:http/proxy` component exporting `wasi:http/incoming-handler`.
+    #[default]
+    Http,
+    /// A WASI preview1 core module run CGI-style: request as env + stdin, response on stdout.
+    Wagi,
+}
+
+impl fmt::Display for FunctionKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FunctionKind::Http => "http",
+            FunctionKind::Wagi => "wagi",
+        })
+    }
+}
+
+/// What a deploy asks for: the code (by artifact digest), how to run it and where to route it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FunctionSpec {
+    /// How the code runs.
+    #[serde(default)]
+    pub kind: FunctionKind,
+    /// sha256 (hex) of an uploaded artifact.
+    pub artifact: String,
+    /// Where requests come from.
+    #[serde(default)]
+    pub routes: Vec<RoutePattern>,
+    /// Environment variables visible to the guest.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Resource limits.
+    #[serde(default)]
+    pub limits: Limits,
+    /// The app this function was deployed with, if any.
+    #[serde(default)]
+    pub app: Option<Name>,
+}
+
+/// A spec that failed validation.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SpecError {
+    /// The artifact digest is not 64 lowercase hex characters.
+    #[error("artifact `{0}` is not a sha256 digest (64 lowercase hex characters)")]
+    BadDigest(String),
+    /// An environment variable name is unusable.
+    #[error("env key `{0}` is invalid: use a non-empty name without '=' or NUL")]
+    BadEnvKey(String),
+    /// An environment variable value contains NUL.
+    #[error("env value of `{0}` contains a NUL byte")]
+    BadEnvValue(String),
+    /// A limit is out of range.
+    #[error(transparent)]
+    Limit(#[from] crate::limits::LimitError),
+    /// The same route appears twice.
+    #[error("route `{0}` is listed twice")]
+    DuplicateRoute(RoutePattern),
+}
+
+/// Whether `s` is a lowercase hex sha256 digest.
+pub fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// sha256 of `bytes`, lowercase hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+impl FunctionSpec {
+    /// Checks everything that can be checked without the artifact.
+    pub fn validate(&self) -> Result<(), SpecError> {
+        if !is_sha256_hex(&self.artifact) {
+            return Err(SpecError::BadDigest(self.artifact.clone()));
+        }
+        for (k, v) in &self.env {
+            if k.is_empty() || k.contains(['=', '\0']) {
+                return Err(SpecError::BadEnvKey(k.clone()));
+            }
+            if v.contains('\0') {
+                return Err(SpecError::BadEnvValue(k.clone()));
+            }
+        }
+        self.limits.validate()?;
+        let mut seen = std::collections::HashSet::new();
+        for r in &self.routes {
+            if !seen.insert(r) {
+                return Err(SpecError::DuplicateRoute(r.clone()));
+            }
+        }
+        Ok(())
+    }
+
+    /// The revision id this spec's code + config would get: sha256 over the canonical JSON of kind, artifact,
+    /// env and limits. Routes are traffic, not revision content.
+    pub fn revision_id(&self) -> String {
+        #[derive(Serialize)]
+        struct Content<'a> {
+            kind: FunctionKind,
+            artifact: &'a str,
+            env: &'a BTreeMap<String, String>,
+            limits: &'a Limits,
+        }
+        let content = Content { kind: self.kind, artifact: &self.artifact, env: &self.env, limits: &self.limits };
+        // BTreeMap and struct field order make this JSON canonical.
+        let json = serde_json::to_vec(&content).expect("plain data serialises");
+        sha256_hex(&json)
+    }
+}
+
+/// An immutable snapshot of a function's code + config.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevisionRecord {
+    /// Content address of the revision (see [`FunctionSpec::revision_id`]).
+    pub id: String,
+    /// The function it belongs to.
+    pub function: FunctionKey,
+    /// How the code runs.
+    pub kind: FunctionKind,
+    /// sha256 of the artifact.
+    pub artifact: String,
+    /// Guest environment.
+    pub env: BTreeMap<String, String>,
+    /// Resource limits.
+    pub limits: Limits,
+    /// Creation time, unix milliseconds.
+    pub created_at_ms: u64,
+}
+
+/// The live state of a function: which revision serves on which routes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FunctionRecord {
+    /// Namespace + name.
+    pub key: FunctionKey,
+    /// The app it was deployed with.
+    pub app: Option<Name>,
+    /// Where requests come from.
+    pub routes: Vec<RoutePattern>,
+    /// The serving revision.
+    pub revision: RevisionRecord,
+    /// When the serving revision was switched in, unix milliseconds.
+    pub deployed_at_ms: u64,
+    /// How many revisions this function has had.
+    pub generation: u64,
+}
+
+/// Short form of a revision id for humans.
+pub fn short_id(id: &str) -> &str {
+    &id[..id.len().min(12)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> FunctionSpec {
+        FunctionSpec {
+            kind: FunctionKind::Http,
+            artifact: "a".repeat(64),
+            routes: vec![RoutePattern::parse("/x").unwrap()],
+            env: BTreeMap::from([("K".to_string(), "v".to_string())]),
+            limits: Limits::default(),
+            app: None,
+        }
+    }
+
+    #[test]
+    fn revision_id_covers_code_and_config_not_routes() {
+        let a = spec();
+        let mut b = spec();
+        b.routes.push(RoutePattern::parse("/y").unwrap());
+        assert_eq!(a.revision_id(), b.revision_id());
+        let mut c = spec();
+        c.env.insert("K2".into(), "v".into());
+        assert_ne!(a.revision_id(), c.revision_id());
+        let mut d = spec();
+        d.limits.timeout_ms = 5;
+        assert_ne!(a.revision_id(), d.revision_id());
+    }
+
+    #[test]
+    fn validation_messages() {
+        let mut s = spec();
+        s.artifact = "xyz".into();
+        assert_eq!(
+            s.validate().unwrap_err().to_string(),
+            "artifact `xyz` is not a sha256 digest (64 lowercase hex characters)"
+        );
+        let mut s = spec();
+        s.env.insert("A=B".into(), "1".into());
+        assert_eq!(s.validate().unwrap_err().to_string(), "env key `A=B` is invalid: use a non-empty name without '=' or NUL");
+        let mut s = spec();
+        s.routes.push(RoutePattern::parse("/x/").unwrap());
+        assert_eq!(s.validate().unwrap_err().to_string(), "route `/x` is listed twice");
+    }
+}

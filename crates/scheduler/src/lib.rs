@@ -1,0 +1,224 @@
+//! The scheduler holds what serves right now — a route table and the loaded code of every active
+//! function — swapped atomically on every deploy (readers never lock), and dispatches invocations to the
+//! wasm host. Each function keeps a bounded ring of recent invocation records with captured guest output.
+//!
+//! Scaling policy (instance pools, reuse, autoscaling, admission control) grows here and in `pool` and
+//! `autoscaler`; today every invocation gets a fresh instance from the pooling allocator.
+
+#![warn(missing_docs)]
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http_body::Body;
+use parking_lot::Mutex;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+use wisp_core::{FunctionKey, FunctionRecord, RoutePattern};
+use wisp_router::RouteTable;
+use wisp_wasm_host::{BoxError, Code, InvocationCtx, InvokeError, Report, ResponseBody};
+
+/// Invocation records kept per function.
+pub const DEFAULT_LOG_RING: usize = 200;
+
+/// One invocation, as `wisp logs` shows it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct InvocationRecord {
+    /// Invocation id.
+    pub id: String,
+    /// Start time, unix milliseconds.
+    pub at_ms: u64,
+    /// Revision that served it.
+    pub revision: String,
+    /// HTTP status the client got.
+    pub status: u16,
+    /// Failure detail, if any.
+    pub error: Option<String>,
+    /// Time to instantiate, microseconds.
+    pub instantiate_us: u64,
+    /// Total time, microseconds.
+    pub duration_us: u64,
+    /// Guest stdout + stderr (lossy UTF-8).
+    pub logs: String,
+    /// Whether guest output was cut at the function's `max_log_bytes`.
+    pub logs_truncated: bool,
+}
+
+/// A function ready to serve.
+pub struct Active {
+    /// Its record.
+    pub record: FunctionRecord,
+    code: Code,
+    env: Arc<[(String, String)]>,
+    name: Arc<str>,
+    ring: Arc<Mutex<VecDeque<InvocationRecord>>>,
+    invocations: Arc<AtomicU64>,
+}
+
+impl Active {
+    /// Invocations served since this node started.
+    pub fn invocations(&self) -> u64 {
+        self.invocations.load(Ordering::Relaxed)
+    }
+}
+
+#[derive(Default)]
+struct Live {
+    routes: RouteTable<FunctionKey>,
+    functions: HashMap<FunctionKey, Arc<Active>>,
+}
+
+/// The live serving state.
+pub struct Scheduler {
+    live: ArcSwap<Live>,
+    ring_size: usize,
+    write: Mutex<()>,
+}
+
+/// A routed request's target.
+pub struct Target {
+    /// The function.
+    pub active: Arc<Active>,
+    /// The route pattern that matched.
+    pub route: RoutePattern,
+}
+
+impl Default for Scheduler {
+    fn default() -> Self {
+        Scheduler::new(DEFAULT_LOG_RING)
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+impl Scheduler {
+    /// An empty scheduler keeping `ring_size` invocation records per function.
+    pub fn new(ring_size: usize) -> Self {
+        Scheduler { live: ArcSwap::from_pointee(Live::default()), ring_size, write: Mutex::new(()) }
+    }
+
+    /// Makes `record` serve with `code`, replacing any previous revision of the same function in one atomic
+    /// swap (in-flight requests finish on the code they started with).
+    pub fn activate(&self, record: FunctionRecord, code: Code) {
+        self.update(|functions| {
+            let key = record.key.clone();
+            let (ring, invocations) = match functions.get(&key) {
+                Some(prev) => (prev.ring.clone(), prev.invocations.clone()),
+                None => Default::default(),
+            };
+            let env: Arc<[(String, String)]> =
+                record.revision.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<Vec<_>>().into();
+            let name = Arc::from(record.key.name.as_str());
+            functions.insert(key, Arc::new(Active { record, code, env, name, ring, invocations }));
+        });
+    }
+
+    /// Stops routing to a function.
+    pub fn deactivate(&self, key: &FunctionKey) {
+        self.update(|functions| {
+            functions.remove(key);
+        });
+    }
+
+    fn update(&self, f: impl FnOnce(&mut HashMap<FunctionKey, Arc<Active>>)) {
+        let _w = self.write.lock();
+        let mut functions = self.live.load().functions.clone();
+        f(&mut functions);
+        let routes = RouteTable::build(
+            functions.values().flat_map(|a| a.record.routes.iter().map(|r| (r.clone(), a.record.key.clone()))),
+        );
+        match routes {
+            Ok(routes) => self.live.store(Arc::new(Live { routes, functions })),
+            // The registry rejects conflicts before they are stored; reaching this is a bug.
+            Err(e) => tracing::error!(error = %e, "route conflict in live table; keeping the previous table"),
+        }
+    }
+
+    /// The function serving `host` + `path`.
+    pub fn route(&self, host: Option<&str>, path: &str) -> Option<Target> {
+        let live = self.live.load();
+        let m = live.routes.lookup(host, path)?;
+        let active = live.functions.get(m.target)?.clone();
+        Some(Target { active, route: m.pattern.clone() })
+    }
+
+    /// An active function by key.
+    pub fn get(&self, key: &FunctionKey) -> Option<Arc<Active>> {
+        self.live.load().functions.get(key).cloned()
+    }
+
+    /// Number of active functions.
+    pub fn len(&self) -> usize {
+        self.live.load().functions.len()
+    }
+
+    /// Whether nothing is active.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The most recent invocation records of a function, newest last.
+    pub fn logs(&self, key: &FunctionKey, limit: usize) -> Option<Vec<InvocationRecord>> {
+        let active = self.get(key)?;
+        let ring = active.ring.lock();
+        Some(ring.iter().skip(ring.len().saturating_sub(limit)).cloned().collect())
+    }
+
+    /// Invokes `active` with `req`. `route_prefix` is the matched route's path (WAGI `SCRIPT_NAME`).
+    /// Returns the invocation id with the response or the classified failure.
+    pub async fn invoke<B>(
+        &self,
+        active: &Arc<Active>,
+        route_prefix: &str,
+        req: http::Request<B>,
+    ) -> (Arc<str>, Result<http::Response<ResponseBody>, InvokeError>)
+    where
+        B: Body<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let id: Arc<str> = Arc::from(uuid::Uuid::now_v7().simple().to_string());
+        active.invocations.fetch_add(1, Ordering::Relaxed);
+        let ctx = InvocationCtx {
+            id: id.clone(),
+            function: active.name.clone(),
+            env: active.env.clone(),
+            limits: active.record.revision.limits,
+            route_prefix: Arc::from(route_prefix),
+        };
+        let ring = active.ring.clone();
+        let ring_size = self.ring_size;
+        let revision = wisp_core::spec::short_id(&active.record.revision.id).to_string();
+        let key = active.record.key.clone();
+        let at_ms = now_ms();
+        let sink = Box::new(move |report: Report| {
+            let (status, error) = match &report.outcome {
+                Ok(s) => (*s, None),
+                Err(e) => (e.class.http_status(), Some(e.message.clone())),
+            };
+            if let Some(e) = &error {
+                tracing::warn!(function = %key, invocation = %report.id, status, error = %e, "invocation failed");
+            }
+            let rec = InvocationRecord {
+                id: report.id.to_string(),
+                at_ms,
+                revision,
+                status,
+                error,
+                instantiate_us: report.instantiate.as_micros() as u64,
+                duration_us: report.total.as_micros() as u64,
+                logs: String::from_utf8_lossy(&report.logs.bytes).into_owned(),
+                logs_truncated: report.logs.truncated,
+            };
+            let mut ring = ring.lock();
+            if ring.len() >= ring_size {
+                ring.pop_front();
+            }
+            ring.push_back(rec);
+        });
+        let result = active.code.handle(req, ctx, sink).await;
+        (id, result)
+    }
+}

@@ -1,0 +1,74 @@
+//! `wisp invoke`: call a function directly and print its response body.
+
+use crate::Global;
+use crate::client::Client;
+use anyhow::Context;
+use reqwest::Method;
+use std::io::Write;
+use std::process::ExitCode;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Function name.
+    name: String,
+    /// Request body; `@file` reads a file, `@-` standard input. Implies POST.
+    #[arg(long, short = 'd')]
+    data: Option<String>,
+    /// Request header `name: value`; repeatable.
+    #[arg(long = "header", short = 'H')]
+    headers: Vec<String>,
+    /// HTTP method (default GET, or POST with --data).
+    #[arg(long, short = 'X')]
+    method: Option<String>,
+    /// Path (and query) the function sees.
+    #[arg(long, default_value = "/")]
+    path: String,
+    /// Also print the status line and response headers (to stderr).
+    #[arg(long, short = 'i')]
+    include: bool,
+}
+
+pub async fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
+    let client = Client::new(g)?;
+    let body = match a.data.as_deref() {
+        None => None,
+        Some("@-") => {
+            let mut buf = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf).context("reading standard input")?;
+            Some(buf)
+        }
+        Some(d) if d.starts_with('@') => Some(std::fs::read(&d[1..]).with_context(|| format!("reading {}", &d[1..]))?),
+        Some(d) => Some(d.as_bytes().to_vec()),
+    };
+    let method = match &a.method {
+        Some(m) => Method::from_bytes(m.to_ascii_uppercase().as_bytes()).with_context(|| format!("--method `{m}` is not an HTTP method"))?,
+        None if body.is_some() => Method::POST,
+        None => Method::GET,
+    };
+    let path = a.path.trim_start_matches('/');
+    let mut req = client.request(method, &client.function_path(Some(&a.name), &format!("/invoke/{path}")));
+    for h in &a.headers {
+        let (k, v) = h.split_once(':').with_context(|| format!("--header `{h}`: write `name: value`"))?;
+        req = req.header(k.trim(), v.trim());
+    }
+    if let Some(b) = body {
+        req = req.body(b);
+    }
+    let resp = client.send(req).await?;
+    let status = resp.status();
+    let id = resp.headers().get("x-wisp-invocation-id").and_then(|v| v.to_str().ok()).unwrap_or("-").to_string();
+    if a.include {
+        eprintln!("{status}");
+        for (k, v) in resp.headers() {
+            eprintln!("{k}: {}", v.to_str().unwrap_or("<binary>"));
+        }
+        eprintln!();
+    }
+    let bytes = resp.bytes().await?;
+    std::io::stdout().write_all(&bytes)?;
+    if !status.is_success() {
+        eprintln!("wisp: {} answered {status} (invocation {id})", a.name);
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,55 @@
+//! `wisp logs`: recent invocations with their captured guest output.
+
+use crate::Global;
+use crate::client::{Client, ago};
+use reqwest::Method;
+use std::process::ExitCode;
+use wisp_scheduler::InvocationRecord;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Function name.
+    name: String,
+    /// How many recent invocations.
+    #[arg(long, short = 'l', default_value_t = 20)]
+    limit: usize,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
+    let client = Client::new(g)?;
+    let path = client.function_path(Some(&a.name), &format!("/logs?limit={}", a.limit));
+    let records: Vec<serde_json::Value> = client.json(client.request(Method::GET, &path)).await?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&records)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if records.is_empty() {
+        println!("no invocations of {} since the server started", a.name);
+    }
+    for v in records {
+        let r: InvocationRecord = match serde_json::from_value(v) {
+            Ok(r) => r,
+            Err(_) => continue,
+        };
+        let err = r.error.as_deref().map(|e| format!(" — {e}")).unwrap_or_default();
+        println!(
+            "{} {} status={} {:.2}ms (instantiate {:.3}ms) rev {}{err}",
+            ago(r.at_ms),
+            r.id,
+            r.status,
+            r.duration_us as f64 / 1000.0,
+            r.instantiate_us as f64 / 1000.0,
+            r.revision
+        );
+        for line in r.logs.lines() {
+            println!("  | {line}");
+        }
+        if r.logs_truncated {
+            println!("  | … (output truncated at the function's max_log_bytes)");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

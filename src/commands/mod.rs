@@ -1,0 +1,9 @@
+//! One file per subcommand.
+
+pub mod deploy;
+pub mod invoke;
+pub mod logs;
+pub mod ls;
+pub mod rm;
+pub mod status;
+pub mod up;

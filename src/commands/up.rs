@@ -1,0 +1,67 @@
+//! `wisp up`: run the platform on the embedded store.
+
+use crate::Global;
+use crate::wiring::{NodeConfig, build};
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use wisp_gateway::GatewayConfig;
+use wisp_wasm_host::HostConfig;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Address to serve functions and the API on.
+    #[arg(long, env = "WISP_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Instances that may be live at once on this node (sizes the pooling allocator).
+    #[arg(long, env = "WISP_MAX_INSTANCES", default_value_t = wisp_wasm_host::HostConfig::default().max_instances,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    max_instances: u32,
+    /// Ceiling on any function's memory_mb.
+    #[arg(long, env = "WISP_MAX_MEMORY_MB", default_value_t = wisp_wasm_host::HostConfig::default().max_memory_mb,
+          value_parser = clap::value_parser!(u32).range(1..=4096))]
+    max_memory_mb: u32,
+    /// Seconds in-flight requests get to finish at shutdown.
+    #[arg(long, env = "WISP_DRAIN_TIMEOUT_SECONDS", default_value_t = wisp_gateway::DEFAULT_DRAIN_TIMEOUT_SECONDS)]
+    drain_timeout_seconds: u64,
+    /// Largest artifact accepted, bytes.
+    #[arg(long, env = "WISP_MAX_ARTIFACT_BYTES", default_value_t = wisp_registry::DEFAULT_MAX_ARTIFACT_BYTES)]
+    max_artifact_bytes: usize,
+    /// Log filter (tracing EnvFilter syntax), e.g. `info` or `wisp=debug`.
+    #[arg(long, env = "WISP_LOG", default_value = "info")]
+    log: String,
+}
+
+pub async fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&a.log).map_err(|e| anyhow::anyhow!("--log `{}`: {e}", a.log))?)
+        .with_writer(std::io::stderr)
+        .init();
+    let node = build(NodeConfig {
+        data_dir: g.data_dir.clone(),
+        host: HostConfig { max_instances: a.max_instances, max_memory_mb: a.max_memory_mb, ..HostConfig::default() },
+        gateway: GatewayConfig { drain_timeout_seconds: a.drain_timeout_seconds, ..GatewayConfig::default() },
+        max_artifact_bytes: a.max_artifact_bytes,
+    })
+    .await?;
+    let listener = tokio::net::TcpListener::bind(a.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e} (choose another with --listen / WISP_LISTEN)", a.listen))?;
+    let addr = listener.local_addr()?;
+    if let Some(token) = &node.token_created {
+        println!("API token (saved to {}, shown once): {token}", crate::wiring::token_path(&g.data_dir).display());
+    }
+    println!("wisp listening on http://{addr} ({} functions loaded, data in {})", node.functions_loaded, g.data_dir.display());
+    tracing::info!(%addr, functions = node.functions_loaded, "serving");
+    node.gateway.serve(listener, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+    }
+}

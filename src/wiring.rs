@@ -1,0 +1,81 @@
+//! The only place that knows every crate: builds a node from its configuration.
+
+use anyhow::Context;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+use wisp_api::Api;
+use wisp_gateway::{Gateway, GatewayConfig};
+use wisp_registry::Registry;
+use wisp_scheduler::Scheduler;
+use wisp_store::Store;
+use wisp_store::embedded::EmbeddedStore;
+use wisp_wasm_host::{Host, HostConfig};
+
+/// Everything a node needs to know at start.
+pub struct NodeConfig {
+    pub data_dir: PathBuf,
+    pub host: HostConfig,
+    pub gateway: GatewayConfig,
+    pub max_artifact_bytes: usize,
+}
+
+/// A started (but not yet serving) node.
+pub struct Node {
+    pub gateway: Arc<Gateway>,
+    pub token_created: Option<String>,
+    pub functions_loaded: usize,
+}
+
+/// Opens the store, builds the engine, loads every function from the compiled cache and mounts the API.
+pub async fn build(config: NodeConfig) -> anyhow::Result<Node> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+    let (token, token_created) = load_or_create_token(&config.data_dir)?;
+    let embedded = EmbeddedStore::open(&config.data_dir.join("store"))
+        .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
+    let store = Store { kv: Arc::new(embedded.clone()), blobs: Arc::new(embedded) };
+    let host = Host::new(config.host)?;
+    let registry = Arc::new(Registry::new(store, host, config.data_dir.join("compiled"), config.max_artifact_bytes));
+    let scheduler = Arc::new(Scheduler::default());
+    let loaded = registry.load_all().await?;
+    let functions_loaded = loaded.len();
+    for (record, code) in loaded {
+        scheduler.activate(record, code);
+    }
+    let token_created = token_created.then(|| token.clone());
+    let api = wisp_api::router(Arc::new(Api { registry, scheduler: scheduler.clone(), token, started: Instant::now() }));
+    let gateway = Arc::new(Gateway { scheduler, api, config: config.gateway });
+    Ok(Node { gateway, token_created, functions_loaded })
+}
+
+/// Path of the API token in a data directory.
+pub fn token_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("api-token")
+}
+
+/// Reads the token, or creates one (32 random bytes, hex, file mode 0600). Returns it and whether it is new.
+fn load_or_create_token(data_dir: &Path) -> anyhow::Result<(String, bool)> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = token_path(data_dir);
+    match std::fs::read_to_string(&path) {
+        Ok(t) if !t.trim().is_empty() => return Ok((t.trim().to_string(), false)),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+    let token: String = (0..32).map(|_| format!("{:02x}", rand::random::<u8>())).collect();
+    let tmp = data_dir.join(".api-token.tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("creating {}", tmp.display()))?;
+    f.write_all(token.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+    Ok((token, true))
+}
