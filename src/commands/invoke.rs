@@ -45,8 +45,11 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
         None if body.is_some() => Method::POST,
         None => Method::GET,
     };
-    let path = a.path.trim_start_matches('/');
-    let mut req = client.request(method, &client.function_path(Some(&a.name), &format!("/invoke/{path}")));
+    let suffix = match a.path.trim_start_matches('/') {
+        "" => "/invoke".to_string(),
+        p => format!("/invoke/{p}"),
+    };
+    let mut req = client.request(method, &client.function_path(Some(&a.name), &suffix));
     for h in &a.headers {
         let (k, v) = h.split_once(':').with_context(|| format!("--header `{h}`: write `name: value`"))?;
         req = req.header(k.trim(), v.trim());

@@ -220,7 +220,8 @@ mod tests {
     #[tokio::test]
     async fn kv_revisions_and_cas() {
         let dir = tempfile::tempdir().unwrap();
-        let s = EmbeddedStore::open(dir.path()).unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let s: &dyn KvStore = &store;
         assert_eq!(s.get("b", "k").await.unwrap(), None);
         let r1 = s.put("b", "k", b"v1".to_vec(), Expect::Absent).await.unwrap();
         assert!(matches!(
@@ -241,8 +242,9 @@ mod tests {
         let r4 = s.put("b", "k", b"v4".to_vec(), Expect::Absent).await.unwrap();
         assert!(r4 > r2);
         // Reopen: everything survived.
-        drop(s);
-        let s = EmbeddedStore::open(dir.path()).unwrap();
+        drop(store);
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let s: &dyn KvStore = &store;
         assert_eq!(s.get("b", "k").await.unwrap().unwrap().revision, r4);
         // A `%` or `_` in a prefix is literal, not a LIKE pattern.
         s.put("b", "a_c", b"1".to_vec(), Expect::Any).await.unwrap();

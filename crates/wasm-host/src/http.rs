@@ -115,8 +115,11 @@ pub(crate) fn classify(e: &wasmtime::Error, memory_exceeded: bool, timeout_ms: u
     if e.is::<DeadlineExceeded>() || matches!(e.downcast_ref::<wasmtime::Trap>(), Some(wasmtime::Trap::Interrupt)) {
         return InvokeError::new(ErrorClass::Timeout, format!("function exceeded its timeout of {timeout_ms} ms"));
     }
-    if memory_exceeded || e.is::<MemoryExceeded>() {
-        return InvokeError::new(ErrorClass::GuestFailure, format!("stopped: {e}"));
+    if let Some(m) = e.downcast_ref::<MemoryExceeded>() {
+        return InvokeError::new(ErrorClass::GuestFailure, format!("stopped: {m}"));
+    }
+    if memory_exceeded {
+        return InvokeError::new(ErrorClass::GuestFailure, format!("stopped at the memory limit: {e:?}"));
     }
     InvokeError::new(ErrorClass::GuestFailure, format!("guest failed: {e:?}"))
 }

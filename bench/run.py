@@ -1,0 +1,553 @@
+#!/usr/bin/env python3
+"""End-to-end benchmark driver for wisp (see bench/README.md).
+
+Runs, one target at a time on this machine:
+  1. throughput (wrk) of wisp, `wasmtime serve` and a native hyper server, plus sequential request latency;
+  2. cold start: deploy -> first 200 (compiled-cache hit and brand-new artifacts), restart -> first 200.
+
+Prints a markdown report to stdout and writes it to bench/results/latest.md.
+Python 3.11 standard library only. bench/run.sh builds everything and calls this.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import http.client
+import json
+import math
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+# ------------------------------------------------------------------ helpers ---
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pct(values: list[float], p: float) -> float:
+    """Nearest-rank percentile."""
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    k = max(0, min(len(s) - 1, math.ceil(p / 100 * len(s)) - 1))
+    return s[k]
+
+
+def fmt_ms(v: float | None) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "—"
+    if v < 1:
+        return f"{v:.3f} ms"
+    if v < 100:
+        return f"{v:.2f} ms"
+    return f"{v:.0f} ms"
+
+
+def fmt_ratio(a: float | None, b: float | None) -> str:
+    if not a or not b:
+        return "—"
+    return f"{a / b:.2f}×"
+
+
+class Server:
+    """A child process we started; stdout/stderr go to log files; stopped with SIGTERM (then SIGKILL)."""
+
+    def __init__(self, name: str, cmd: list[str], logdir: Path, env: dict[str, str] | None = None):
+        self.name = name
+        self.cmd = cmd
+        self.stdout_lines: list[tuple[float, str]] = []
+        self.out_path = logdir / f"{name}.stdout.log"
+        self.err_path = logdir / f"{name}.stderr.log"
+        self._err = open(self.err_path, "ab")
+        full_env = dict(os.environ)
+        if env:
+            full_env.update(env)
+        self.t_spawn = time.perf_counter()
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._err, stdin=subprocess.DEVNULL, env=full_env)
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        with open(self.out_path, "ab") as out:
+            for raw in self.proc.stdout:
+                self.stdout_lines.append((time.perf_counter(), raw.decode(errors="replace").rstrip("\n")))
+                out.write(raw)
+                out.flush()
+
+    def first_line_time(self, needle: str) -> float | None:
+        for t, line in self.stdout_lines:
+            if needle in line:
+                return t
+        return None
+
+    def check_alive(self) -> None:
+        if self.proc.poll() is not None:
+            tail = self.err_path.read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"{self.name} exited with {self.proc.returncode}; stderr tail:\n{tail}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                log(f"{self.name} ignored SIGTERM for 15 s: SIGKILL")
+                self.proc.kill()
+                self.proc.wait(timeout=15)
+        self._reader.join(timeout=5)
+        self._err.close()
+
+
+@contextlib.contextmanager
+def running(*args, **kwargs):
+    s = Server(*args, **kwargs)
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+def get(port: int, path: str, timeout: float = 10.0) -> tuple[int, bytes]:
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        c.request("GET", path)
+        r = c.getresponse()
+        return r.status, r.read()
+    finally:
+        c.close()
+
+
+def wait_200(port: int, path: str, timeout: float, server: Server | None = None, poll_s: float = 0.002) -> float:
+    """Polls GET path until 200; returns the perf_counter time the 200 arrived."""
+    deadline = time.perf_counter() + timeout
+    last = "no attempt"
+    while time.perf_counter() < deadline:
+        if server is not None:
+            server.check_alive()
+        try:
+            status, _ = get(port, path, timeout=max(0.1, deadline - time.perf_counter()))
+            if status == 200:
+                return time.perf_counter()
+            last = f"HTTP {status}"
+        except (OSError, http.client.HTTPException) as e:
+            last = repr(e)
+        time.sleep(poll_s)
+    raise TimeoutError(f"no 200 from 127.0.0.1:{port}{path} within {timeout} s (last: {last})")
+
+
+class Api:
+    """The wisp control API on one keep-alive connection."""
+
+    def __init__(self, port: int, token: str):
+        self.port = port
+        self.token = token
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+
+    def call(self, method: str, path: str, body: bytes | None = None, ctype: str | None = None) -> tuple[int, dict]:
+        headers = {"Authorization": f"Bearer {self.token}"}
+        if ctype:
+            headers["Content-Type"] = ctype
+        for attempt in range(2):
+            try:
+                self.conn.request(method, path, body=body, headers=headers)
+                r = self.conn.getresponse()
+                data = r.read()
+                break
+            except (OSError, http.client.HTTPException):
+                self.conn.close()
+                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=600)
+                if attempt == 1:
+                    raise
+        try:
+            parsed = json.loads(data) if data else {}
+        except json.JSONDecodeError:
+            parsed = {"raw": data.decode(errors="replace")}
+        return r.status, parsed
+
+    def upload(self, wasm: bytes) -> str:
+        status, body = self.call("POST", "/_wisp/v1/artifacts", wasm, "application/wasm")
+        if status != 200:
+            raise RuntimeError(f"upload failed: {status} {body}")
+        return body["sha256"]
+
+    def deploy(self, name: str, sha: str, route: str) -> dict:
+        spec = json.dumps({"kind": "http", "artifact": sha, "routes": [route]}).encode()
+        status, body = self.call("PUT", f"/_wisp/v1/namespaces/default/functions/{name}", spec, "application/json")
+        if status != 200:
+            raise RuntimeError(f"deploy {name} failed: {status} {body}")
+        return body
+
+    def status(self) -> dict:
+        status, body = self.call("GET", "/_wisp/v1/status")
+        if status != 200:
+            raise RuntimeError(f"status failed: {status} {body}")
+        return body
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def start_wisp(wisp: str, data_dir: Path, logdir: Path, tag: str) -> tuple[Server, int]:
+    port = free_port()
+    s = Server(tag, [wisp, "up", "--data-dir", str(data_dir), "--listen", f"127.0.0.1:{port}"], logdir)
+    return s, port
+
+
+def wait_line(server: Server, needle: str, timeout: float) -> float:
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        t = server.first_line_time(needle)
+        if t is not None:
+            return t
+        server.check_alive()
+        time.sleep(0.005)
+    raise TimeoutError(f"{server.name}: no `{needle}` on stdout within {timeout} s")
+
+
+def with_custom_section(wasm: bytes, name: str, payload: bytes) -> bytes:
+    """Appends a custom section (id 0) — valid at the end of a core module or a component."""
+
+    def leb(n: int) -> bytes:
+        out = bytearray()
+        while True:
+            b = n & 0x7F
+            n >>= 7
+            if n:
+                out.append(b | 0x80)
+            else:
+                out.append(b)
+                return bytes(out)
+
+    nm = name.encode()
+    content = leb(len(nm)) + nm + payload
+    return wasm + b"\x00" + leb(len(content)) + content
+
+
+# -------------------------------------------------------------- throughput ---
+
+WRK_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
+
+
+def parse_wrk(text: str) -> dict:
+    def lat(label: str) -> float | None:
+        m = re.search(rf"^\s*{label}%\s+([\d.]+)(us|ms|s|m)\s*$", text, re.M)
+        return float(m.group(1)) * WRK_UNITS[m.group(2)] if m else None
+
+    rps = re.search(r"^Requests/sec:\s+([\d.]+)", text, re.M)
+    reqs = re.search(r"^\s*(\d+) requests in", text, re.M)
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    return {
+        "rps": float(rps.group(1)) if rps else None,
+        "requests": int(reqs.group(1)) if reqs else None,
+        "p50": lat("50"),
+        "p99": lat("99"),
+        "non2xx": int(non2xx.group(1)) if non2xx else 0,
+        "socket_errors": sum(int(x) for x in sock.groups()) if sock else 0,
+        "socket_errors_text": sock.group(0) if sock else "",
+    }
+
+
+def run_wrk(args, url: str, duration: int, logdir: Path, tag: str) -> dict:
+    cmd = [args.wrk, f"-t{args.threads}", f"-c{args.connections}", f"-d{duration}s", "--latency", url]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60)
+    (logdir / f"wrk-{tag}.log").write_text(" ".join(cmd) + "\n" + p.stdout + p.stderr)
+    if p.returncode != 0:
+        raise RuntimeError(f"wrk failed ({p.returncode}): {p.stderr}")
+    r = parse_wrk(p.stdout)
+    r["raw"] = p.stdout
+    return r
+
+
+def sequential_latency(port: int, path: str, n: int) -> list[float]:
+    """n single requests one after another on one keep-alive connection, ms each."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    out: list[float] = []
+    bad = 0
+    try:
+        for _ in range(n):
+            t0 = time.perf_counter()
+            c.request("GET", path)
+            r = c.getresponse()
+            r.read()
+            out.append((time.perf_counter() - t0) * 1e3)
+            if r.status != 200:
+                bad += 1
+    finally:
+        c.close()
+    if bad:
+        raise RuntimeError(f"{bad}/{n} sequential requests to {path} were not 200")
+    return out
+
+
+def measure_target(args, label: str, component: str, port: int, path: str, logdir: Path) -> dict:
+    status, body = get(port, path)
+    if status != 200:
+        raise RuntimeError(f"{label}: GET {path} -> {status} {body[:200]!r}")
+    url = f"http://127.0.0.1:{port}{path}"
+    log(f"{label}: warm-up {args.warmup}s, then wrk {args.duration}s")
+    run_wrk(args, url, args.warmup, logdir, f"{label}-warmup".replace(" ", "_"))
+    r = run_wrk(args, url, args.duration, logdir, label.replace(" ", "_"))
+    seq = sequential_latency(port, path, args.seq_n)
+    r.update(
+        label=label,
+        component=component,
+        body=body.decode(errors="replace").strip(),
+        seq_p50=pct(seq, 50),
+        seq_p99=pct(seq, 99),
+        seq_max=max(seq),
+    )
+    log(f"{label}: {r['rps']} rps, p50 {r['p50']} ms, p99 {r['p99']} ms, non-2xx {r['non2xx']}, socket errors {r['socket_errors']}")
+    return r
+
+
+# ------------------------------------------------------------------- main ---
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--wisp", default=str(REPO / "target/release/wisp"))
+    ap.add_argument("--wasmtime", default=shutil.which("wasmtime") or "wasmtime")
+    ap.add_argument("--hyper-hello", default=str(REPO / "target/release/hyper-hello"))
+    ap.add_argument("--wrk", default=shutil.which("wrk") or "wrk")
+    ap.add_argument("--guests", default=str(REPO / "target/guests"))
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--duration", type=int, default=10, help="wrk seconds per target")
+    ap.add_argument("--warmup", type=int, default=2, help="wrk warm-up seconds per target (discarded)")
+    ap.add_argument("--seq-n", type=int, default=1000, help="sequential single requests per target")
+    ap.add_argument("--cold-n", type=int, default=50, help="deploys of the same C bytes under new names")
+    ap.add_argument("--new-n", type=int, default=10, help="deploys of brand-new C artifacts")
+    ap.add_argument("--restarts", type=int, default=5)
+    ap.add_argument("--startup-timeout", type=float, default=900, help="seconds a server may take to serve its first 200")
+    ap.add_argument("--out", default=str(REPO / "bench/results/latest.md"))
+    ap.add_argument("--keep-logs", action="store_true", help="keep the temp dir with server and wrk logs")
+    args = ap.parse_args()
+
+    guests = Path(args.guests)
+    comps = {"C hello": guests / "hello-c.wasm", "Python hello": guests / "hello-py.wasm"}
+    for p in [Path(args.wisp), Path(args.hyper_hello), *comps.values()]:
+        if not p.is_file():
+            ap.error(f"missing {p} (run bench/run.sh, which builds it)")
+    for tool in (args.wasmtime, args.wrk):
+        if not shutil.which(tool):
+            ap.error(f"missing {tool}")
+
+    wasmtime_version = subprocess.run([args.wasmtime, "--version"], capture_output=True, text=True).stdout.strip()
+    wrk_version = subprocess.run([args.wrk, "-v"], capture_output=True, text=True).stdout.splitlines()[:1]
+    git = subprocess.run(["git", "-C", str(REPO), "describe", "--always", "--dirty"], capture_output=True, text=True).stdout.strip()
+
+    tmp = Path(tempfile.mkdtemp(prefix="wisp-bench-"))
+    logdir = tmp / "logs"
+    logdir.mkdir()
+    log(f"temp dir {tmp}")
+    wasmtime_flags = ["-S", "cli=y", "-O", "pooling-allocator=y"]
+    rows: list[dict] = []
+    cold: dict = {}
+    notes: list[str] = []
+    t_start = time.perf_counter()
+    try:
+        # 1a. native hyper
+        port = free_port()
+        with running("hyper-hello", [args.hyper_hello, f"127.0.0.1:{port}"], logdir) as s:
+            wait_200(port, "/", 30, s)
+            rows.append(measure_target(args, "native hyper", "—", port, "/", logdir))
+
+        # 1b. wasmtime serve, one process per component
+        for comp, path in comps.items():
+            port = free_port()
+            cmd = [args.wasmtime, "serve", *wasmtime_flags, "--addr", f"127.0.0.1:{port}", str(path)]
+            with running(f"wasmtime-serve-{path.stem}", cmd, logdir) as s:
+                t = time.perf_counter()
+                wait_200(port, "/", args.startup_timeout, s, poll_s=0.05)
+                log(f"wasmtime serve {path.name}: first 200 after {time.perf_counter() - t:.1f} s (includes compilation)")
+                rows.append(measure_target(args, "wasmtime serve", comp, port, "/", logdir))
+
+        # 1c. wisp: one node, both components deployed, then the cold-start measurements on the same node
+        data = tmp / "wisp-data"
+        s, port = start_wisp(args.wisp, data, logdir, "wisp")
+        try:
+            wait_line(s, "wisp listening on", 60)
+            api = Api(port, (data / "api-token").read_text().strip())
+            routes = {}
+            for comp, path in comps.items():
+                name = path.stem
+                sha = api.upload(path.read_bytes())
+                t = time.perf_counter()
+                api.deploy(name, sha, f"/{name}")
+                log(f"wisp: deployed {name} in {time.perf_counter() - t:.1f} s (includes compilation)")
+                routes[comp] = f"/{name}"
+            for comp, route in routes.items():
+                rows.append(measure_target(args, "wisp", comp, port, route, logdir))
+
+            # 2a. deploy -> first 200, same bytes (compiled-cache hit)
+            c_bytes = comps["C hello"].read_bytes()
+            c_sha = api.upload(c_bytes)
+            before = api.status().get("compilations")
+            cached, put_ms, get_ms = [], [], []
+            for i in range(args.cold_n):
+                t0 = time.perf_counter()
+                api.deploy(f"cs-{i}", c_sha, f"/cs-{i}")
+                t1 = time.perf_counter()
+                t2 = wait_200(port, f"/cs-{i}", 30, s, poll_s=0.0005)
+                cached.append((t2 - t0) * 1e3)
+                put_ms.append((t1 - t0) * 1e3)
+                get_ms.append((t2 - t1) * 1e3)
+            after = api.status().get("compilations")
+            cold["cached"] = {"samples": cached, "put": put_ms, "get": get_ms, "compilations": (before, after)}
+            log(f"deploy->200 cached: p50 {pct(cached, 50):.2f} ms, p99 {pct(cached, 99):.2f} ms")
+
+            # 2a'. deploy -> first 200, brand-new artifacts (validation + compilation)
+            fresh, upload_ms, compile_ms = [], [], []
+            stamp = str(time.time_ns()).encode()
+            before = api.status().get("compilations")
+            for i in range(args.new_n):
+                wasm = with_custom_section(c_bytes, "wisp-bench", stamp + b"-" + str(i).encode())
+                tu = time.perf_counter()
+                sha = api.upload(wasm)
+                t0 = time.perf_counter()
+                body = api.deploy(f"cn-{i}", sha, f"/cn-{i}")
+                t2 = wait_200(port, f"/cn-{i}", 60, s, poll_s=0.0005)
+                fresh.append((t2 - t0) * 1e3)
+                upload_ms.append((t0 - tu) * 1e3)
+                if body.get("compile_ms") is not None:
+                    compile_ms.append(float(body["compile_ms"]))
+            after = api.status().get("compilations")
+            cold["new"] = {"samples": fresh, "upload": upload_ms, "compile": compile_ms, "compilations": (before, after)}
+            log(f"deploy->200 new artifact: p50 {pct(fresh, 50):.1f} ms, max {max(fresh):.1f} ms")
+            n_functions = api.status().get("functions")
+            api.close()
+        finally:
+            s.stop()
+
+        # 2b. restart -> first 200, on the data dir above (all functions) and on a dir with only hello-c
+        small = tmp / "wisp-data-small"
+        s2, port2 = start_wisp(args.wisp, small, logdir, "wisp-small")
+        try:
+            wait_line(s2, "wisp listening on", 60)
+            api = Api(port2, (small / "api-token").read_text().strip())
+            api.deploy("hello-c", api.upload(c_bytes), "/hello-c")
+            api.close()
+        finally:
+            s2.stop()
+        for label, d, nf in (("1 function", small, 1), (f"{n_functions} functions", data, n_functions)):
+            to_200, to_listen = [], []
+            for i in range(args.restarts):
+                sr, pr = start_wisp(args.wisp, d, logdir, f"wisp-restart-{nf}-{i}")
+                try:
+                    t_ok = wait_200(pr, "/hello-c", 60, sr, poll_s=0.001)
+                    to_200.append((t_ok - sr.t_spawn) * 1e3)
+                    tl = sr.first_line_time("wisp listening on")
+                    if tl is not None:
+                        to_listen.append((tl - sr.t_spawn) * 1e3)
+                finally:
+                    sr.stop()
+            cold[f"restart {label}"] = {"samples": to_200, "listen": to_listen}
+            log(f"restart ({label}) -> first 200: p50 {pct(to_200, 50):.1f} ms, max {max(to_200):.1f} ms")
+    finally:
+        if args.keep_logs:
+            log(f"logs kept in {logdir}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    # ------------------------------------------------------------- report ---
+    native = next(r for r in rows if r["label"] == "native hyper")
+    peer = {r["component"]: r for r in rows if r["label"] == "wasmtime serve"}
+    out = []
+    out.append("# wisp benchmark\n")
+    out.append(
+        f"{datetime.datetime.now().isoformat(timespec='seconds')} · wisp `{git}` · {os.cpu_count()} CPUs · "
+        f"{platform.platform()} · {wasmtime_version} · {' '.join(wrk_version)} · run took {time.perf_counter() - t_start:.0f} s\n"
+    )
+    out.append("## Throughput\n")
+    out.append(
+        f"`wrk -t{args.threads} -c{args.connections} -d{args.duration}s --latency` after a {args.warmup} s warm-up, one target at a time. "
+        f"`wasmtime serve {' '.join(wasmtime_flags)}` (fresh instance per request, its default for WASIp2). "
+        "wisp: default `wisp up` (fresh instance per request). "
+        "Errors = wrk's `Non-2xx or 3xx responses` + socket errors.\n"
+    )
+    out.append("| target | component | rps | p50 | p99 | errors | rps vs `wasmtime serve` | rps vs native hyper |")
+    out.append("|---|---|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        p = peer.get(r["component"])
+        errs = r["non2xx"] + r["socket_errors"]
+        out.append(
+            f"| {r['label']} | {r['component']} | {r['rps']:,.0f} | {fmt_ms(r['p50'])} | {fmt_ms(r['p99'])} | {errs} | "
+            f"{fmt_ratio(r['rps'], p['rps']) if p else '—'} | {fmt_ratio(r['rps'], native['rps'])} |"
+        )
+    out.append("")
+    out.append("## Cold start\n")
+    out.append("| measurement | n | p50 | p99 | max | notes |")
+    out.append("|---|---:|---:|---:|---:|---|")
+    c = cold["cached"]
+    b, a = c["compilations"]
+    out.append(
+        f"| deploy → first 200, same C bytes (compiled cache hit) | {len(c['samples'])} | {fmt_ms(pct(c['samples'], 50))} | "
+        f"{fmt_ms(pct(c['samples'], 99))} | {fmt_ms(max(c['samples']))} | PUT p50 {fmt_ms(pct(c['put'], 50))}, "
+        f"first GET p50 {fmt_ms(pct(c['get'], 50))}; compilations {b}→{a} |"
+    )
+    c = cold["new"]
+    b, a = c["compilations"]
+    cm = f"server compile_ms p50 {fmt_ms(pct(c['compile'], 50))}; " if c["compile"] else ""
+    out.append(
+        f"| deploy → first 200, new C artifact (validate + compile) | {len(c['samples'])} | {fmt_ms(pct(c['samples'], 50))} | "
+        f"{fmt_ms(pct(c['samples'], 99))} | {fmt_ms(max(c['samples']))} | {cm}upload (not timed) p50 {fmt_ms(pct(c['upload'], 50))}; "
+        f"compilations {b}→{a} |"
+    )
+    for key in [k for k in cold if k.startswith("restart")]:
+        c = cold[key]
+        out.append(
+            f"| restart → first 200 from /hello-c, data dir with {key.removeprefix('restart ')} | {len(c['samples'])} | "
+            f"{fmt_ms(pct(c['samples'], 50))} | — | {fmt_ms(max(c['samples']))} | from process spawn; spawn → "
+            f"`listening` line p50 {fmt_ms(pct(c['listen'], 50))} |"
+        )
+    out.append("")
+    out.append("## Sequential request latency\n")
+    out.append(
+        f"{args.seq_n} single GETs one after another on one keep-alive connection (no concurrency), client-side time; "
+        "for wisp and `wasmtime serve` each is a fresh instantiate + handle.\n"
+    )
+    out.append("| target | component | p50 | p99 | max |")
+    out.append("|---|---|---:|---:|---:|")
+    for r in rows:
+        out.append(f"| {r['label']} | {r['component']} | {fmt_ms(r['seq_p50'])} | {fmt_ms(r['seq_p99'])} | {fmt_ms(r['seq_max'])} |")
+    out.append("")
+    if any(r["non2xx"] or r["socket_errors"] for r in rows):
+        out.append("**wrk errors:** " + "; ".join(
+            f"{r['label']} {r['component']}: non-2xx {r['non2xx']}, {r['socket_errors_text'] or 'no socket errors'}"
+            for r in rows if r["non2xx"] or r["socket_errors"]) + "\n")
+    out.extend(notes)
+    report = "\n".join(out)
+    print(report)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(report + "\n")
+    log(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

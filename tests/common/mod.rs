@@ -1,0 +1,192 @@
+//! End-to-end harness: runs the real `wisp` binary on 127.0.0.1:0 with a temporary data directory.
+
+#![allow(dead_code)]
+
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// How long a server may take to print its listening line.
+const START_TIMEOUT: Duration = Duration::from_secs(120);
+
+pub fn wisp_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_wisp")
+}
+
+/// A built guest from `target/guests` (made by `scripts/build-guests.sh`).
+pub fn guest(name: &str) -> PathBuf {
+    let dir = std::env::var_os("WISP_GUESTS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/guests"));
+    let p = dir.join(format!("{name}.wasm"));
+    assert!(p.exists(), "guest {} is missing: run scripts/build-guests.sh first", p.display());
+    p
+}
+
+pub struct Server {
+    child: Option<Child>,
+    pub url: String,
+    pub data: PathBuf,
+    pub token: String,
+    pub http: reqwest::Client,
+}
+
+impl Server {
+    /// Starts `wisp up` on a free port with `data` as its data directory.
+    pub fn start(data: &Path) -> Server {
+        Self::start_with(data, &[])
+    }
+
+    pub fn start_with(data: &Path, extra: &[&str]) -> Server {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(data.with_extension("log")).unwrap();
+        let mut child = Command::new(wisp_bin())
+            .args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data)
+            .args(extra)
+            .env("WISP_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("spawn wisp up");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let url = loop {
+            match rx.recv_timeout(START_TIMEOUT) {
+                Ok(line) => {
+                    if let Some(rest) = line.strip_prefix("wisp listening on ") {
+                        break rest.split_whitespace().next().unwrap().to_string();
+                    }
+                }
+                Err(e) => {
+                    let _ = child.kill();
+                    let log = std::fs::read_to_string(data.with_extension("log")).unwrap_or_default();
+                    panic!("wisp up did not start ({e}); its log:\n{log}");
+                }
+            }
+        };
+        let token = std::fs::read_to_string(data.join("api-token")).unwrap().trim().to_string();
+        Server { child: Some(child), url, data: data.to_path_buf(), token, http: reqwest::Client::new() }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// SIGTERM, then wait for exit.
+    pub fn stop(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+        child.wait().unwrap()
+    }
+
+    /// Waits for exit after a signal was sent some other way.
+    pub fn stop_after_signal(&mut self) -> ExitStatus {
+        self.child.take().expect("running").wait().unwrap()
+    }
+
+    /// SIGKILL: no chance to clean up.
+    pub fn kill(&mut self) {
+        let mut child = self.child.take().expect("running");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    /// Runs the CLI against this server.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(wisp_bin())
+            .args(args)
+            .env("WISP_URL", &self.url)
+            .env("WISP_DATA_DIR", &self.data)
+            .env_remove("WISP_TOKEN")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run wisp")
+    }
+
+    pub fn api(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http.request(method, format!("{}{path}", self.url)).bearer_auth(&self.token)
+    }
+
+    /// Uploads a file; returns its sha256.
+    pub async fn upload(&self, bytes: Vec<u8>) -> Result<String, (u16, String)> {
+        let r = self.api(reqwest::Method::POST, "/_wisp/v1/artifacts").body(bytes).send().await.unwrap();
+        let status = r.status().as_u16();
+        let v: Value = r.json().await.unwrap();
+        if status >= 300 {
+            return Err((status, v["error"]["message"].as_str().unwrap_or_default().to_string()));
+        }
+        Ok(v["sha256"].as_str().unwrap().to_string())
+    }
+
+    /// Deploys `bytes` as `name` with `spec` fields merged in (routes, kind, env, limits).
+    pub async fn deploy_bytes(&self, name: &str, bytes: Vec<u8>, spec: Value) -> Result<Value, (u16, String)> {
+        let sha = self.upload(bytes).await?;
+        let mut body = json!({ "artifact": sha });
+        for (k, v) in spec.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        let r = self
+            .api(reqwest::Method::PUT, &format!("/_wisp/v1/namespaces/default/functions/{name}"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let v: Value = r.json().await.unwrap();
+        if status >= 300 {
+            return Err((status, v["error"]["message"].as_str().unwrap_or_default().to_string()));
+        }
+        Ok(v)
+    }
+
+    pub async fn deploy(&self, name: &str, guest_name: &str, spec: Value) -> Value {
+        let bytes = std::fs::read(guest(guest_name)).unwrap();
+        self.deploy_bytes(name, bytes, spec).await.unwrap_or_else(|e| panic!("deploy {name}: {e:?}"))
+    }
+
+    /// GET a routed path; returns status and body.
+    pub async fn get(&self, path: &str) -> (u16, String) {
+        let r = self.http.get(format!("{}{path}", self.url)).send().await.unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+
+    pub async fn status(&self) -> Value {
+        self.api(reqwest::Method::GET, "/_wisp/v1/status").send().await.unwrap().json().await.unwrap()
+    }
+
+    pub async fn logs(&self, name: &str) -> Vec<Value> {
+        self.api(reqwest::Method::GET, &format!("/_wisp/v1/namespaces/default/functions/{name}/logs?limit=50"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
