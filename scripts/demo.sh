@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The demo: installs the guest toolchains, builds wisp and the example functions, starts the platform on the
+# embedded store, deploys examples/wisp.toml and prints curl lines to try. Ctrl-C stops it.
+# Usage: scripts/demo.sh   (env: WISP_DEMO_LISTEN=127.0.0.1:8080, WISP_DATA_DIR=.wisp)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+listen=${WISP_DEMO_LISTEN:-127.0.0.1:8080}
+data=${WISP_DATA_DIR:-.wisp}
+url="http://$listen"
+
+echo "==> building the example guests (C, Python, JavaScript, WAGI; cached after the first run)" >&2
+scripts/build-guests.sh
+echo "==> building wisp (release)" >&2
+cargo build --release --bin wisp
+bin=target/release/wisp
+
+echo "==> starting wisp up on $url (data in $data)" >&2
+"$bin" up --listen "$listen" --data-dir "$data" &
+pid=$!
+cleanup() { kill -TERM "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; }
+trap cleanup EXIT
+trap 'exit 0' INT TERM
+
+export WISP_URL="$url" WISP_DATA_DIR="$data"
+for _ in $(seq 1 200); do
+  if [ -s "$data/api-token" ] && "$bin" status >/dev/null 2>&1; then break; fi
+  kill -0 "$pid" 2>/dev/null || { echo "wisp up exited; see the messages above" >&2; exit 1; }
+  sleep 0.1
+done
+
+echo "==> deploying examples/wisp.toml (Python and JavaScript take ~15 s each to precompile the first time)" >&2
+"$bin" deploy examples
+echo
+"$bin" ls
+cat <<MSG
+
+wisp is up. Try:
+  curl $url/hello-c
+  curl $url/hello-py
+  curl $url/hello-js
+  curl $url/hello-wagi/some/path?x=1 -i
+  curl --data-binary 'echo me' $url/echo-c
+  curl --data-binary @README.md $url/echo-py
+  WISP_URL=$url WISP_DATA_DIR=$data $bin logs hello-py
+  WISP_URL=$url WISP_DATA_DIR=$data $bin status hello-c
+
+Ctrl-C stops the server (in-flight requests finish first).
+MSG
+wait "$pid"
