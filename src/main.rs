@@ -21,7 +21,12 @@ struct Cli {
 #[derive(clap::Args, Clone)]
 pub struct Global {
     /// The wisp server to talk to.
-    #[arg(long, global = true, env = "WISP_URL", default_value = "http://127.0.0.1:8080")]
+    #[arg(
+        long,
+        global = true,
+        env = "WISP_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
     pub url: String,
     /// API token; by default read from <data-dir>/api-token.
     #[arg(long, global = true, env = "WISP_TOKEN", hide_env_values = true)]
@@ -54,7 +59,10 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

@@ -34,9 +34,17 @@ pub async fn build(config: NodeConfig) -> anyhow::Result<Node> {
     let (token, token_created) = load_or_create_token(&config.data_dir)?;
     let embedded = EmbeddedStore::open(&config.data_dir.join("store"))
         .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
-    let store = Store { kv: Arc::new(embedded.clone()), blobs: Arc::new(embedded) };
+    let store = Store {
+        kv: Arc::new(embedded.clone()),
+        blobs: Arc::new(embedded),
+    };
     let host = Host::new(config.host)?;
-    let registry = Arc::new(Registry::new(store, host, config.data_dir.join("compiled"), config.max_artifact_bytes));
+    let registry = Arc::new(Registry::new(
+        store,
+        host,
+        config.data_dir.join("compiled"),
+        config.max_artifact_bytes,
+    ));
     let scheduler = Arc::new(Scheduler::default());
     let loaded = registry.load_all().await?;
     let functions_loaded = loaded.len();
@@ -44,9 +52,22 @@ pub async fn build(config: NodeConfig) -> anyhow::Result<Node> {
         scheduler.activate(record, code);
     }
     let token_created = token_created.then(|| token.clone());
-    let api = wisp_api::router(Arc::new(Api { registry, scheduler: scheduler.clone(), token, started: Instant::now() }));
-    let gateway = Arc::new(Gateway { scheduler, api, config: config.gateway });
-    Ok(Node { gateway, token_created, functions_loaded })
+    let api = wisp_api::router(Arc::new(Api {
+        registry,
+        scheduler: scheduler.clone(),
+        token,
+        started: Instant::now(),
+    }));
+    let gateway = Arc::new(Gateway {
+        scheduler,
+        api,
+        config: config.gateway,
+    });
+    Ok(Node {
+        gateway,
+        token_created,
+        functions_loaded,
+    })
 }
 
 /// Path of the API token in a data directory.
@@ -65,7 +86,9 @@ fn load_or_create_token(data_dir: &Path) -> anyhow::Result<(String, bool)> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     }
-    let token: String = (0..32).map(|_| format!("{:02x}", rand::random::<u8>())).collect();
+    let token: String = (0..32)
+        .map(|_| format!("{:02x}", rand::random::<u8>()))
+        .collect();
     let tmp = data_dir.join(".api-token.tmp");
     let mut f = std::fs::OpenOptions::new()
         .write(true)

@@ -34,14 +34,18 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
         None => None,
         Some("@-") => {
             let mut buf = Vec::new();
-            std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf).context("reading standard input")?;
+            std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)
+                .context("reading standard input")?;
             Some(buf)
         }
-        Some(d) if d.starts_with('@') => Some(std::fs::read(&d[1..]).with_context(|| format!("reading {}", &d[1..]))?),
+        Some(d) if d.starts_with('@') => {
+            Some(std::fs::read(&d[1..]).with_context(|| format!("reading {}", &d[1..]))?)
+        }
         Some(d) => Some(d.as_bytes().to_vec()),
     };
     let method = match &a.method {
-        Some(m) => Method::from_bytes(m.to_ascii_uppercase().as_bytes()).with_context(|| format!("--method `{m}` is not an HTTP method"))?,
+        Some(m) => Method::from_bytes(m.to_ascii_uppercase().as_bytes())
+            .with_context(|| format!("--method `{m}` is not an HTTP method"))?,
         None if body.is_some() => Method::POST,
         None => Method::GET,
     };
@@ -51,7 +55,9 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
     };
     let mut req = client.request(method, &client.function_path(Some(&a.name), &suffix));
     for h in &a.headers {
-        let (k, v) = h.split_once(':').with_context(|| format!("--header `{h}`: write `name: value`"))?;
+        let (k, v) = h
+            .split_once(':')
+            .with_context(|| format!("--header `{h}`: write `name: value`"))?;
         req = req.header(k.trim(), v.trim());
     }
     if let Some(b) = body {
@@ -59,7 +65,12 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
     }
     let resp = client.send(req).await?;
     let status = resp.status();
-    let id = resp.headers().get("x-wisp-invocation-id").and_then(|v| v.to_str().ok()).unwrap_or("-").to_string();
+    let id = resp
+        .headers()
+        .get("x-wisp-invocation-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_string();
     if a.include {
         eprintln!("{status}");
         for (k, v) in resp.headers() {

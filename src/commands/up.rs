@@ -33,24 +33,44 @@ pub struct Args {
 
 pub async fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&a.log).map_err(|e| anyhow::anyhow!("--log `{}`: {e}", a.log))?)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&a.log)
+                .map_err(|e| anyhow::anyhow!("--log `{}`: {e}", a.log))?,
+        )
         .with_writer(std::io::stderr)
         .init();
     let node = build(NodeConfig {
         data_dir: g.data_dir.clone(),
-        host: HostConfig { max_instances: a.max_instances, max_memory_mb: a.max_memory_mb, ..HostConfig::default() },
-        gateway: GatewayConfig { drain_timeout_seconds: a.drain_timeout_seconds, ..GatewayConfig::default() },
+        host: HostConfig {
+            max_instances: a.max_instances,
+            max_memory_mb: a.max_memory_mb,
+            ..HostConfig::default()
+        },
+        gateway: GatewayConfig {
+            drain_timeout_seconds: a.drain_timeout_seconds,
+            ..GatewayConfig::default()
+        },
         max_artifact_bytes: a.max_artifact_bytes,
     })
     .await?;
-    let listener = tokio::net::TcpListener::bind(a.listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e} (choose another with --listen / WISP_LISTEN)", a.listen))?;
+    let listener = tokio::net::TcpListener::bind(a.listen).await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot listen on {}: {e} (choose another with --listen / WISP_LISTEN)",
+            a.listen
+        )
+    })?;
     let addr = listener.local_addr()?;
     if let Some(token) = &node.token_created {
-        println!("API token (saved to {}, shown once): {token}", crate::wiring::token_path(&g.data_dir).display());
+        println!(
+            "API token (saved to {}, shown once): {token}",
+            crate::wiring::token_path(&g.data_dir).display()
+        );
     }
-    println!("wisp listening on http://{addr} ({} functions loaded, data in {})", node.functions_loaded, g.data_dir.display());
+    println!(
+        "wisp listening on http://{addr} ({} functions loaded, data in {})",
+        node.functions_loaded,
+        g.data_dir.display()
+    );
     tracing::info!(%addr, functions = node.functions_loaded, "serving");
     node.gateway.serve(listener, shutdown_signal()).await?;
     tracing::info!("stopped");

@@ -52,7 +52,10 @@ pub struct ApiError {
 
 impl ApiError {
     fn new(class: ErrorClass, message: impl Into<String>) -> Self {
-        ApiError { class, message: message.into() }
+        ApiError {
+            class,
+            message: message.into(),
+        }
     }
 }
 
@@ -85,8 +88,14 @@ pub struct ErrorDetail {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.class.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let body = ErrorBody { error: ErrorDetail { code: self.class.code().into(), message: self.message } };
+        let status = StatusCode::from_u16(self.class.http_status())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.class.code().into(),
+                message: self.message,
+            },
+        };
         (status, Json(body)).into_response()
     }
 }
@@ -101,13 +110,23 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/_wisp/v1/artifacts", post(upload))
         .route("/_wisp/v1/artifacts/{sha}", head(artifact_exists))
         .route(fns, get(list))
-        .route(&format!("{fns}/{{name}}"), get(show).put(deploy).delete(remove))
+        .route(
+            &format!("{fns}/{{name}}"),
+            get(show).put(deploy).delete(remove),
+        )
         .route(&format!("{fns}/{{name}}/logs"), get(logs))
         .route(&format!("{fns}/{{name}}/invoke"), any(invoke))
         .route(&format!("{fns}/{{name}}/invoke/{{*rest}}"), any(invoke))
-        .fallback(|| async { ApiError::new(ErrorClass::NotFound, "no such API endpoint; see the API table in crates/api") })
+        .fallback(|| async {
+            ApiError::new(
+                ErrorClass::NotFound,
+                "no such API endpoint; see the API table in crates/api",
+            )
+        })
         .layer(axum::middleware::from_fn_with_state(api.clone(), auth))
-        .layer(DefaultBodyLimit::max(wisp_registry::DEFAULT_MAX_ARTIFACT_BYTES))
+        .layer(DefaultBodyLimit::max(
+            wisp_registry::DEFAULT_MAX_ARTIFACT_BYTES,
+        ))
         .with_state(api)
 }
 
@@ -133,8 +152,10 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 fn key(ns: &str, name: &str) -> ApiResult<FunctionKey> {
-    let ns = Name::new(ns).map_err(|e| ApiError::new(ErrorClass::InvalidInput, format!("namespace: {e}")))?;
-    let name = Name::new(name).map_err(|e| ApiError::new(ErrorClass::InvalidInput, format!("function: {e}")))?;
+    let ns = Name::new(ns)
+        .map_err(|e| ApiError::new(ErrorClass::InvalidInput, format!("namespace: {e}")))?;
+    let name = Name::new(name)
+        .map_err(|e| ApiError::new(ErrorClass::InvalidInput, format!("function: {e}")))?;
     Ok(FunctionKey::new(ns, name))
 }
 
@@ -165,12 +186,23 @@ async fn status(State(api): State<Arc<Api>>) -> Json<StatusBody> {
 
 async fn upload(State(api): State<Arc<Api>>, body: Bytes) -> ApiResult<impl IntoResponse> {
     let info = api.registry.put_artifact(body).await?;
-    let status = if info.existed { StatusCode::OK } else { StatusCode::CREATED };
+    let status = if info.existed {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
     Ok((status, Json(info)))
 }
 
-async fn artifact_exists(State(api): State<Arc<Api>>, Path(sha): Path<String>) -> ApiResult<StatusCode> {
-    Ok(if api.registry.has_artifact(&sha).await? { StatusCode::OK } else { StatusCode::NOT_FOUND })
+async fn artifact_exists(
+    State(api): State<Arc<Api>>,
+    Path(sha): Path<String>,
+) -> ApiResult<StatusCode> {
+    Ok(if api.registry.has_artifact(&sha).await? {
+        StatusCode::OK
+    } else {
+        StatusCode::NOT_FOUND
+    })
 }
 
 /// A function as listed.
@@ -220,8 +252,12 @@ fn view(api: &Api, r: &wisp_core::FunctionRecord) -> FunctionView {
     }
 }
 
-async fn list(State(api): State<Arc<Api>>, Path(ns): Path<String>) -> ApiResult<Json<Vec<FunctionView>>> {
-    Name::new(ns.as_str()).map_err(|e| ApiError::new(ErrorClass::InvalidInput, format!("namespace: {e}")))?;
+async fn list(
+    State(api): State<Arc<Api>>,
+    Path(ns): Path<String>,
+) -> ApiResult<Json<Vec<FunctionView>>> {
+    Name::new(ns.as_str())
+        .map_err(|e| ApiError::new(ErrorClass::InvalidInput, format!("namespace: {e}")))?;
     let records = api.registry.list(Some(&ns)).await?;
     Ok(Json(records.iter().map(|(r, _)| view(&api, r)).collect()))
 }
@@ -235,11 +271,17 @@ pub struct ShowBody {
     pub revisions: Vec<wisp_core::RevisionRecord>,
 }
 
-async fn show(State(api): State<Arc<Api>>, Path((ns, name)): Path<(String, String)>) -> ApiResult<Json<ShowBody>> {
+async fn show(
+    State(api): State<Arc<Api>>,
+    Path((ns, name)): Path<(String, String)>,
+) -> ApiResult<Json<ShowBody>> {
     let key = key(&ns, &name)?;
     let record = api.registry.get(&key).await?;
     let revisions = api.registry.revisions(&key).await?;
-    Ok(Json(ShowBody { function: view(&api, &record), revisions }))
+    Ok(Json(ShowBody {
+        function: view(&api, &record),
+        revisions,
+    }))
 }
 
 /// `PUT .../functions/{name}` response.
@@ -278,7 +320,10 @@ async fn deploy(
     }))
 }
 
-async fn remove(State(api): State<Arc<Api>>, Path((ns, name)): Path<(String, String)>) -> ApiResult<StatusCode> {
+async fn remove(
+    State(api): State<Arc<Api>>,
+    Path((ns, name)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
     let key = key(&ns, &name)?;
     api.registry.remove(&key).await?;
     api.scheduler.deactivate(&key);
@@ -305,14 +350,22 @@ async fn logs(
     }
 }
 
-async fn invoke(State(api): State<Arc<Api>>, Path(params): Path<Vec<(String, String)>>, req: Request) -> Response {
+async fn invoke(
+    State(api): State<Arc<Api>>,
+    Path(params): Path<Vec<(String, String)>>,
+    req: Request,
+) -> Response {
     let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     let key = match key(get("ns").unwrap_or(""), get("name").unwrap_or("")) {
         Ok(k) => k,
         Err(e) => return e.into_response(),
     };
     let Some(active) = api.scheduler.get(&key) else {
-        return ApiError::new(ErrorClass::NotFound, format!("function `{key}` is not deployed")).into_response();
+        return ApiError::new(
+            ErrorClass::NotFound,
+            format!("function `{key}` is not deployed"),
+        )
+        .into_response();
     };
     let (mut parts, body) = req.into_parts();
     let rest = format!("/{}", get("rest").unwrap_or(""));
@@ -322,7 +375,9 @@ async fn invoke(State(api): State<Arc<Api>>, Path(params): Path<Vec<(String, Str
     };
     parts.uri = match pq.parse() {
         Ok(u) => u,
-        Err(_) => return ApiError::new(ErrorClass::InvalidInput, "invalid invoke path").into_response(),
+        Err(_) => {
+            return ApiError::new(ErrorClass::InvalidInput, "invalid invoke path").into_response();
+        }
     };
     parts.headers.remove(http::header::AUTHORIZATION);
     let req = http::Request::from_parts(parts, body);
@@ -346,8 +401,12 @@ pub fn invocation_response(
                 format!("the function failed (invocation {id}); see `wisp logs` for details\n")
             };
             let mut r = http::Response::new(wisp_wasm_host::full_body(text));
-            *r.status_mut() = StatusCode::from_u16(e.class.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            r.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain; charset=utf-8"));
+            *r.status_mut() = StatusCode::from_u16(e.class.http_status())
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            r.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
             r
         }
     };
@@ -356,4 +415,3 @@ pub fn invocation_response(
     }
     resp
 }
-

@@ -91,13 +91,20 @@ impl Default for Scheduler {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 impl Scheduler {
     /// An empty scheduler keeping `ring_size` invocation records per function.
     pub fn new(ring_size: usize) -> Self {
-        Scheduler { live: ArcSwap::from_pointee(Live::default()), ring_size, write: Mutex::new(()) }
+        Scheduler {
+            live: ArcSwap::from_pointee(Live::default()),
+            ring_size,
+            write: Mutex::new(()),
+        }
     }
 
     /// Makes `record` serve with `code`, replacing any previous revision of the same function in one atomic
@@ -109,10 +116,25 @@ impl Scheduler {
                 Some(prev) => (prev.ring.clone(), prev.invocations.clone()),
                 None => Default::default(),
             };
-            let env: Arc<[(String, String)]> =
-                record.revision.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<Vec<_>>().into();
+            let env: Arc<[(String, String)]> = record
+                .revision
+                .env
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect::<Vec<_>>()
+                .into();
             let name = Arc::from(record.key.name.as_str());
-            functions.insert(key, Arc::new(Active { record, code, env, name, ring, invocations }));
+            functions.insert(
+                key,
+                Arc::new(Active {
+                    record,
+                    code,
+                    env,
+                    name,
+                    ring,
+                    invocations,
+                }),
+            );
         });
     }
 
@@ -127,13 +149,18 @@ impl Scheduler {
         let _w = self.write.lock();
         let mut functions = self.live.load().functions.clone();
         f(&mut functions);
-        let routes = RouteTable::build(
-            functions.values().flat_map(|a| a.record.routes.iter().map(|r| (r.clone(), a.record.key.clone()))),
-        );
+        let routes = RouteTable::build(functions.values().flat_map(|a| {
+            a.record
+                .routes
+                .iter()
+                .map(|r| (r.clone(), a.record.key.clone()))
+        }));
         match routes {
             Ok(routes) => self.live.store(Arc::new(Live { routes, functions })),
             // The registry rejects conflicts before they are stored; reaching this is a bug.
-            Err(e) => tracing::error!(error = %e, "route conflict in live table; keeping the previous table"),
+            Err(e) => {
+                tracing::error!(error = %e, "route conflict in live table; keeping the previous table")
+            }
         }
     }
 
@@ -142,7 +169,10 @@ impl Scheduler {
         let live = self.live.load();
         let m = live.routes.lookup(host, path)?;
         let active = live.functions.get(m.target)?.clone();
-        Some(Target { active, route: m.pattern.clone() })
+        Some(Target {
+            active,
+            route: m.pattern.clone(),
+        })
     }
 
     /// An active function by key.
@@ -164,7 +194,12 @@ impl Scheduler {
     pub fn logs(&self, key: &FunctionKey, limit: usize) -> Option<Vec<InvocationRecord>> {
         let active = self.get(key)?;
         let ring = active.ring.lock();
-        Some(ring.iter().skip(ring.len().saturating_sub(limit)).cloned().collect())
+        Some(
+            ring.iter()
+                .skip(ring.len().saturating_sub(limit))
+                .cloned()
+                .collect(),
+        )
     }
 
     /// Invokes `active` with `req`. `route_prefix` is the matched route's path (WAGI `SCRIPT_NAME`).

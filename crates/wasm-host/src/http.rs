@@ -28,13 +28,20 @@ pub(crate) struct HttpState {
 
 impl WasiView for HttpState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
 impl WasiHttpView for HttpState {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.hooks }
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
     }
 }
 
@@ -78,20 +85,35 @@ pub(crate) struct DeadlineExceeded(pub u64);
 
 impl Limiter {
     pub(crate) fn new(memory_bytes: usize) -> Self {
-        Limiter { memory_bytes, exceeded: false }
+        Limiter {
+            memory_bytes,
+            exceeded: false,
+        }
     }
 }
 
 impl wasmtime::ResourceLimiter for Limiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         if desired > self.memory_bytes {
             self.exceeded = true;
-            return Err(wasmtime::Error::new(MemoryExceeded(self.memory_bytes >> 20)));
+            return Err(wasmtime::Error::new(MemoryExceeded(
+                self.memory_bytes >> 20,
+            )));
         }
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(desired <= 1_000_000)
     }
 }
@@ -112,14 +134,25 @@ pub(crate) fn arm_deadline<T: 'static>(store: &mut Store<T>, timeout_ms: u64) {
 
 /// Classifies a guest failure.
 pub(crate) fn classify(e: &wasmtime::Error, memory_exceeded: bool, timeout_ms: u64) -> InvokeError {
-    if e.is::<DeadlineExceeded>() || matches!(e.downcast_ref::<wasmtime::Trap>(), Some(wasmtime::Trap::Interrupt)) {
-        return InvokeError::new(ErrorClass::Timeout, format!("function exceeded its timeout of {timeout_ms} ms"));
+    if e.is::<DeadlineExceeded>()
+        || matches!(
+            e.downcast_ref::<wasmtime::Trap>(),
+            Some(wasmtime::Trap::Interrupt)
+        )
+    {
+        return InvokeError::new(
+            ErrorClass::Timeout,
+            format!("function exceeded its timeout of {timeout_ms} ms"),
+        );
     }
     if let Some(m) = e.downcast_ref::<MemoryExceeded>() {
         return InvokeError::new(ErrorClass::GuestFailure, format!("stopped: {m}"));
     }
     if memory_exceeded {
-        return InvokeError::new(ErrorClass::GuestFailure, format!("stopped at the memory limit: {e:?}"));
+        return InvokeError::new(
+            ErrorClass::GuestFailure,
+            format!("stopped at the memory limit: {e:?}"),
+        );
     }
     InvokeError::new(ErrorClass::GuestFailure, format!("guest failed: {e:?}"))
 }
@@ -143,7 +176,10 @@ pub(crate) fn declared_too_large<B>(req: &http::Request<B>, limit: u64) -> bool 
 }
 
 pub(crate) fn too_large(limit: u64) -> InvokeError {
-    InvokeError::new(ErrorClass::PayloadTooLarge, format!("request body exceeds the function's limit of {limit} bytes"))
+    InvokeError::new(
+        ErrorClass::PayloadTooLarge,
+        format!("request body exceeds the function's limit of {limit} bytes"),
+    )
 }
 
 impl Code {
@@ -178,16 +214,29 @@ impl Code {
     {
         let limits = ctx.limits;
         let logs = LogPipe::new(limits.max_log_bytes as usize);
-        let reporter = Reporter { id: ctx.id.clone(), start: Instant::now(), logs: logs.clone(), sink: report };
+        let reporter = Reporter {
+            id: ctx.id.clone(),
+            start: Instant::now(),
+            logs: logs.clone(),
+            sink: report,
+        };
         if declared_too_large(&req, limits.max_body_bytes) {
             return reporter.fail(too_large(limits.max_body_bytes), Duration::ZERO);
         }
         let exceeded = Arc::new(AtomicBool::new(false));
         let (mut parts, body) = req.into_parts();
         if !parts.headers.contains_key(http::header::HOST) && parts.uri.authority().is_none() {
-            parts.headers.insert(http::header::HOST, http::HeaderValue::from_static("localhost"));
+            parts.headers.insert(
+                http::header::HOST,
+                http::HeaderValue::from_static("localhost"),
+            );
         }
-        let body = LimitedBody { inner: body, remaining: limits.max_body_bytes, limit: limits.max_body_bytes, exceeded: exceeded.clone() };
+        let body = LimitedBody {
+            inner: body,
+            remaining: limits.max_body_bytes,
+            limit: limits.max_body_bytes,
+            exceeded: exceeded.clone(),
+        };
         let req = hyper::Request::from_parts(parts, body);
 
         let state = HttpState {
@@ -203,14 +252,18 @@ impl Code {
 
         let (tx, rx) = tokio::sync::oneshot::channel();
         let setup: wasmtime::Result<_> = (|| {
-            let req = store.data_mut().http().new_incoming_request(wasmtime_wasi_http::p2::bindings::http::types::Scheme::Http, req)?;
+            let req = store.data_mut().http().new_incoming_request(
+                wasmtime_wasi_http::p2::bindings::http::types::Scheme::Http,
+                req,
+            )?;
             let out = store.data_mut().http().new_response_outparam(tx)?;
             wasmtime::Result::Ok((req, out))
         })();
         let (wreq, wout) = match setup {
             Ok(v) => v,
             Err(e) => {
-                let e = InvokeError::new(ErrorClass::InvalidInput, format!("unusable request: {e}"));
+                let e =
+                    InvokeError::new(ErrorClass::InvalidInput, format!("unusable request: {e}"));
                 return reporter.fail(e, Duration::ZERO);
             }
         };
@@ -222,16 +275,36 @@ impl Code {
             let run = async {
                 let proxy = pre.instantiate_async(&mut store).await?;
                 let instantiate = t0.elapsed();
-                let r = proxy.wasi_http_incoming_handler().call_handle(&mut store, wreq, wout).await;
+                let r = proxy
+                    .wasi_http_incoming_handler()
+                    .call_handle(&mut store, wreq, wout)
+                    .await;
                 wasmtime::Result::Ok((instantiate, r))
             };
             let result = match tokio::time::timeout(timeout, run).await {
                 Ok(Ok((instantiate, Ok(())))) => (instantiate, Ok(())),
-                Ok(Ok((instantiate, Err(e)))) => (instantiate, Err(classify(&e, store.data().limiter.exceeded, limits.timeout_ms))),
-                Ok(Err(e)) => (t0.elapsed(), Err(classify(&e, store.data().limiter.exceeded, limits.timeout_ms))),
+                Ok(Ok((instantiate, Err(e)))) => (
+                    instantiate,
+                    Err(classify(
+                        &e,
+                        store.data().limiter.exceeded,
+                        limits.timeout_ms,
+                    )),
+                ),
+                Ok(Err(e)) => (
+                    t0.elapsed(),
+                    Err(classify(
+                        &e,
+                        store.data().limiter.exceeded,
+                        limits.timeout_ms,
+                    )),
+                ),
                 Err(_) => (
                     t0.elapsed(),
-                    Err(InvokeError::new(ErrorClass::Timeout, format!("function exceeded its timeout of {} ms", limits.timeout_ms))),
+                    Err(InvokeError::new(
+                        ErrorClass::Timeout,
+                        format!("function exceeded its timeout of {} ms", limits.timeout_ms),
+                    )),
                 ),
             };
             drop(store);
@@ -244,7 +317,13 @@ impl Code {
                 // Report when the guest is done (body streamed or failed).
                 tokio::spawn(async move {
                     let (instantiate, result) = task.await.unwrap_or_else(|e| {
-                        (Duration::ZERO, Err(InvokeError::new(ErrorClass::Internal, format!("guest task: {e}"))))
+                        (
+                            Duration::ZERO,
+                            Err(InvokeError::new(
+                                ErrorClass::Internal,
+                                format!("guest task: {e}"),
+                            )),
+                        )
                     });
                     reporter.done(result.map(|()| status), instantiate);
                 });
@@ -255,18 +334,30 @@ impl Code {
                 let e = if exceeded.load(Ordering::Relaxed) {
                     too_large(limits.max_body_bytes)
                 } else {
-                    InvokeError::new(ErrorClass::GuestFailure, format!("guest answered with error code {code:?}"))
+                    InvokeError::new(
+                        ErrorClass::GuestFailure,
+                        format!("guest answered with error code {code:?}"),
+                    )
                 };
                 reporter.fail(e, instantiate)
             }
             Err(_) => {
-                let (instantiate, result) = task
-                    .await
-                    .unwrap_or_else(|e| (Duration::ZERO, Err(InvokeError::new(ErrorClass::Internal, format!("guest task: {e}")))));
+                let (instantiate, result) = task.await.unwrap_or_else(|e| {
+                    (
+                        Duration::ZERO,
+                        Err(InvokeError::new(
+                            ErrorClass::Internal,
+                            format!("guest task: {e}"),
+                        )),
+                    )
+                });
                 let e = match result {
                     _ if exceeded.load(Ordering::Relaxed) => too_large(limits.max_body_bytes),
                     Err(e) => e,
-                    Ok(()) => InvokeError::new(ErrorClass::GuestFailure, "guest returned without setting a response"),
+                    Ok(()) => InvokeError::new(
+                        ErrorClass::GuestFailure,
+                        "guest returned without setting a response",
+                    ),
                 };
                 reporter.fail(e, instantiate)
             }
@@ -284,7 +375,13 @@ pub(crate) struct Reporter {
 
 impl Reporter {
     pub(crate) fn done(self, outcome: Result<u16, InvokeError>, instantiate: Duration) {
-        (self.sink)(Report { id: self.id, outcome, instantiate, total: self.start.elapsed(), logs: self.logs.take() })
+        (self.sink)(Report {
+            id: self.id,
+            outcome,
+            instantiate,
+            total: self.start.elapsed(),
+            logs: self.logs.take(),
+        })
     }
 
     pub(crate) fn fail<T>(self, e: InvokeError, instantiate: Duration) -> Result<T, InvokeError> {

@@ -4,7 +4,9 @@
 
 use crate::body::{BoxError, ResponseBody, full_body};
 use crate::host::Code;
-use crate::http::{Limiter, Reporter, arm_deadline, classify, declared_too_large, too_large, wasi_ctx};
+use crate::http::{
+    Limiter, Reporter, arm_deadline, classify, declared_too_large, too_large, wasi_ctx,
+};
 use crate::logs::LogPipe;
 use crate::{InvocationCtx, InvokeError, ReportSink};
 use bytes::Bytes;
@@ -39,28 +41,50 @@ where
 {
     let limits = ctx.limits;
     let logs = LogPipe::new(limits.max_log_bytes as usize);
-    let reporter = Reporter { id: ctx.id.clone(), start: Instant::now(), logs: logs.clone(), sink: report };
+    let reporter = Reporter {
+        id: ctx.id.clone(),
+        start: Instant::now(),
+        logs: logs.clone(),
+        sink: report,
+    };
     if declared_too_large(&req, limits.max_body_bytes) {
         return reporter.fail(too_large(limits.max_body_bytes), Duration::ZERO);
     }
     let (parts, body) = req.into_parts();
-    let body = match http_body_util::Limited::new(body, limits.max_body_bytes as usize).collect().await {
+    let body = match http_body_util::Limited::new(body, limits.max_body_bytes as usize)
+        .collect()
+        .await
+    {
         Ok(b) => b.to_bytes(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
             return reporter.fail(too_large(limits.max_body_bytes), Duration::ZERO);
         }
         Err(e) => {
-            return reporter.fail(InvokeError::new(ErrorClass::InvalidInput, format!("reading request body: {e}")), Duration::ZERO);
+            return reporter.fail(
+                InvokeError::new(
+                    ErrorClass::InvalidInput,
+                    format!("reading request body: {e}"),
+                ),
+                Duration::ZERO,
+            );
         }
     };
 
     let stdout = MemoryOutputPipe::new(MAX_WAGI_OUTPUT_BYTES);
     let mut b = wasi_ctx(&ctx, &logs);
-    b.stdout(stdout.clone()).stdin(MemoryInputPipe::new(body.clone())).args(&[&*ctx.function]);
+    b.stdout(stdout.clone())
+        .stdin(MemoryInputPipe::new(body.clone()))
+        .args(&[&*ctx.function]);
     for (k, v) in cgi_env(&parts, &ctx, body.len()) {
         b.env(k, v);
     }
-    let mut store = Store::new(&code.shared.engine, WagiState { wasi: b.build_p1(), limiter: Limiter::new(limits.memory_bytes()) });
+    let mut store = Store::new(
+        &code.shared.engine,
+        WagiState {
+            wasi: b.build_p1(),
+            limiter: Limiter::new(limits.memory_bytes()),
+        },
+    );
     store.limiter(|s| &mut s.limiter);
     arm_deadline(&mut store, limits.timeout_ms);
 
@@ -74,12 +98,22 @@ where
     };
     let result = tokio::time::timeout(Duration::from_millis(limits.timeout_ms), run).await;
     let outcome = match result {
-        Err(_) => Err(InvokeError::new(ErrorClass::Timeout, format!("function exceeded its timeout of {} ms", limits.timeout_ms))),
+        Err(_) => Err(InvokeError::new(
+            ErrorClass::Timeout,
+            format!("function exceeded its timeout of {} ms", limits.timeout_ms),
+        )),
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => match e.downcast_ref::<I32Exit>() {
             Some(I32Exit(0)) => Ok(()),
-            Some(I32Exit(n)) => Err(InvokeError::new(ErrorClass::GuestFailure, format!("WAGI module exited with code {n}"))),
-            None => Err(classify(&e, store.data().limiter.exceeded, limits.timeout_ms)),
+            Some(I32Exit(n)) => Err(InvokeError::new(
+                ErrorClass::GuestFailure,
+                format!("WAGI module exited with code {n}"),
+            )),
+            None => Err(classify(
+                &e,
+                store.data().limiter.exceeded,
+                limits.timeout_ms,
+            )),
         },
     };
     drop(store);
@@ -95,11 +129,23 @@ where
     }
 }
 
-fn cgi_env(parts: &http::request::Parts, ctx: &InvocationCtx, content_length: usize) -> Vec<(String, String)> {
+fn cgi_env(
+    parts: &http::request::Parts,
+    ctx: &InvocationCtx,
+    content_length: usize,
+) -> Vec<(String, String)> {
     let path = parts.uri.path();
-    let prefix = if &*ctx.route_prefix == "/" { "" } else { &*ctx.route_prefix };
+    let prefix = if &*ctx.route_prefix == "/" {
+        ""
+    } else {
+        &*ctx.route_prefix
+    };
     let path_info = path.strip_prefix(prefix).unwrap_or(path);
-    let host = parts.headers.get(http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+    let host = parts
+        .headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
     let (server_name, server_port) = match host.rsplit_once(':') {
         Some((n, p)) if p.bytes().all(|b| b.is_ascii_digit()) => (n, p),
         _ => (host, "80"),
@@ -112,16 +158,33 @@ fn cgi_env(parts: &http::request::Parts, ctx: &InvocationCtx, content_length: us
         ("SCRIPT_NAME".into(), prefix.to_string()),
         ("PATH_INFO".into(), path_info.to_string()),
         ("PATH_TRANSLATED".into(), path_info.to_string()),
-        ("QUERY_STRING".into(), parts.uri.query().unwrap_or("").to_string()),
+        (
+            "QUERY_STRING".into(),
+            parts.uri.query().unwrap_or("").to_string(),
+        ),
         ("SERVER_NAME".into(), server_name.to_string()),
         ("SERVER_PORT".into(), server_port.to_string()),
         ("CONTENT_LENGTH".into(), content_length.to_string()),
         ("X_MATCHED_ROUTE".into(), ctx.route_prefix.to_string()),
         ("X_RAW_PATH_INFO".into(), path_info.to_string()),
-        ("X_FULL_URL".into(), format!("http://{host}{}", parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"))),
+        (
+            "X_FULL_URL".into(),
+            format!(
+                "http://{host}{}",
+                parts
+                    .uri
+                    .path_and_query()
+                    .map(|p| p.as_str())
+                    .unwrap_or("/")
+            ),
+        ),
         ("X_WISP_INVOCATION_ID".into(), ctx.id.to_string()),
     ];
-    if let Some(ct) = parts.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) {
+    if let Some(ct) = parts
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    {
         env.push(("CONTENT_TYPE".into(), ct.to_string()));
     }
     for (name, value) in &parts.headers {
@@ -129,7 +192,10 @@ fn cgi_env(parts: &http::request::Parts, ctx: &InvocationCtx, content_length: us
             continue; // RFC 3875 §4.1.18: not passed to scripts
         }
         if let Ok(v) = value.to_str() {
-            let key = format!("HTTP_{}", name.as_str().to_ascii_uppercase().replace('-', "_"));
+            let key = format!(
+                "HTTP_{}",
+                name.as_str().to_ascii_uppercase().replace('-', "_")
+            );
             env.push((key, v.to_string()));
         }
     }
@@ -141,7 +207,8 @@ fn parse_cgi(out: &[u8]) -> Result<http::Response<ResponseBody>, String> {
     let (head, body) = split_head(out).ok_or_else(|| {
         "WAGI module printed no header block: print headers (at least `Content-Type: ...`), a blank line, then the body".to_string()
     })?;
-    let head = std::str::from_utf8(head).map_err(|_| "WAGI module printed headers that are not UTF-8".to_string())?;
+    let head = std::str::from_utf8(head)
+        .map_err(|_| "WAGI module printed headers that are not UTF-8".to_string())?;
     let mut builder = http::Response::builder();
     let mut status = None;
     let mut location = false;
@@ -150,29 +217,54 @@ fn parse_cgi(out: &[u8]) -> Result<http::Response<ResponseBody>, String> {
         if line.is_empty() {
             continue;
         }
-        let (name, value) = line.split_once(':').ok_or_else(|| format!("WAGI module printed a malformed header line `{line}`"))?;
+        let (name, value) = line
+            .split_once(':')
+            .ok_or_else(|| format!("WAGI module printed a malformed header line `{line}`"))?;
         let value = value.trim();
         if name.eq_ignore_ascii_case("status") {
-            let code = value.split_whitespace().next().and_then(|c| c.parse::<u16>().ok());
-            status = Some(code.filter(|c| (100..=999).contains(c)).ok_or_else(|| format!("WAGI module printed an invalid Status `{value}`"))?);
+            let code = value
+                .split_whitespace()
+                .next()
+                .and_then(|c| c.parse::<u16>().ok());
+            status = Some(
+                code.filter(|c| (100..=999).contains(c))
+                    .ok_or_else(|| format!("WAGI module printed an invalid Status `{value}`"))?,
+            );
             continue;
         }
         if name.eq_ignore_ascii_case("location") {
             location = true;
         }
-        let name = http::HeaderName::from_bytes(name.trim().as_bytes()).map_err(|_| format!("WAGI module printed an invalid header name `{name}`"))?;
-        let value = http::HeaderValue::from_str(value).map_err(|_| format!("WAGI module printed an invalid value for `{name}`"))?;
+        let name = http::HeaderName::from_bytes(name.trim().as_bytes())
+            .map_err(|_| format!("WAGI module printed an invalid header name `{name}`"))?;
+        let value = http::HeaderValue::from_str(value)
+            .map_err(|_| format!("WAGI module printed an invalid value for `{name}`"))?;
         builder = builder.header(name, value);
     }
     let status = status.unwrap_or(if location { 302 } else { 200 });
-    builder.status(status).body(full_body(Bytes::copy_from_slice(body))).map_err(|e| format!("WAGI response: {e}"))
+    builder
+        .status(status)
+        .body(full_body(Bytes::copy_from_slice(body)))
+        .map_err(|e| format!("WAGI response: {e}"))
 }
 
 fn split_head(out: &[u8]) -> Option<(&[u8], &[u8])> {
-    let lf = out.windows(2).position(|w| w == b"\n\n").map(|i| (i, i + 2));
-    let crlf = out.windows(4).position(|w| w == b"\r\n\r\n").map(|i| (i, i + 4));
+    let lf = out
+        .windows(2)
+        .position(|w| w == b"\n\n")
+        .map(|i| (i, i + 2));
+    let crlf = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| (i, i + 4));
     let (end, body) = match (lf, crlf) {
-        (Some(a), Some(b)) => if a.0 < b.0 { a } else { b },
+        (Some(a), Some(b)) => {
+            if a.0 < b.0 {
+                a
+            } else {
+                b
+            }
+        }
         (Some(a), None) | (None, Some(a)) => a,
         (None, None) => return None,
     };
@@ -192,8 +284,20 @@ mod tests {
         assert_eq!(r.status(), 404);
         let r = parse_cgi(b"Location: /elsewhere\n\n").unwrap();
         assert_eq!(r.status(), 302);
-        assert!(parse_cgi(b"just a body").unwrap_err().contains("no header block"));
-        assert!(parse_cgi(b"Bad Header\n\n").unwrap_err().contains("malformed header line"));
-        assert!(parse_cgi(b"Status: abc\n\n").unwrap_err().contains("invalid Status"));
+        assert!(
+            parse_cgi(b"just a body")
+                .unwrap_err()
+                .contains("no header block")
+        );
+        assert!(
+            parse_cgi(b"Bad Header\n\n")
+                .unwrap_err()
+                .contains("malformed header line")
+        );
+        assert!(
+            parse_cgi(b"Status: abc\n\n")
+                .unwrap_err()
+                .contains("invalid Status")
+        );
     }
 }
