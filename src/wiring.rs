@@ -23,6 +23,8 @@ pub struct NodeConfig {
 /// A started (but not yet serving) node.
 pub struct Node {
     pub gateway: Arc<Gateway>,
+    /// Held for the node's lifetime: one `wisp up` per data directory.
+    pub _lock: std::fs::File,
     pub token_created: Option<String>,
     pub functions_loaded: usize,
 }
@@ -31,6 +33,7 @@ pub struct Node {
 pub async fn build(config: NodeConfig) -> anyhow::Result<Node> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+    let lock = lock_data_dir(&config.data_dir)?;
     let (token, token_created) = load_or_create_token(&config.data_dir)?;
     let embedded = EmbeddedStore::open(&config.data_dir.join("store"))
         .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
@@ -65,9 +68,31 @@ pub async fn build(config: NodeConfig) -> anyhow::Result<Node> {
     });
     Ok(Node {
         gateway,
+        _lock: lock,
         token_created,
         functions_loaded,
     })
+}
+
+/// Takes the data directory's lock file, so two servers never share one store.
+fn lock_data_dir(data_dir: &Path) -> anyhow::Result<std::fs::File> {
+    let path = data_dir.join("wisp.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "another `wisp up` is already using the data directory {} (stop it, or pass a different --data-dir)",
+            data_dir.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("locking {}", path.display()))
+        }
+    }
 }
 
 /// Path of the API token in a data directory.

@@ -66,3 +66,23 @@ async fn sigterm_lets_in_flight_requests_finish() {
     let status = s.stop_after_signal();
     assert!(status.success(), "{status:?}");
 }
+
+/// Two servers never share one data directory.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_data_directory_serves_one_server_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let _s = Server::start(&data);
+    let out = std::process::Command::new(common::wisp_bin())
+        .args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("another `wisp up` is already using the data directory"),
+        "{err}"
+    );
+}

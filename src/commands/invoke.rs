@@ -12,19 +12,24 @@ pub struct Args {
     /// Function name.
     name: String,
     /// Request body; `@file` reads a file, `@-` standard input. Implies POST.
-    #[arg(long, short = 'd')]
+    #[arg(long, short = 'd', env = "WISP_INVOKE_DATA")]
     data: Option<String>,
     /// Request header `name: value`; repeatable.
-    #[arg(long = "header", short = 'H')]
+    #[arg(
+        long = "header",
+        short = 'H',
+        env = "WISP_INVOKE_HEADER",
+        value_delimiter = '\n'
+    )]
     headers: Vec<String>,
     /// HTTP method (default GET, or POST with --data).
-    #[arg(long, short = 'X')]
+    #[arg(long, short = 'X', env = "WISP_INVOKE_METHOD")]
     method: Option<String>,
     /// Path (and query) the function sees.
-    #[arg(long, default_value = "/")]
+    #[arg(long, env = "WISP_INVOKE_PATH", default_value = "/")]
     path: String,
     /// Also print the status line and response headers (to stderr).
-    #[arg(long, short = 'i')]
+    #[arg(long, short = 'i', env = "WISP_INVOKE_INCLUDE")]
     include: bool,
 }
 

@@ -11,10 +11,10 @@ pub struct Args {
     /// Function name.
     name: String,
     /// How many recent invocations.
-    #[arg(long, short = 'l', default_value_t = 20)]
+    #[arg(long, short = 'l', env = "WISP_LOGS_LIMIT", default_value_t = 20)]
     limit: usize,
     /// Print JSON.
-    #[arg(long)]
+    #[arg(long, env = "WISP_JSON")]
     json: bool,
 }
 

@@ -9,7 +9,7 @@ use wisp_api::FunctionView;
 #[derive(clap::Args)]
 pub struct Args {
     /// Print JSON instead of a table.
-    #[arg(long)]
+    #[arg(long, env = "WISP_JSON")]
     json: bool,
 }
 

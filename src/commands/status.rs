@@ -11,7 +11,7 @@ pub struct Args {
     /// A function to show; omit for the server.
     name: Option<String>,
     /// Print JSON.
-    #[arg(long)]
+    #[arg(long, env = "WISP_JSON")]
     json: bool,
 }
 
