@@ -18,6 +18,7 @@ pub struct NodeConfig {
     pub host: HostConfig,
     pub gateway: GatewayConfig,
     pub max_artifact_bytes: usize,
+    pub store_sync: wisp_store::embedded::Sync,
 }
 
 /// A started (but not yet serving) node.
@@ -35,7 +36,7 @@ pub async fn build(config: NodeConfig) -> anyhow::Result<Node> {
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
     let lock = lock_data_dir(&config.data_dir)?;
     let (token, token_created) = load_or_create_token(&config.data_dir)?;
-    let embedded = EmbeddedStore::open(&config.data_dir.join("store"))
+    let embedded = EmbeddedStore::open_with(&config.data_dir.join("store"), config.store_sync)
         .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
     let store = Store {
         kv: Arc::new(embedded.clone()),

@@ -26,9 +26,19 @@ pub struct Args {
     /// Largest artifact accepted, bytes.
     #[arg(long, env = "WISP_MAX_ARTIFACT_BYTES", default_value_t = wisp_registry::DEFAULT_MAX_ARTIFACT_BYTES)]
     max_artifact_bytes: usize,
+    /// Metadata durability: `normal` (atomic, survives process crashes; an OS crash may roll back the last
+    /// commits) or `full` (fsync every commit; slower deploys).
+    #[arg(long, env = "WISP_STORE_SYNC", value_enum, default_value = "normal")]
+    store_sync: StoreSync,
     /// Log filter (tracing EnvFilter syntax), e.g. `info` or `wisp=debug`.
     #[arg(long, env = "WISP_LOG", default_value = "info")]
     log: String,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum StoreSync {
+    Normal,
+    Full,
 }
 
 pub async fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
@@ -51,6 +61,10 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
             ..GatewayConfig::default()
         },
         max_artifact_bytes: a.max_artifact_bytes,
+        store_sync: match a.store_sync {
+            StoreSync::Normal => wisp_store::embedded::Sync::Normal,
+            StoreSync::Full => wisp_store::embedded::Sync::Full,
+        },
     })
     .await?;
     let listener = tokio::net::TcpListener::bind(a.listen).await.map_err(|e| {

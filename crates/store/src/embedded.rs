@@ -8,6 +8,17 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+/// How hard metadata commits hit the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Sync {
+    /// SQLite WAL with `synchronous = NORMAL`: every commit is atomic and survives a crash of the process;
+    /// an OS crash or power loss may roll back the last commits (never corrupt). No fsync per commit.
+    #[default]
+    Normal,
+    /// `synchronous = FULL`: every commit is fsynced before it returns (one fsync per metadata write).
+    Full,
+}
+
 /// SQLite + files under one directory.
 #[derive(Clone)]
 pub struct EmbeddedStore {
@@ -20,14 +31,26 @@ fn backend<E: std::fmt::Display>(what: &'static str) -> impl FnOnce(E) -> StoreE
 }
 
 impl EmbeddedStore {
-    /// Opens (creating if needed) the store in `dir`: `dir/meta.sqlite3` and `dir/blobs/`.
+    /// Opens (creating if needed) the store in `dir` with [`Sync::Normal`].
     pub fn open(dir: &Path) -> Result<Self> {
+        Self::open_with(dir, Sync::default())
+    }
+
+    /// Opens (creating if needed) the store in `dir`: `dir/meta.sqlite3` and `dir/blobs/`. Blobs are always
+    /// fsynced before they become visible.
+    pub fn open_with(dir: &Path, sync: Sync) -> Result<Self> {
         std::fs::create_dir_all(dir.join("blobs")).map_err(backend("create store directory"))?;
         let conn = Connection::open(dir.join("meta.sqlite3")).map_err(backend("open sqlite"))?;
+        let synchronous = match sync {
+            Sync::Normal => "NORMAL",
+            Sync::Full => "FULL",
+        };
+        conn.execute_batch(&format!(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous};"
+        ))
+        .map_err(backend("configure sqlite"))?;
         conn.execute_batch(
-            "PRAGMA journal_mode = WAL;
-             PRAGMA synchronous = FULL;
-             PRAGMA busy_timeout = 5000;
+            "PRAGMA busy_timeout = 5000;
              CREATE TABLE IF NOT EXISTS kv (
                  bucket TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL, revision INTEGER NOT NULL,
                  PRIMARY KEY (bucket, key));
