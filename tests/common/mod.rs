@@ -147,17 +147,7 @@ impl Server {
             .send()
             .await
             .unwrap();
-        let status = r.status().as_u16();
-        let v: Value = r.json().await.unwrap();
-        if status >= 300 {
-            return Err((
-                status,
-                v["error"]["message"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
-            ));
-        }
+        let v = json_or_error(r).await?;
         Ok(v["sha256"].as_str().unwrap().to_string())
     }
 
@@ -182,18 +172,7 @@ impl Server {
             .send()
             .await
             .unwrap();
-        let status = r.status().as_u16();
-        let v: Value = r.json().await.unwrap();
-        if status >= 300 {
-            return Err((
-                status,
-                v["error"]["message"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
-            ));
-        }
-        Ok(v)
+        json_or_error(r).await
     }
 
     pub async fn deploy(&self, name: &str, guest_name: &str, spec: Value) -> Value {
@@ -245,6 +224,17 @@ impl Drop for Server {
             let _ = c.wait();
         }
     }
+}
+
+/// The JSON body of a successful API answer, or (status, error message).
+async fn json_or_error(r: reqwest::Response) -> Result<Value, (u16, String)> {
+    let status = r.status().as_u16();
+    let v: Value = r.json().await.unwrap();
+    if status >= 300 {
+        let message = v["error"]["message"].as_str().unwrap_or_default();
+        return Err((status, message.to_string()));
+    }
+    Ok(v)
 }
 
 pub fn stdout(o: &Output) -> String {
