@@ -9,7 +9,7 @@ use bytes::Bytes;
 use http_body::Body;
 use http_body_util::BodyExt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 use wasmtime::component::ResourceTable;
 use wasmtime::{Store, UpdateDeadline};
@@ -213,16 +213,7 @@ impl Code {
         B::Error: Into<BoxError>,
     {
         let limits = ctx.limits;
-        let logs = LogPipe::new(limits.max_log_bytes as usize);
-        let reporter = Reporter {
-            id: ctx.id.clone(),
-            start: Instant::now(),
-            logs: logs.clone(),
-            sink: report,
-        };
-        if declared_too_large(&req, limits.max_body_bytes) {
-            return reporter.fail(too_large(limits.max_body_bytes), Duration::ZERO);
-        }
+        let reporter = Reporter::begin(&ctx, report, &req)?;
         let exceeded = Arc::new(AtomicBool::new(false));
         let (mut parts, body) = req.into_parts();
         if !parts.headers.contains_key(http::header::HOST) && parts.uri.authority().is_none() {
@@ -240,7 +231,7 @@ impl Code {
         let req = hyper::Request::from_parts(parts, body);
 
         let state = HttpState {
-            wasi: wasi_ctx(&ctx, &logs).build(),
+            wasi: wasi_ctx(&ctx, &reporter.logs).build(),
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
             hooks: DenyOutbound,
@@ -250,13 +241,23 @@ impl Code {
         store.limiter(|s| &mut s.limiter);
         arm_deadline(&mut store, limits.timeout_ms);
 
+        // The guest's `response-outparam.set` runs this callback: it notes the status for the report and
+        // hands the response to the waiting request.
         let (tx, rx) = tokio::sync::oneshot::channel();
+        let status = Arc::new(AtomicU16::new(0));
+        let set_status = status.clone();
         let setup: wasmtime::Result<_> = (|| {
-            let req = store.data_mut().http().new_incoming_request(
-                wasmtime_wasi_http::p2::bindings::http::types::Scheme::Http,
-                req,
-            )?;
-            let out = store.data_mut().http().new_response_outparam(tx)?;
+            let scheme = wasmtime_wasi_http::p2::bindings::http::types::Scheme::Http;
+            let req = store.data_mut().http().new_incoming_request(scheme, req)?;
+            let out = store
+                .data_mut()
+                .http()
+                .new_response_outparam_from_callback(move |r| {
+                    if let Ok(resp) = &r {
+                        set_status.store(resp.status().as_u16(), Ordering::Relaxed);
+                    }
+                    let _ = tx.send(r);
+                })?;
             wasmtime::Result::Ok((req, out))
         })();
         let (wreq, wout) = match setup {
@@ -268,99 +269,62 @@ impl Code {
             }
         };
 
-        // The guest runs in its own task so it can keep streaming the body after the response head is sent.
+        // The guest runs in its own task so it can keep streaming the body after the response head is sent;
+        // the task reports the invocation when the guest is done.
         let timeout = Duration::from_millis(limits.timeout_ms);
         let task = tokio::spawn(async move {
             let t0 = Instant::now();
+            let mut instantiate = Duration::ZERO;
             let run = async {
                 let proxy = pre.instantiate_async(&mut store).await?;
-                let instantiate = t0.elapsed();
-                let r = proxy
+                instantiate = t0.elapsed();
+                proxy
                     .wasi_http_incoming_handler()
                     .call_handle(&mut store, wreq, wout)
-                    .await;
-                wasmtime::Result::Ok((instantiate, r))
+                    .await
             };
             let result = match tokio::time::timeout(timeout, run).await {
-                Ok(Ok((instantiate, Ok(())))) => (instantiate, Ok(())),
-                Ok(Ok((instantiate, Err(e)))) => (
-                    instantiate,
-                    Err(classify(
-                        &e,
-                        store.data().limiter.exceeded,
-                        limits.timeout_ms,
-                    )),
-                ),
-                Ok(Err(e)) => (
-                    t0.elapsed(),
-                    Err(classify(
-                        &e,
-                        store.data().limiter.exceeded,
-                        limits.timeout_ms,
-                    )),
-                ),
-                Err(_) => (
-                    t0.elapsed(),
-                    Err(InvokeError::new(
-                        ErrorClass::Timeout,
-                        format!("function exceeded its timeout of {} ms", limits.timeout_ms),
-                    )),
-                ),
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(classify(
+                    &e,
+                    store.data().limiter.exceeded,
+                    limits.timeout_ms,
+                )),
+                Err(_) => Err(InvokeError::new(
+                    ErrorClass::Timeout,
+                    format!("function exceeded its timeout of {} ms", limits.timeout_ms),
+                )),
             };
             drop(store);
-            result
+            let outcome = match result {
+                _ if exceeded.load(Ordering::Relaxed) => Err(too_large(limits.max_body_bytes)),
+                Err(e) => Err(e),
+                Ok(()) => match status.load(Ordering::Relaxed) {
+                    0 => Err(InvokeError::new(
+                        ErrorClass::GuestFailure,
+                        "guest returned without a response (it set none, or set an error code)",
+                    )),
+                    s => Ok(s),
+                },
+            };
+            reporter.done(outcome.clone(), instantiate);
+            outcome
         });
 
         match rx.await {
-            Ok(Ok(resp)) => {
-                let status = resp.status().as_u16();
-                // Report when the guest is done (body streamed or failed).
-                tokio::spawn(async move {
-                    let (instantiate, result) = task.await.unwrap_or_else(|e| {
-                        (
-                            Duration::ZERO,
-                            Err(InvokeError::new(
-                                ErrorClass::Internal,
-                                format!("guest task: {e}"),
-                            )),
-                        )
-                    });
-                    reporter.done(result.map(|()| status), instantiate);
-                });
-                Ok(resp.map(|b| b.map_err(|e| Box::new(e) as BoxError).boxed_unsync()))
-            }
-            Ok(Err(code)) => {
-                let (instantiate, _) = task.await.unwrap_or((Duration::ZERO, Ok(())));
-                let e = if exceeded.load(Ordering::Relaxed) {
-                    too_large(limits.max_body_bytes)
-                } else {
-                    InvokeError::new(
-                        ErrorClass::GuestFailure,
-                        format!("guest answered with error code {code:?}"),
-                    )
-                };
-                reporter.fail(e, instantiate)
-            }
-            Err(_) => {
-                let (instantiate, result) = task.await.unwrap_or_else(|e| {
-                    (
-                        Duration::ZERO,
-                        Err(InvokeError::new(
-                            ErrorClass::Internal,
-                            format!("guest task: {e}"),
-                        )),
-                    )
-                });
-                let e = match result {
-                    _ if exceeded.load(Ordering::Relaxed) => too_large(limits.max_body_bytes),
-                    Err(e) => e,
-                    Ok(()) => InvokeError::new(
-                        ErrorClass::GuestFailure,
-                        "guest returned without setting a response",
-                    ),
-                };
-                reporter.fail(e, instantiate)
-            }
+            Ok(Ok(resp)) => Ok(resp.map(|b| b.map_err(|e| Box::new(e) as BoxError).boxed_unsync())),
+            // No response head: the task's outcome says why (and has been reported).
+            Ok(Err(_)) | Err(_) => match task.await {
+                Ok(Err(e)) => Err(e),
+                Ok(Ok(_)) => Err(InvokeError::new(
+                    ErrorClass::GuestFailure,
+                    "guest produced no response",
+                )),
+                Err(e) => Err(InvokeError::new(
+                    ErrorClass::Internal,
+                    format!("guest task: {e}"),
+                )),
+            },
         }
     }
 }
@@ -374,6 +338,25 @@ pub(crate) struct Reporter {
 }
 
 impl Reporter {
+    /// Starts an invocation's bookkeeping: the capped log pipe and the clock. A request that declares a body
+    /// over the limit is refused (and reported) before any guest work.
+    pub(crate) fn begin<B>(
+        ctx: &InvocationCtx,
+        sink: ReportSink,
+        req: &http::Request<B>,
+    ) -> Result<Self, InvokeError> {
+        let reporter = Reporter {
+            id: ctx.id.clone(),
+            start: Instant::now(),
+            logs: LogPipe::new(ctx.limits.max_log_bytes as usize),
+            sink,
+        };
+        if declared_too_large(req, ctx.limits.max_body_bytes) {
+            return reporter.fail(too_large(ctx.limits.max_body_bytes), Duration::ZERO);
+        }
+        Ok(reporter)
+    }
+
     pub(crate) fn done(self, outcome: Result<u16, InvokeError>, instantiate: Duration) {
         (self.sink)(Report {
             id: self.id,

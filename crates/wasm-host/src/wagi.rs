@@ -4,10 +4,7 @@
 
 use crate::body::{BoxError, ResponseBody, full_body};
 use crate::host::Code;
-use crate::http::{
-    Limiter, Reporter, arm_deadline, classify, declared_too_large, too_large, wasi_ctx,
-};
-use crate::logs::LogPipe;
+use crate::http::{Limiter, Reporter, arm_deadline, classify, too_large, wasi_ctx};
 use crate::{InvocationCtx, InvokeError, ReportSink};
 use bytes::Bytes;
 use http_body::Body;
@@ -40,16 +37,8 @@ where
     B::Error: Into<BoxError>,
 {
     let limits = ctx.limits;
-    let logs = LogPipe::new(limits.max_log_bytes as usize);
-    let reporter = Reporter {
-        id: ctx.id.clone(),
-        start: Instant::now(),
-        logs: logs.clone(),
-        sink: report,
-    };
-    if declared_too_large(&req, limits.max_body_bytes) {
-        return reporter.fail(too_large(limits.max_body_bytes), Duration::ZERO);
-    }
+    let reporter = Reporter::begin(&ctx, report, &req)?;
+    let logs = reporter.logs.clone();
     let (parts, body) = req.into_parts();
     let body = match http_body_util::Limited::new(body, limits.max_body_bytes as usize)
         .collect()
