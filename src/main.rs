@@ -51,6 +51,8 @@ enum Command {
     Rm(commands::rm::Args),
     /// Invoke a function directly (bypassing routes) and print its response.
     Invoke(commands::invoke::Args),
+    /// Change a function's scaling settings (applied at once, no redeploy).
+    Scale(commands::scale::Args),
     /// Show recent invocations of a function with their captured stdout/stderr.
     Logs(commands::logs::Args),
     /// Show the server's status, or one function's.
@@ -76,6 +78,7 @@ fn main() -> std::process::ExitCode {
             Command::Ls(a) => commands::ls::run(&cli.global, a).await,
             Command::Rm(a) => commands::rm::run(&cli.global, a).await,
             Command::Invoke(a) => commands::invoke::run(&cli.global, a).await,
+            Command::Scale(a) => commands::scale::run(&cli.global, a).await,
             Command::Logs(a) => commands::logs::run(&cli.global, a).await,
             Command::Status(a) => commands::status::run(&cli.global, a).await,
         }

@@ -148,7 +148,7 @@ async fn bad_manifests_are_rejected_by_the_cli() {
         err.contains("wisp.toml: TOML parse error at line 8, column 1"),
         "{err}"
     );
-    assert!(err.contains("unknown field `replicas`, expected one of `name`, `kind`, `source`, `routes`, `env`, `limits`"), "{err}");
+    assert!(err.contains("unknown field `replicas`, expected one of `name`, `kind`, `source`, `routes`, `env`, `limits`, `scaling`"), "{err}");
     assert!(
         stdout(&out).is_empty(),
         "nothing was deployed: {}",

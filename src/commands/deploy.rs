@@ -40,6 +40,9 @@ pub struct Args {
     /// Memory limit, MiB (single .wasm only).
     #[arg(long, env = "WISP_DEPLOY_MEMORY_MB")]
     memory_mb: Option<u32>,
+    /// Instance mode: `fresh` (new instance per request) or `reuse` (warm instances; single .wasm only).
+    #[arg(long, env = "WISP_DEPLOY_INSTANCE_MODE", value_enum)]
+    instance_mode: Option<crate::commands::scale::ModeArg>,
     /// Request body limit, bytes (single .wasm only).
     #[arg(long, env = "WISP_DEPLOY_MAX_BODY_BYTES")]
     max_body_bytes: Option<u64>,
@@ -83,7 +86,8 @@ fn plan(a: &Args) -> anyhow::Result<(Vec<Plan>, Option<Name>)> {
             || !a.env.is_empty()
             || a.timeout_ms.is_some()
             || a.memory_mb.is_some()
-            || a.max_body_bytes.is_some();
+            || a.max_body_bytes.is_some()
+            || a.instance_mode.is_some();
         if single_only {
             bail!(
                 "--name, --route, --env and limit flags apply to a single .wasm; for an app, set them in {}",
@@ -109,6 +113,7 @@ fn plan(a: &Args) -> anyhow::Result<(Vec<Plan>, Option<Name>)> {
                     env: f.env,
                     limits: f.limits,
                     app: Some(m.app.name.clone()),
+                    scaling: f.scaling,
                 },
             })
             .collect();
@@ -154,7 +159,12 @@ fn plan(a: &Args) -> anyhow::Result<(Vec<Plan>, Option<Name>)> {
         KindArg::Http => FunctionKind::Http,
         KindArg::Wagi => FunctionKind::Wagi,
     };
+    let scaling = wisp_core::Scaling {
+        instance_mode: a.instance_mode.map(Into::into),
+        ..Default::default()
+    };
     let spec = FunctionSpec {
+        scaling,
         kind,
         artifact: String::new(),
         routes,

@@ -40,10 +40,11 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
             .map(|e| format!(" — {e}"))
             .unwrap_or_default();
         println!(
-            "{} {} status={} {:.2}ms (instantiate {:.3}ms) rev {}{err}",
+            "{} {} status={} {} {:.2}ms (instantiate {:.3}ms) rev {}{err}",
             ago(r.at_ms),
             r.id,
             r.status,
+            if r.cold { "cold" } else { "warm" },
             r.duration_us as f64 / 1000.0,
             r.instantiate_us as f64 / 1000.0,
             r.revision

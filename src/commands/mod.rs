@@ -5,5 +5,6 @@ pub mod invoke;
 pub mod logs;
 pub mod ls;
 pub mod rm;
+pub mod scale;
 pub mod status;
 pub mod up;

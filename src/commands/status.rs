@@ -81,6 +81,7 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
                 if f.active { "yes" } else { "no" },
                 f.invocations
             );
+            println!("  instances:   {} mode", f.instance_mode);
             println!("  revisions:   {}", s.revisions.len());
             for r in &s.revisions {
                 println!(

@@ -12,6 +12,7 @@
 //! | GET | /_wisp/v1/namespaces/{ns}/functions/{name} | record + revisions |
 //! | DELETE | /_wisp/v1/namespaces/{ns}/functions/{name} | remove |
 //! | GET | /_wisp/v1/namespaces/{ns}/functions/{name}/logs?limit=N | recent invocations with guest output |
+//! | GET, PUT | /_wisp/v1/namespaces/{ns}/functions/{name}/scaling | scaling settings, applied without a redeploy |
 //! | any | /_wisp/v1/namespaces/{ns}/functions/{name}/invoke[/{path}] | invoke directly, bypassing routes |
 
 #![warn(missing_docs)]
@@ -115,6 +116,10 @@ pub fn router(api: Arc<Api>) -> Router {
             get(show).put(deploy).delete(remove),
         )
         .route(&format!("{fns}/{{name}}/logs"), get(logs))
+        .route(
+            &format!("{fns}/{{name}}/scaling"),
+            get(get_scaling).put(put_scaling),
+        )
         .route(&format!("{fns}/{{name}}/invoke"), any(invoke))
         .route(&format!("{fns}/{{name}}/invoke/{{*rest}}"), any(invoke))
         .fallback(|| async {
@@ -232,6 +237,10 @@ pub struct FunctionView {
     pub invocations: u64,
     /// Limits.
     pub limits: wisp_core::Limits,
+    /// Scaling settings.
+    pub scaling: wisp_core::Scaling,
+    /// Instance mode in force (`fresh`/`reuse`), after defaults and any automatic fallback.
+    pub instance_mode: String,
 }
 
 fn view(api: &Api, r: &wisp_core::FunctionRecord) -> FunctionView {
@@ -247,8 +256,13 @@ fn view(api: &Api, r: &wisp_core::FunctionRecord) -> FunctionView {
         deployed_at_ms: r.deployed_at_ms,
         generation: r.generation,
         active: active.is_some(),
+        instance_mode: active.as_ref().map_or_else(
+            || format!("{:?}", r.scaling.mode(r.revision.kind)).to_lowercase(),
+            |a| a.instance_mode().to_string(),
+        ),
         invocations: active.map_or(0, |a| a.invocations()),
         limits: r.revision.limits,
+        scaling: r.scaling,
     }
 }
 
@@ -287,7 +301,7 @@ async fn show(
 /// `PUT .../functions/{name}` response.
 #[derive(Serialize, Deserialize)]
 pub struct DeployBody {
-    /// `created`, `updated`, `routes_changed` or `unchanged`.
+    /// `created`, `updated`, `config_changed` or `unchanged`.
     pub change: String,
     /// The function now.
     pub function: FunctionView,
@@ -304,13 +318,18 @@ async fn deploy(
     let spec: FunctionSpec = serde_json::from_slice(&body)
         .map_err(|e| ApiError::new(ErrorClass::InvalidInput, format!("function spec: {e}")))?;
     let deployed = api.registry.deploy(&key, spec).await?;
-    if let Some(code) = deployed.code {
-        api.scheduler.activate(deployed.record.clone(), code);
+    match (deployed.change, deployed.code) {
+        // Same revision: keep the loaded code and its warm instances.
+        (DeployChange::ConfigChanged, _) if api.scheduler.get(&key).is_some() => {
+            api.scheduler.update_record(deployed.record.clone())
+        }
+        (_, Some(code)) => api.scheduler.activate(deployed.record.clone(), code),
+        (_, None) => {}
     }
     let change = match deployed.change {
         DeployChange::Created => "created",
         DeployChange::Updated => "updated",
-        DeployChange::RoutesChanged => "routes_changed",
+        DeployChange::ConfigChanged => "config_changed",
         DeployChange::Unchanged => "unchanged",
     };
     Ok(Json(DeployBody {
@@ -328,6 +347,27 @@ async fn remove(
     api.registry.remove(&key).await?;
     api.scheduler.deactivate(&key);
     Ok(StatusCode::NO_CONTENT)
+}
+
+async fn get_scaling(
+    State(api): State<Arc<Api>>,
+    Path((ns, name)): Path<(String, String)>,
+) -> ApiResult<Json<wisp_core::Scaling>> {
+    let key = key(&ns, &name)?;
+    Ok(Json(api.registry.get(&key).await?.scaling))
+}
+
+async fn put_scaling(
+    State(api): State<Arc<Api>>,
+    Path((ns, name)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult<Json<wisp_core::Scaling>> {
+    let key = key(&ns, &name)?;
+    let scaling: wisp_core::Scaling = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::new(ErrorClass::InvalidInput, format!("scaling: {e}")))?;
+    let record = api.registry.set_scaling(&key, scaling).await?;
+    api.scheduler.update_record(record.clone());
+    Ok(Json(record.scaling))
 }
 
 #[derive(Deserialize)]

@@ -11,12 +11,14 @@ pub mod limits;
 pub mod manifest;
 pub mod name;
 pub mod route;
+pub mod scaling;
 pub mod spec;
 
 pub use error::ErrorClass;
 pub use limits::Limits;
 pub use name::{FunctionKey, Name};
 pub use route::RoutePattern;
+pub use scaling::{InstanceMode, Scaling};
 pub use spec::{FunctionKind, FunctionRecord, FunctionSpec, RevisionRecord};
 
 /// The namespace every resource lives in unless another one is named.

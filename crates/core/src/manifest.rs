@@ -12,6 +12,7 @@
 //! routes = ["/cart"]          # `/path` or `host/path`
 //! env = { CURRENCY = "EUR" }
 //! limits = { timeout_ms = 5000, memory_mb = 64 }
+//! scaling = { instance_mode = "reuse" }  # "fresh" (default) or "reuse"
 //! ```
 
 use crate::spec::SpecError;
@@ -61,6 +62,9 @@ pub struct FunctionManifest {
     /// Resource limits.
     #[serde(default)]
     pub limits: Limits,
+    /// Scaling settings.
+    #[serde(default)]
+    pub scaling: crate::Scaling,
 }
 
 /// A manifest that could not be used. The message names the file, the place and what to change.
@@ -127,6 +131,7 @@ impl FunctionManifest {
             env: self.env.clone(),
             limits: self.limits,
             app: None,
+            scaling: self.scaling,
         };
         spec.validate()
     }
@@ -183,7 +188,7 @@ source = "legacy.wasm"
         let table: &[(&str, &str)] = &[
             (
                 "[app]\nname = \"a\"\n[[function]]\nname = \"f\"\nsource = \"f.wasm\"\ntimeout = 5\n",
-                "wisp.toml: TOML parse error at line 6, column 1\n  |\n6 | timeout = 5\n  | ^^^^^^^\nunknown field `timeout`, expected one of `name`, `kind`, `source`, `routes`, `env`, `limits`",
+                "wisp.toml: TOML parse error at line 6, column 1\n  |\n6 | timeout = 5\n  | ^^^^^^^\nunknown field `timeout`, expected one of `name`, `kind`, `source`, `routes`, `env`, `limits`, `scaling`",
             ),
             (
                 "[app]\nname = \"a\"\n[[function]]\nname = \"f\"\nsource = \"f.wasm\"\nkind = \"lambda\"\n",

@@ -47,6 +47,9 @@ pub struct FunctionSpec {
     /// The app this function was deployed with, if any.
     #[serde(default)]
     pub app: Option<Name>,
+    /// Scaling settings (traffic config: not part of the revision).
+    #[serde(default)]
+    pub scaling: crate::Scaling,
 }
 
 /// A spec that failed validation.
@@ -64,6 +67,9 @@ pub enum SpecError {
     /// A limit is out of range.
     #[error(transparent)]
     Limit(#[from] crate::limits::LimitError),
+    /// A scaling setting is out of range.
+    #[error("{0}")]
+    Scaling(String),
     /// The same route appears twice.
     #[error("route `{0}` is listed twice")]
     DuplicateRoute(RoutePattern),
@@ -96,6 +102,7 @@ impl FunctionSpec {
             }
         }
         self.limits.validate()?;
+        self.scaling.validate().map_err(SpecError::Scaling)?;
         let mut seen = std::collections::HashSet::new();
         for r in &self.routes {
             if !seen.insert(r) {
@@ -157,6 +164,9 @@ pub struct FunctionRecord {
     pub routes: Vec<RoutePattern>,
     /// The serving revision.
     pub revision: RevisionRecord,
+    /// Scaling settings.
+    #[serde(default)]
+    pub scaling: crate::Scaling,
     /// When the serving revision was switched in, unix milliseconds.
     pub deployed_at_ms: u64,
     /// How many revisions this function has had.
@@ -180,6 +190,7 @@ mod tests {
             env: BTreeMap::from([("K".to_string(), "v".to_string())]),
             limits: Limits::default(),
             app: None,
+            scaling: crate::Scaling::default(),
         }
     }
 

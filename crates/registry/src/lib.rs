@@ -102,8 +102,8 @@ pub enum DeployChange {
     Created,
     /// A new revision of an existing function.
     Updated,
-    /// Same revision, different routes.
-    RoutesChanged,
+    /// Same revision, different routes or scaling.
+    ConfigChanged,
     /// Identical to what serves: nothing was done.
     Unchanged,
 }
@@ -208,6 +208,7 @@ impl Registry {
             && cur.revision.id == revision_id
             && cur.routes == spec.routes
             && cur.app == spec.app
+            && cur.scaling == spec.scaling
         {
             return Ok(Deployed {
                 change: DeployChange::Unchanged,
@@ -232,13 +233,14 @@ impl Registry {
         };
         let change = match &current {
             None => DeployChange::Created,
-            Some((cur, _)) if cur.revision.id == revision.id => DeployChange::RoutesChanged,
+            Some((cur, _)) if cur.revision.id == revision.id => DeployChange::ConfigChanged,
             Some(_) => DeployChange::Updated,
         };
         let record = FunctionRecord {
             key: key.clone(),
             app: spec.app.clone(),
             routes: spec.routes.clone(),
+            scaling: spec.scaling,
             revision: revision.clone(),
             deployed_at_ms: now,
             generation: current.as_ref().map_or(1, |(c, _)| {
@@ -264,6 +266,35 @@ impl Registry {
             code: Some(code),
             compile,
         })
+    }
+
+    /// Changes a function's scaling settings without a redeploy; returns the updated record.
+    pub async fn set_scaling(
+        &self,
+        key: &FunctionKey,
+        scaling: wisp_core::Scaling,
+    ) -> Result<FunctionRecord, DeployError> {
+        scaling.validate().map_err(SpecError::Scaling)?;
+        let _guard = self.deploy_lock.lock().await;
+        let entry = self
+            .store
+            .kv
+            .get(FUNCTIONS, &key.store_key())
+            .await?
+            .ok_or_else(|| DeployError::NotFound(key.clone()))?;
+        let mut record: FunctionRecord = from_json(&entry.value)?;
+        record.scaling = scaling;
+        self.store
+            .kv
+            .put(
+                FUNCTIONS,
+                &key.store_key(),
+                to_json(&record),
+                Expect::Revision(entry.revision),
+            )
+            .await?;
+        tracing::info!(function = %key, ?scaling, "scaling changed");
+        Ok(record)
     }
 
     /// Removes a function (its revisions go too; artifacts stay, shared by digest).

@@ -17,7 +17,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 use wisp_core::{FunctionKey, FunctionRecord, RoutePattern};
 use wisp_router::RouteTable;
-use wisp_wasm_host::{BoxError, Code, InvocationCtx, InvokeError, Report, ResponseBody};
+use wisp_wasm_host::{
+    BoxError, Code, InvocationCtx, InvokeError, Pool, PoolConfig, Report, ResponseBody,
+};
 
 /// Invocation records kept per function.
 pub const DEFAULT_LOG_RING: usize = 200;
@@ -35,6 +37,9 @@ pub struct InvocationRecord {
     pub status: u16,
     /// Failure detail, if any.
     pub error: Option<String>,
+    /// Whether a new instance was created for it (cold) rather than a warm one reused.
+    #[serde(default)]
+    pub cold: bool,
     /// Time to instantiate, microseconds.
     pub instantiate_us: u64,
     /// Total time, microseconds.
@@ -54,9 +59,28 @@ pub struct Active {
     name: Arc<str>,
     ring: Arc<Mutex<VecDeque<InvocationRecord>>>,
     invocations: Arc<AtomicU64>,
+    pool: Arc<Pool>,
 }
 
 impl Active {
+    /// The instance mode in force (`fresh` or `reuse`), after any automatic fallback.
+    pub fn instance_mode(&self) -> &'static str {
+        match self.pool.mode() {
+            wisp_core::InstanceMode::Fresh => "fresh",
+            wisp_core::InstanceMode::Reuse => "reuse",
+        }
+    }
+
+    /// Whether the guest failed on reuse and now runs fresh.
+    pub fn fell_back_to_fresh(&self) -> bool {
+        self.pool.fell_back()
+    }
+
+    /// Warm instances idle right now.
+    pub fn idle_instances(&self) -> usize {
+        self.pool.idle()
+    }
+
     /// Invocations served since this node started.
     pub fn invocations(&self) -> u64 {
         self.invocations.load(Ordering::Relaxed)
@@ -124,17 +148,43 @@ impl Scheduler {
                 .collect::<Vec<_>>()
                 .into();
             let name = Arc::from(record.key.name.as_str());
-            functions.insert(
-                key,
-                Arc::new(Active {
-                    record,
-                    code,
-                    env,
-                    name,
-                    ring,
-                    invocations,
-                }),
-            );
+            let pool = Arc::new(Pool::new(PoolConfig::new(
+                &record.scaling,
+                record.revision.kind,
+            )));
+            let active = Active {
+                record,
+                code,
+                env,
+                name,
+                ring,
+                invocations,
+                pool,
+            };
+            functions.insert(key, Arc::new(active));
+        });
+    }
+
+    /// Applies a changed record of the same revision (scaling, routes) without reloading code; the warm pool
+    /// stays (emptied if the mode became `fresh`).
+    pub fn update_record(&self, record: FunctionRecord) {
+        self.update(|functions| {
+            let Some(prev) = functions.get(&record.key) else { return };
+            if prev.record.revision.id != record.revision.id {
+                tracing::error!(function = %record.key, "update_record with a different revision; ignored");
+                return;
+            }
+            prev.pool.set_config(PoolConfig::new(&record.scaling, record.revision.kind));
+            let active = Active {
+                record: record.clone(),
+                code: prev.code.clone(),
+                env: prev.env.clone(),
+                name: prev.name.clone(),
+                ring: prev.ring.clone(),
+                invocations: prev.invocations.clone(),
+                pool: prev.pool.clone(),
+            };
+            functions.insert(record.key.clone(), Arc::new(active));
         });
     }
 
@@ -242,6 +292,7 @@ impl Scheduler {
                 revision,
                 status,
                 error,
+                cold: report.cold,
                 instantiate_us: report.instantiate.as_micros() as u64,
                 duration_us: report.total.as_micros() as u64,
                 logs: String::from_utf8_lossy(&report.logs.bytes).into_owned(),
@@ -253,7 +304,7 @@ impl Scheduler {
             }
             ring.push_back(rec);
         });
-        let result = active.code.handle(req, ctx, sink).await;
+        let result = active.code.handle(req, ctx, sink, &active.pool).await;
         (id, result)
     }
 }

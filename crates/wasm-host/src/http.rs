@@ -4,6 +4,7 @@
 use crate::body::{BoxError, LimitedBody, ResponseBody};
 use crate::host::{Code, CodeInner};
 use crate::logs::LogPipe;
+use crate::pool::{Pool, Warm};
 use crate::{InvocationCtx, InvokeError, Report, ReportSink};
 use bytes::Bytes;
 use http_body::Body;
@@ -14,6 +15,7 @@ use std::time::{Duration, Instant};
 use wasmtime::component::ResourceTable;
 use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 use wisp_core::ErrorClass;
 
@@ -184,36 +186,106 @@ pub(crate) fn too_large(limit: u64) -> InvokeError {
 
 impl Code {
     /// Runs one invocation. Returns the response (its body may still be streaming from the guest) or the
-    /// classified failure; `report` is called once the guest is done.
+    /// classified failure; `report` is called once the guest is done. `pool` holds this revision's warm
+    /// instances (used when its mode is `reuse`).
     pub async fn handle<B>(
         &self,
         req: http::Request<B>,
         ctx: InvocationCtx,
         report: ReportSink,
+        pool: &Arc<Pool>,
     ) -> Result<http::Response<ResponseBody>, InvokeError>
     where
         B: Body<Data = Bytes> + Send + Unpin + 'static,
         B::Error: Into<BoxError>,
     {
         match &self.inner {
-            CodeInner::Http(pre) => self.handle_http(pre.clone(), req, ctx, report).await,
+            CodeInner::Http(pre) => self.handle_http(pre, req, ctx, report, pool).await,
             CodeInner::Wagi(pre) => crate::wagi::handle(self, pre.clone(), req, ctx, report).await,
         }
     }
 
     async fn handle_http<B>(
         &self,
-        pre: wasmtime_wasi_http::p2::bindings::ProxyPre<HttpState>,
+        pre: &ProxyPre<HttpState>,
         req: http::Request<B>,
         ctx: InvocationCtx,
         report: ReportSink,
+        pool: &Arc<Pool>,
     ) -> Result<http::Response<ResponseBody>, InvokeError>
     where
         B: Body<Data = Bytes> + Send + Unpin + 'static,
         B::Error: Into<BoxError>,
     {
+        let warm = pool.checkout();
+        let logs = match &warm {
+            Some(w) => w.logs.clone(),
+            None => LogPipe::new(ctx.limits.max_log_bytes as usize),
+        };
+        let reporter = match Reporter::begin(&ctx, report, &req, logs) {
+            Ok(r) => r,
+            Err(e) => {
+                if let Some(w) = warm {
+                    pool.checkin(w);
+                }
+                return Err(e);
+            }
+        };
+        // A bodiless request that fails on a warm instance is retried on a fresh one: that tells a guest that
+        // cannot be reused from one that simply failed, without failing the user's request.
+        let retry_head = (warm.is_some() && bodiless(&req)).then(|| head_of(&req));
+        let first = self
+            .attempt(
+                pre,
+                req,
+                &ctx,
+                reporter,
+                pool,
+                warm,
+                retry_head.is_some(),
+                false,
+            )
+            .await;
+        match (first, retry_head) {
+            (Attempt::Done(r), _) => r,
+            (Attempt::Retry(mut reporter), Some(head)) => {
+                reporter.logs = LogPipe::new(ctx.limits.max_log_bytes as usize);
+                let req = http::Request::from_parts(head, http_body_util::Empty::<Bytes>::new());
+                match self
+                    .attempt(pre, req, &ctx, reporter, pool, None, false, true)
+                    .await
+                {
+                    Attempt::Done(r) => r,
+                    Attempt::Retry(_) => unreachable!("a fresh attempt is never retried"),
+                }
+            }
+            (Attempt::Retry(reporter), None) => reporter.fail(
+                InvokeError::new(ErrorClass::Internal, "retry without a request head"),
+                Duration::ZERO,
+            ),
+        }
+    }
+
+    /// One try on a warm instance (`warm`) or a fresh one. `retryable`: on failure of a warm instance before
+    /// any response, hand the reporter back instead of reporting. `is_retry`: this fresh try follows a warm
+    /// failure, so its success proves the guest cannot be reused.
+    #[allow(clippy::too_many_arguments)]
+    async fn attempt<B>(
+        &self,
+        pre: &ProxyPre<HttpState>,
+        req: http::Request<B>,
+        ctx: &InvocationCtx,
+        mut reporter: Reporter,
+        pool: &Arc<Pool>,
+        warm: Option<Warm>,
+        retryable: bool,
+        is_retry: bool,
+    ) -> Attempt
+    where
+        B: Body<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: Into<BoxError>,
+    {
         let limits = ctx.limits;
-        let reporter = Reporter::begin(&ctx, report, &req)?;
         let exceeded = Arc::new(AtomicBool::new(false));
         let (mut parts, body) = req.into_parts();
         if !parts.headers.contains_key(http::header::HOST) && parts.uri.authority().is_none() {
@@ -230,15 +302,23 @@ impl Code {
         };
         let req = hyper::Request::from_parts(parts, body);
 
-        let state = HttpState {
-            wasi: wasi_ctx(&ctx, &reporter.logs).build(),
-            http: WasiHttpCtx::new(),
-            table: ResourceTable::new(),
-            hooks: DenyOutbound,
-            limiter: Limiter::new(limits.memory_bytes()),
+        let (mut store, proxy, served) = match warm {
+            Some(w) => (w.store, Some(w.proxy), w.served),
+            None => {
+                let state = HttpState {
+                    wasi: wasi_ctx(ctx, &reporter.logs).build(),
+                    http: WasiHttpCtx::new(),
+                    table: ResourceTable::new(),
+                    hooks: DenyOutbound,
+                    limiter: Limiter::new(limits.memory_bytes()),
+                };
+                let mut store = Store::new(&self.shared.engine, state);
+                store.limiter(|s| &mut s.limiter);
+                (store, None, 0)
+            }
         };
-        let mut store = Store::new(&self.shared.engine, state);
-        store.limiter(|s| &mut s.limiter);
+        let was_warm = proxy.is_some();
+        reporter.cold = !was_warm;
         arm_deadline(&mut store, limits.timeout_ms);
 
         // The guest's `response-outparam.set` runs this callback: it notes the status for the report and
@@ -265,19 +345,26 @@ impl Code {
             Err(e) => {
                 let e =
                     InvokeError::new(ErrorClass::InvalidInput, format!("unusable request: {e}"));
-                return reporter.fail(e, Duration::ZERO);
+                return Attempt::Done(reporter.fail(e, Duration::ZERO));
             }
         };
 
         // The guest runs in its own task so it can keep streaming the body after the response head is sent;
-        // the task reports the invocation when the guest is done.
+        // the task reports the invocation when the guest is done, and returns a clean instance to the pool.
         let timeout = Duration::from_millis(limits.timeout_ms);
+        let pre = pre.clone();
+        let pool = pool.clone();
+        let function = ctx.function.clone();
         let task = tokio::spawn(async move {
             let t0 = Instant::now();
             let mut instantiate = Duration::ZERO;
+            let mut instance = proxy;
             let run = async {
-                let proxy = pre.instantiate_async(&mut store).await?;
-                instantiate = t0.elapsed();
+                if instance.is_none() {
+                    instance = Some(pre.instantiate_async(&mut store).await?);
+                    instantiate = t0.elapsed();
+                }
+                let proxy = instance.as_ref().expect("instantiated above");
                 proxy
                     .wasi_http_incoming_handler()
                     .call_handle(&mut store, wreq, wout)
@@ -295,38 +382,93 @@ impl Code {
                     format!("function exceeded its timeout of {} ms", limits.timeout_ms),
                 )),
             };
-            drop(store);
+            let answered = status.load(Ordering::Relaxed);
             let outcome = match result {
                 _ if exceeded.load(Ordering::Relaxed) => Err(too_large(limits.max_body_bytes)),
                 Err(e) => Err(e),
-                Ok(()) => match status.load(Ordering::Relaxed) {
-                    0 => Err(InvokeError::new(
-                        ErrorClass::GuestFailure,
-                        "guest returned without a response (it set none, or set an error code)",
-                    )),
-                    s => Ok(s),
-                },
+                Ok(()) if answered == 0 => Err(InvokeError::new(
+                    ErrorClass::GuestFailure,
+                    "guest returned without a response (it set none, or set an error code)",
+                )),
+                Ok(()) => Ok(answered),
             };
+            match (&outcome, was_warm) {
+                (Err(_), true) if retryable && answered == 0 => return TaskEnd::Retry(reporter),
+                (Err(e), true) => pool.warm_failed(&function, &e.message),
+                (Ok(_), true) => pool.warm_succeeded(),
+                (Ok(_), false) if is_retry => pool.mark_unreusable(
+                    &function,
+                    "a warm instance failed where a fresh one succeeded",
+                ),
+                _ => {}
+            }
+            if let (Ok(_), Some(proxy)) = (&outcome, instance) {
+                pool.checkin(Warm {
+                    store,
+                    proxy,
+                    logs: reporter.logs.clone(),
+                    served: served + 1,
+                    idle_since: Instant::now(),
+                });
+            }
             reporter.done(outcome.clone(), instantiate);
-            outcome
+            TaskEnd::Reported(outcome)
         });
 
         match rx.await {
-            Ok(Ok(resp)) => Ok(resp.map(|b| b.map_err(|e| Box::new(e) as BoxError).boxed_unsync())),
-            // No response head: the task's outcome says why (and has been reported).
+            Ok(Ok(resp)) => Attempt::Done(Ok(
+                resp.map(|b| b.map_err(|e| Box::new(e) as BoxError).boxed_unsync())
+            )),
+            // No response head: the task's outcome says why (and has been reported), or asks for a retry.
             Ok(Err(_)) | Err(_) => match task.await {
-                Ok(Err(e)) => Err(e),
-                Ok(Ok(_)) => Err(InvokeError::new(
+                Ok(TaskEnd::Reported(Err(e))) => Attempt::Done(Err(e)),
+                Ok(TaskEnd::Reported(Ok(_))) => Attempt::Done(Err(InvokeError::new(
                     ErrorClass::GuestFailure,
                     "guest produced no response",
-                )),
-                Err(e) => Err(InvokeError::new(
+                ))),
+                Ok(TaskEnd::Retry(reporter)) => Attempt::Retry(reporter),
+                Err(e) => Attempt::Done(Err(InvokeError::new(
                     ErrorClass::Internal,
                     format!("guest task: {e}"),
-                )),
+                ))),
             },
         }
     }
+}
+
+enum Attempt {
+    Done(Result<http::Response<ResponseBody>, InvokeError>),
+    Retry(Reporter),
+}
+
+enum TaskEnd {
+    Reported(Result<u16, InvokeError>),
+    Retry(Reporter),
+}
+
+fn bodiless<B: Body>(req: &http::Request<B>) -> bool {
+    req.body().is_end_stream()
+        || req
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() == b"0")
+        || (matches!(*req.method(), http::Method::GET | http::Method::HEAD)
+            && !req.headers().contains_key(http::header::CONTENT_LENGTH)
+            && !req.headers().contains_key(http::header::TRANSFER_ENCODING))
+}
+
+fn head_of<B>(req: &http::Request<B>) -> http::request::Parts {
+    let mut b = http::Request::builder()
+        .method(req.method().clone())
+        .uri(req.uri().clone())
+        .version(req.version());
+    if let Some(h) = b.headers_mut() {
+        *h = req.headers().clone();
+    }
+    b.body(())
+        .expect("a copy of a valid request head")
+        .into_parts()
+        .0
 }
 
 /// Sends an invocation's [`Report`] exactly once.
@@ -335,6 +477,7 @@ pub(crate) struct Reporter {
     pub start: Instant,
     pub logs: LogPipe,
     pub sink: ReportSink,
+    pub cold: bool,
 }
 
 impl Reporter {
@@ -344,12 +487,14 @@ impl Reporter {
         ctx: &InvocationCtx,
         sink: ReportSink,
         req: &http::Request<B>,
+        logs: LogPipe,
     ) -> Result<Self, InvokeError> {
         let reporter = Reporter {
             id: ctx.id.clone(),
             start: Instant::now(),
-            logs: LogPipe::new(ctx.limits.max_log_bytes as usize),
+            logs,
             sink,
+            cold: true,
         };
         if declared_too_large(req, ctx.limits.max_body_bytes) {
             return reporter.fail(too_large(ctx.limits.max_body_bytes), Duration::ZERO);
@@ -362,6 +507,7 @@ impl Reporter {
             id: self.id,
             outcome,
             instantiate,
+            cold: self.cold,
             total: self.start.elapsed(),
             logs: self.logs.take(),
         })

@@ -12,12 +12,14 @@ mod config;
 mod host;
 mod http;
 mod logs;
+mod pool;
 mod wagi;
 
 pub use body::{BoxError, ResponseBody, full_body};
 pub use config::HostConfig;
 pub use host::{ArtifactError, ArtifactKind, Code, Compiled, Host, artifact_kind};
 pub use logs::CapturedLogs;
+pub use pool::{Pool, PoolConfig};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,8 +67,10 @@ pub struct Report {
     pub id: Arc<str>,
     /// `Ok(status)` the guest answered with, or the failure.
     pub outcome: Result<u16, InvokeError>,
-    /// Time spent instantiating.
+    /// Time spent instantiating (zero for a warm instance).
     pub instantiate: Duration,
+    /// Whether a fresh instance was created for it (a cold start) rather than a warm one reused.
+    pub cold: bool,
     /// Total time from the start of the invocation until the guest finished.
     pub total: Duration,
     /// Guest stdout + stderr.

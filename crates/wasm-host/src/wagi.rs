@@ -37,7 +37,12 @@ where
     B::Error: Into<BoxError>,
 {
     let limits = ctx.limits;
-    let reporter = Reporter::begin(&ctx, report, &req)?;
+    let reporter = Reporter::begin(
+        &ctx,
+        report,
+        &req,
+        crate::logs::LogPipe::new(limits.max_log_bytes as usize),
+    )?;
     let logs = reporter.logs.clone();
     let (parts, body) = req.into_parts();
     let body = match http_body_util::Limited::new(body, limits.max_body_bytes as usize)

@@ -1,0 +1,81 @@
+//! Per-function scaling settings. Like routes, they are traffic configuration, not revision content: changing
+//! them never needs a redeploy.
+
+use serde::{Deserialize, Serialize};
+
+/// Default cap on requests one reused instance serves before it is replaced.
+pub const DEFAULT_MAX_REQUESTS_PER_INSTANCE: u32 = 10_000;
+/// Default time an idle warm instance is kept.
+pub const DEFAULT_IDLE_TIMEOUT_SECONDS: u32 = 300;
+/// Default cap on idle warm instances per function.
+pub const DEFAULT_MAX_IDLE_INSTANCES: u32 = 64;
+
+/// How instances serve requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum InstanceMode {
+    /// A new instance for every request: no state survives between requests.
+    #[default]
+    Fresh,
+    /// Warm instances serve one request after another (Lambda-style): module state survives. A guest that
+    /// fails when reused falls back to fresh instances with a logged warning.
+    Reuse,
+}
+
+/// Scaling settings of a function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Scaling {
+    /// `fresh` or `reuse`; unset means the default for the function's kind: `fresh` for every kind today
+    /// (WAGI modules are commands and can only run once; components opt in to reuse).
+    pub instance_mode: Option<InstanceMode>,
+    /// A reused instance is replaced after this many requests.
+    pub max_requests_per_instance: u32,
+    /// An idle warm instance is dropped after this long.
+    pub idle_timeout_seconds: u32,
+    /// At most this many idle warm instances are kept.
+    pub max_idle_instances: u32,
+}
+
+impl Default for Scaling {
+    fn default() -> Self {
+        Scaling {
+            instance_mode: None,
+            max_requests_per_instance: DEFAULT_MAX_REQUESTS_PER_INSTANCE,
+            idle_timeout_seconds: DEFAULT_IDLE_TIMEOUT_SECONDS,
+            max_idle_instances: DEFAULT_MAX_IDLE_INSTANCES,
+        }
+    }
+}
+
+impl Scaling {
+    /// The mode in force for a function of `kind`.
+    pub fn mode(&self, kind: crate::FunctionKind) -> InstanceMode {
+        match kind {
+            crate::FunctionKind::Wagi => InstanceMode::Fresh,
+            crate::FunctionKind::Http => self.instance_mode.unwrap_or_default(),
+        }
+    }
+
+    /// Checks ranges; the message names key, value and range.
+    pub fn validate(&self) -> Result<(), String> {
+        let checks: [(&str, u32, u32, u32); 3] = [
+            (
+                "max_requests_per_instance",
+                self.max_requests_per_instance,
+                1,
+                100_000_000,
+            ),
+            ("idle_timeout_seconds", self.idle_timeout_seconds, 1, 86_400),
+            ("max_idle_instances", self.max_idle_instances, 0, 10_000),
+        ];
+        for (key, value, min, max) in checks {
+            if !(min..=max).contains(&value) {
+                return Err(format!(
+                    "scaling.{key} = {value} is out of range: allowed {min}..={max}"
+                ));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,171 @@
+//! Warm instances for `instance_mode = "reuse"`: one pool per loaded revision. An instance serves one request
+//! at a time; after a clean request it goes back to the pool (newest first, so its caches are warm). An
+//! instance that trapped, timed out, hit a limit or did not answer is dropped, never reused. A guest that
+//! fails on a *reused* instance after succeeding on it before is taken as not reusable: the pool falls back
+//! to fresh instances for good (logged), and a bodiless request that hit the failure is retried fresh.
+
+use crate::http::HttpState;
+use crate::logs::LogPipe;
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use wasmtime::Store;
+use wasmtime_wasi_http::p2::bindings::Proxy;
+use wisp_core::{FunctionKind, InstanceMode, Scaling};
+
+/// What the pool needs from a function's scaling settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolConfig {
+    /// Fresh or reuse.
+    pub mode: InstanceMode,
+    /// Replace an instance after this many requests.
+    pub max_requests_per_instance: u32,
+    /// Drop idle instances after this long.
+    pub idle_timeout: Duration,
+    /// Keep at most this many idle instances.
+    pub max_idle: usize,
+}
+
+impl PoolConfig {
+    /// The pool settings for a function of `kind` with `scaling`.
+    pub fn new(scaling: &Scaling, kind: FunctionKind) -> Self {
+        PoolConfig {
+            mode: scaling.mode(kind),
+            max_requests_per_instance: scaling.max_requests_per_instance,
+            idle_timeout: Duration::from_secs(scaling.idle_timeout_seconds.into()),
+            max_idle: scaling.max_idle_instances as usize,
+        }
+    }
+}
+
+pub(crate) struct Warm {
+    pub store: Store<HttpState>,
+    pub proxy: Proxy,
+    pub logs: LogPipe,
+    pub served: u32,
+    pub idle_since: Instant,
+}
+
+/// The warm instances of one revision.
+pub struct Pool {
+    config: Mutex<PoolConfig>,
+    idle: Mutex<VecDeque<Warm>>,
+    unreusable: AtomicBool,
+    reused: AtomicU64,
+    warm_failures_in_a_row: AtomicU32,
+}
+
+impl Pool {
+    /// An empty pool.
+    pub fn new(config: PoolConfig) -> Self {
+        Pool {
+            config: Mutex::new(config),
+            idle: Mutex::new(VecDeque::new()),
+            unreusable: AtomicBool::new(false),
+            reused: AtomicU64::new(0),
+            warm_failures_in_a_row: AtomicU32::new(0),
+        }
+    }
+
+    /// Applies new settings (no redeploy); switching to fresh drops the idle instances.
+    pub fn set_config(&self, config: PoolConfig) {
+        *self.config.lock().unwrap_or_else(|p| p.into_inner()) = config;
+        if config.mode == InstanceMode::Fresh {
+            self.idle.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        }
+    }
+
+    pub(crate) fn config(&self) -> PoolConfig {
+        *self.config.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The mode in force: the configured one, or fresh after the guest proved not reusable.
+    pub fn mode(&self) -> InstanceMode {
+        if self.unreusable.load(Ordering::Relaxed) {
+            InstanceMode::Fresh
+        } else {
+            self.config().mode
+        }
+    }
+
+    /// Whether the guest failed on reuse and the pool fell back to fresh instances.
+    pub fn fell_back(&self) -> bool {
+        self.unreusable.load(Ordering::Relaxed)
+    }
+
+    /// Idle warm instances right now.
+    pub fn idle(&self) -> usize {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Requests served by an already-used instance.
+    pub fn reused(&self) -> u64 {
+        self.reused.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn checkout(&self) -> Option<Warm> {
+        if self.mode() != InstanceMode::Reuse {
+            return None;
+        }
+        let timeout = self.config().idle_timeout;
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        // Oldest at the front: drop the expired ones.
+        while idle
+            .front()
+            .is_some_and(|w| w.idle_since.elapsed() >= timeout)
+        {
+            idle.pop_front();
+        }
+        let w = idle.pop_back();
+        if w.is_some() {
+            self.reused.fetch_add(1, Ordering::Relaxed);
+        }
+        w
+    }
+
+    pub(crate) fn checkin(&self, mut w: Warm) {
+        let c = self.config();
+        if self.mode() != InstanceMode::Reuse || w.served >= c.max_requests_per_instance {
+            return;
+        }
+        w.idle_since = Instant::now();
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < c.max_idle {
+            idle.push_back(w);
+        }
+    }
+
+    /// Warm failures in a row (with no warm success between) that prove a guest not reusable when the
+    /// requests carried bodies and could not be retried.
+    const WARM_FAILURES_TO_FALL_BACK: u32 = 3;
+
+    pub(crate) fn warm_succeeded(&self) {
+        self.warm_failures_in_a_row.store(0, Ordering::Relaxed);
+    }
+
+    pub(crate) fn warm_failed(&self, function: &str, error: &str) {
+        if self.warm_failures_in_a_row.fetch_add(1, Ordering::Relaxed) + 1
+            >= Self::WARM_FAILURES_TO_FALL_BACK
+        {
+            self.mark_unreusable(
+                function,
+                &format!(
+                    "{} reused instances failed in a row, the last with: {error}",
+                    Self::WARM_FAILURES_TO_FALL_BACK
+                ),
+            );
+        }
+    }
+
+    pub(crate) fn mark_unreusable(&self, function: &str, why: &str) {
+        if !self.unreusable.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                function,
+                reason = why,
+                "guest failed on a reused instance: falling back to a fresh instance per request"
+            );
+            self.idle.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        }
+    }
+}
