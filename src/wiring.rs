@@ -52,8 +52,16 @@ pub async fn build(config: NodeConfig) -> anyhow::Result<Node> {
     let scheduler = Arc::new(Scheduler::default());
     let loaded = registry.load_all().await?;
     let functions_loaded = loaded.len();
+    let mut keys = Vec::new();
     for (record, code) in loaded {
+        keys.push(record.key.clone());
         scheduler.activate(record, code);
+    }
+    // Provisioned instances are warm before the first request is accepted.
+    for key in keys {
+        if let Err(e) = scheduler.prewarm(&key).await {
+            tracing::warn!(function = %key, error = %e.message, "cannot start provisioned instances");
+        }
     }
     let token_created = token_created.then(|| token.clone());
     let api = wisp_api::router(Arc::new(Api {

@@ -195,3 +195,60 @@ async fn bad_scaling_settings_are_rejected() {
     );
     assert_eq!(function(&s, "hello").await["instance_mode"], "fresh");
 }
+
+/// `min_instances`: provisioned instances are initialised after a deploy and after a restart, so even the
+/// first request finds a warm instance.
+#[tokio::test(flavor = "multi_thread")]
+async fn provisioned_instances_are_warm_after_deploy_and_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut s = Server::start(&data);
+    let scaling = json!({"instance_mode": "reuse", "min_instances": 2});
+    s.deploy(
+        "talk",
+        "logs-c",
+        json!({"routes": ["/talk"], "scaling": scaling, "env": {"GREETING": "hi"}}),
+    )
+    .await;
+    assert_eq!(function(&s, "talk").await["idle_instances"], 2);
+    assert_eq!(s.get("/talk").await.1, "greeting=hi");
+    let logs = s.logs("talk").await;
+    assert_eq!(
+        logs[0]["cold"], false,
+        "the first request found a provisioned instance"
+    );
+    assert_eq!(
+        logs[0]["logs"],
+        "stdout line from guest\nstderr line from guest\n"
+    );
+    s.kill();
+
+    let s = Server::start(&data);
+    assert_eq!(
+        function(&s, "talk").await["idle_instances"],
+        2,
+        "re-provisioned at start"
+    );
+    assert_eq!(s.get("/talk").await.1, "greeting=hi");
+    assert_eq!(s.logs("talk").await[0]["cold"], false);
+
+    // Raising the minimum takes effect at once; min above max_idle_instances is refused.
+    let out = s.cli(&["scale", "talk", "--min-instances", "3"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(function(&s, "talk").await["idle_instances"], 3);
+    let out = s.cli(&[
+        "scale",
+        "talk",
+        "--min-instances",
+        "5",
+        "--max-idle-instances",
+        "4",
+    ]);
+    assert!(
+        stderr(&out).contains(
+            "scaling.min_instances = 5 is out of range: allowed 0..=max_idle_instances (4)"
+        ),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -271,6 +271,9 @@ async fn deploy_one(client: &Client, mut p: Plan) -> anyhow::Result<()> {
     } else {
         d.function.routes.join(", ")
     };
+    if let Some(e) = &d.warm_error {
+        println!("! {}: provisioned instances could not start: {e}", p.name);
+    }
     match d.change.as_str() {
         "unchanged" => println!(
             "= {}: unchanged — revision {rev} already serves at {routes}",

@@ -22,6 +22,9 @@ pub struct Args {
     /// Keep at most this many idle warm instances.
     #[arg(long, env = "WISP_SCALE_MAX_IDLE_INSTANCES")]
     max_idle_instances: Option<u32>,
+    /// Keep this many warm instances ready whatever the load (reuse mode).
+    #[arg(long, env = "WISP_SCALE_MIN_INSTANCES")]
+    min_instances: Option<u32>,
 }
 
 /// `--instance-mode` values.
@@ -55,6 +58,9 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
     }
     if let Some(v) = a.max_idle_instances {
         s.max_idle_instances = v;
+    }
+    if let Some(v) = a.min_instances {
+        s.min_instances = v;
     }
     let s: Scaling = client
         .json(client.request(Method::PUT, &path).json(&s))

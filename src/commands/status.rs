@@ -81,7 +81,10 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
                 if f.active { "yes" } else { "no" },
                 f.invocations
             );
-            println!("  instances:   {} mode", f.instance_mode);
+            println!(
+                "  instances:   {} mode, {} warm idle (min {})",
+                f.instance_mode, f.idle_instances, f.scaling.min_instances
+            );
             println!("  revisions:   {}", s.revisions.len());
             for r in &s.revisions {
                 println!(

@@ -241,6 +241,8 @@ pub struct FunctionView {
     pub scaling: wisp_core::Scaling,
     /// Instance mode in force (`fresh`/`reuse`), after defaults and any automatic fallback.
     pub instance_mode: String,
+    /// Warm instances idle on this node right now.
+    pub idle_instances: usize,
 }
 
 fn view(api: &Api, r: &wisp_core::FunctionRecord) -> FunctionView {
@@ -260,6 +262,7 @@ fn view(api: &Api, r: &wisp_core::FunctionRecord) -> FunctionView {
             || format!("{:?}", r.scaling.mode(r.revision.kind)).to_lowercase(),
             |a| a.instance_mode().to_string(),
         ),
+        idle_instances: active.as_ref().map_or(0, |a| a.idle_instances()),
         invocations: active.map_or(0, |a| a.invocations()),
         limits: r.revision.limits,
         scaling: r.scaling,
@@ -307,6 +310,9 @@ pub struct DeployBody {
     pub function: FunctionView,
     /// Validation + compilation time, ms (absent when the compiled cache had it).
     pub compile_ms: Option<f64>,
+    /// Why provisioned instances (`min_instances`) could not be started, if they could not.
+    #[serde(default)]
+    pub warm_error: Option<String>,
 }
 
 async fn deploy(
@@ -326,6 +332,7 @@ async fn deploy(
         (_, Some(code)) => api.scheduler.activate(deployed.record.clone(), code),
         (_, None) => {}
     }
+    let warm_error = api.scheduler.prewarm(&key).await.err().map(|e| e.message);
     let change = match deployed.change {
         DeployChange::Created => "created",
         DeployChange::Updated => "updated",
@@ -336,6 +343,7 @@ async fn deploy(
         change: change.into(),
         function: view(&api, &deployed.record),
         compile_ms: deployed.compile.map(|d| d.as_secs_f64() * 1e3),
+        warm_error,
     }))
 }
 
@@ -367,6 +375,9 @@ async fn put_scaling(
         .map_err(|e| ApiError::new(ErrorClass::InvalidInput, format!("scaling: {e}")))?;
     let record = api.registry.set_scaling(&key, scaling).await?;
     api.scheduler.update_record(record.clone());
+    if let Err(e) = api.scheduler.prewarm(&key).await {
+        tracing::warn!(function = %key, error = %e.message, "cannot start provisioned instances");
+    }
     Ok(Json(record.scaling))
 }
 

@@ -35,6 +35,9 @@ pub struct Scaling {
     pub idle_timeout_seconds: u32,
     /// At most this many idle warm instances are kept.
     pub max_idle_instances: u32,
+    /// Warm instances kept ready whatever the load (reuse mode): created after every deploy and start,
+    /// never expired for idleness. Guest initialisation then happens before the first request.
+    pub min_instances: u32,
 }
 
 impl Default for Scaling {
@@ -44,6 +47,7 @@ impl Default for Scaling {
             max_requests_per_instance: DEFAULT_MAX_REQUESTS_PER_INSTANCE,
             idle_timeout_seconds: DEFAULT_IDLE_TIMEOUT_SECONDS,
             max_idle_instances: DEFAULT_MAX_IDLE_INSTANCES,
+            min_instances: 0,
         }
     }
 }
@@ -59,7 +63,7 @@ impl Scaling {
 
     /// Checks ranges; the message names key, value and range.
     pub fn validate(&self) -> Result<(), String> {
-        let checks: [(&str, u32, u32, u32); 3] = [
+        let checks: [(&str, u32, u32, u32); 4] = [
             (
                 "max_requests_per_instance",
                 self.max_requests_per_instance,
@@ -68,7 +72,14 @@ impl Scaling {
             ),
             ("idle_timeout_seconds", self.idle_timeout_seconds, 1, 86_400),
             ("max_idle_instances", self.max_idle_instances, 0, 10_000),
+            ("min_instances", self.min_instances, 0, 10_000),
         ];
+        if self.min_instances > self.max_idle_instances {
+            return Err(format!(
+                "scaling.min_instances = {} is out of range: allowed 0..=max_idle_instances ({})",
+                self.min_instances, self.max_idle_instances
+            ));
+        }
         for (key, value, min, max) in checks {
             if !(min..=max).contains(&value) {
                 return Err(format!(

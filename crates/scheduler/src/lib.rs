@@ -188,6 +188,26 @@ impl Scheduler {
         });
     }
 
+    /// Creates the provisioned warm instances (`scaling.min_instances`) of an active function; returns how
+    /// many were made. Called after every deploy, scaling change and start.
+    pub async fn prewarm(&self, key: &FunctionKey) -> Result<usize, InvokeError> {
+        let Some(active) = self.get(key) else {
+            return Ok(0);
+        };
+        let ctx = InvocationCtx {
+            id: Arc::from("prewarm"),
+            function: active.name.clone(),
+            env: active.env.clone(),
+            limits: active.record.revision.limits,
+            route_prefix: Arc::from("/"),
+        };
+        let made = active.code.prewarm(&active.pool, &ctx).await?;
+        if made > 0 {
+            tracing::info!(function = %key, instances = made, "provisioned warm instances");
+        }
+        Ok(made)
+    }
+
     /// Stops routing to a function.
     pub fn deactivate(&self, key: &FunctionKey) {
         self.update(|functions| {

@@ -4,6 +4,7 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use http_body_util::combinators::UnsyncBoxBody;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -70,6 +71,45 @@ where
 
     fn is_end_stream(&self) -> bool {
         self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Ends the response body only once the invocation has been recorded, so a client that read the whole
+/// response can read its invocation record too.
+pub(crate) struct UntilReported<B> {
+    pub inner: B,
+    pub reported: Option<tokio::sync::oneshot::Receiver<()>>,
+}
+
+impl<B> Body for UntilReported<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(None) => match this.reported.as_mut() {
+                None => Poll::Ready(None),
+                Some(rx) => match Pin::new(rx).poll(cx) {
+                    Poll::Pending => Poll::Pending,
+                    Poll::Ready(_) => {
+                        this.reported = None;
+                        Poll::Ready(None)
+                    }
+                },
+            },
+            other => other,
+        }
     }
 
     fn size_hint(&self) -> SizeHint {

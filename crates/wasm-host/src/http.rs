@@ -1,7 +1,7 @@
 //! Serving a request with a wasi:http component, and the per-invocation store state shared with WAGI:
 //! memory limiter and deadline.
 
-use crate::body::{BoxError, LimitedBody, ResponseBody};
+use crate::body::{BoxError, LimitedBody, ResponseBody, UntilReported};
 use crate::host::{Code, CodeInner};
 use crate::logs::LogPipe;
 use crate::pool::{Pool, Warm};
@@ -324,6 +324,7 @@ impl Code {
         // The guest's `response-outparam.set` runs this callback: it notes the status for the report and
         // hands the response to the waiting request.
         let (tx, rx) = tokio::sync::oneshot::channel();
+        let (reported_tx, reported_rx) = tokio::sync::oneshot::channel::<()>();
         let status = Arc::new(AtomicU16::new(0));
         let set_status = status.clone();
         let setup: wasmtime::Result<_> = (|| {
@@ -412,13 +413,18 @@ impl Code {
                 });
             }
             reporter.done(outcome.clone(), instantiate);
+            let _ = reported_tx.send(());
             TaskEnd::Reported(outcome)
         });
 
         match rx.await {
-            Ok(Ok(resp)) => Attempt::Done(Ok(
-                resp.map(|b| b.map_err(|e| Box::new(e) as BoxError).boxed_unsync())
-            )),
+            Ok(Ok(resp)) => Attempt::Done(Ok(resp.map(|b| {
+                let b = UntilReported {
+                    inner: b,
+                    reported: Some(reported_rx),
+                };
+                b.map_err(|e| Box::new(e) as BoxError).boxed_unsync()
+            }))),
             // No response head: the task's outcome says why (and has been reported), or asks for a retry.
             Ok(Err(_)) | Err(_) => match task.await {
                 Ok(TaskEnd::Reported(Err(e))) => Attempt::Done(Err(e)),
@@ -433,6 +439,48 @@ impl Code {
                 ))),
             },
         }
+    }
+}
+
+impl Code {
+    /// Creates warm instances until `pool` holds its provisioned minimum (reuse mode, http functions):
+    /// instantiation and guest initialisation happen now instead of on a request. Returns how many were made.
+    pub async fn prewarm(
+        &self,
+        pool: &Arc<Pool>,
+        ctx: &InvocationCtx,
+    ) -> Result<usize, InvokeError> {
+        let CodeInner::Http(pre) = &self.inner else {
+            return Ok(0);
+        };
+        let mut made = 0;
+        while pool.missing() > 0 {
+            let logs = LogPipe::new(ctx.limits.max_log_bytes as usize);
+            let state = HttpState {
+                wasi: wasi_ctx(ctx, &logs).build(),
+                http: WasiHttpCtx::new(),
+                table: ResourceTable::new(),
+                hooks: DenyOutbound,
+                limiter: Limiter::new(ctx.limits.memory_bytes()),
+            };
+            let mut store = Store::new(&self.shared.engine, state);
+            store.limiter(|s| &mut s.limiter);
+            arm_deadline(&mut store, ctx.limits.timeout_ms);
+            let proxy = pre
+                .instantiate_async(&mut store)
+                .await
+                .map_err(|e| classify(&e, store.data().limiter.exceeded, ctx.limits.timeout_ms))?;
+            logs.take(); // initialisation output belongs to no invocation
+            pool.checkin(Warm {
+                store,
+                proxy,
+                logs,
+                served: 0,
+                idle_since: Instant::now(),
+            });
+            made += 1;
+        }
+        Ok(made)
     }
 }
 

@@ -25,6 +25,8 @@ pub struct PoolConfig {
     pub idle_timeout: Duration,
     /// Keep at most this many idle instances.
     pub max_idle: usize,
+    /// Keep at least this many warm (never expired for idleness).
+    pub min: usize,
 }
 
 impl PoolConfig {
@@ -35,6 +37,7 @@ impl PoolConfig {
             max_requests_per_instance: scaling.max_requests_per_instance,
             idle_timeout: Duration::from_secs(scaling.idle_timeout_seconds.into()),
             max_idle: scaling.max_idle_instances as usize,
+            min: scaling.min_instances as usize,
         }
     }
 }
@@ -122,6 +125,14 @@ impl Pool {
             self.reused.fetch_add(1, Ordering::Relaxed);
         }
         w
+    }
+
+    /// How many more warm instances the provisioned minimum asks for.
+    pub fn missing(&self) -> usize {
+        if self.mode() != InstanceMode::Reuse {
+            return 0;
+        }
+        self.config().min.saturating_sub(self.idle())
     }
 
     pub(crate) fn checkin(&self, mut w: Warm) {
