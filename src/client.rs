@@ -33,8 +33,7 @@ impl Client {
                     .to_string()
             }
         };
-        wisp_core::Name::new(g.namespace.as_str())
-            .map_err(|e| anyhow::anyhow!("--namespace: {e}"))?;
+        wisp_core::Name::new(g.namespace.as_str()).map_err(|e| anyhow::anyhow!("--namespace: {e}"))?;
         Ok(Client {
             http: reqwest::Client::builder().build()?,
             base: g.url.trim_end_matches('/').to_string(),
@@ -46,26 +45,24 @@ impl Client {
     /// `/_wisp/v1/namespaces/<ns>/functions[/<name>][<suffix>]`
     pub fn function_path(&self, name: Option<&str>, suffix: &str) -> String {
         match name {
-            Some(n) => format!(
-                "/_wisp/v1/namespaces/{}/functions/{n}{suffix}",
-                self.namespace
-            ),
+            Some(n) => format!("/_wisp/v1/namespaces/{}/functions/{n}{suffix}", self.namespace),
             None => format!("/_wisp/v1/namespaces/{}/functions", self.namespace),
         }
     }
 
     /// A request to `path` with the token set.
     pub fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
-        self.http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
+        self.http.request(method, format!("{}{path}", self.base)).bearer_auth(&self.token)
     }
 
     /// Sends, turning transport failures and API error bodies into readable errors.
     pub async fn send(&self, req: reqwest::RequestBuilder) -> anyhow::Result<reqwest::Response> {
         let resp = req.send().await.map_err(|e| {
             if e.is_connect() {
-                anyhow::anyhow!("cannot reach the wisp server at {} (is `wisp up` running? set --url / WISP_URL)", self.base)
+                anyhow::anyhow!(
+                    "cannot reach the wisp server at {} (is `wisp up` running? set --url / WISP_URL)",
+                    self.base
+                )
             } else {
                 anyhow::anyhow!("request to {} failed: {e}", self.base)
             }
@@ -74,22 +71,15 @@ impl Client {
     }
 
     /// Sends and decodes a JSON answer, or fails with the API's error message.
-    pub async fn json<T: DeserializeOwned>(
-        &self,
-        req: reqwest::RequestBuilder,
-    ) -> anyhow::Result<T> {
+    pub async fn json<T: DeserializeOwned>(&self, req: reqwest::RequestBuilder) -> anyhow::Result<T> {
         let resp = self.send(req).await?;
         let status = resp.status();
         let bytes = resp.bytes().await?;
         if !status.is_success() {
             bail!("{}", api_error(status, &bytes));
         }
-        serde_json::from_slice(&bytes).with_context(|| {
-            format!(
-                "unexpected answer from the server: {}",
-                String::from_utf8_lossy(&bytes)
-            )
-        })
+        serde_json::from_slice(&bytes)
+            .with_context(|| format!("unexpected answer from the server: {}", String::from_utf8_lossy(&bytes)))
     }
 }
 
@@ -97,19 +87,14 @@ impl Client {
 pub fn api_error(status: StatusCode, body: &[u8]) -> String {
     match serde_json::from_slice::<ErrorBody>(body) {
         Ok(e) => e.error.message,
-        Err(_) => format!(
-            "server answered {status}: {}",
-            String::from_utf8_lossy(body).trim()
-        ),
+        Err(_) => format!("server answered {status}: {}", String::from_utf8_lossy(body).trim()),
     }
 }
 
 /// "3m ago"-style age of a unix-ms timestamp.
 pub fn ago(ms: u64) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
+    let now =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
     let s = now.saturating_sub(ms) / 1000;
     match s {
         0..=59 => format!("{s}s ago"),

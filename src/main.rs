@@ -21,12 +21,7 @@ struct Cli {
 #[derive(clap::Args, Clone)]
 pub struct Global {
     /// The wisp server to talk to.
-    #[arg(
-        long,
-        global = true,
-        env = "WISP_URL",
-        default_value = "http://127.0.0.1:8080"
-    )]
+    #[arg(long, global = true, env = "WISP_URL", default_value = "http://127.0.0.1:8080")]
     pub url: String,
     /// API token; by default read from <data-dir>/api-token.
     #[arg(long, global = true, env = "WISP_TOKEN", hide_env_values = true)]
@@ -61,10 +56,7 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

@@ -19,6 +19,7 @@ pub struct NodeConfig {
     pub gateway: GatewayConfig,
     pub max_artifact_bytes: usize,
     pub store_sync: wisp_store::embedded::Sync,
+    pub max_concurrency: usize,
 }
 
 /// A started (but not yet serving) node.
@@ -38,18 +39,10 @@ pub async fn build(config: NodeConfig) -> anyhow::Result<Node> {
     let (token, token_created) = load_or_create_token(&config.data_dir)?;
     let embedded = EmbeddedStore::open_with(&config.data_dir.join("store"), config.store_sync)
         .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
-    let store = Store {
-        kv: Arc::new(embedded.clone()),
-        blobs: Arc::new(embedded),
-    };
+    let store = Store { kv: Arc::new(embedded.clone()), blobs: Arc::new(embedded) };
     let host = Host::new(config.host)?;
-    let registry = Arc::new(Registry::new(
-        store,
-        host,
-        config.data_dir.join("compiled"),
-        config.max_artifact_bytes,
-    ));
-    let scheduler = Arc::new(Scheduler::default());
+    let registry = Arc::new(Registry::new(store, host, config.data_dir.join("compiled"), config.max_artifact_bytes));
+    let scheduler = Arc::new(Scheduler::new(wisp_scheduler::DEFAULT_LOG_RING, config.max_concurrency));
     let loaded = registry.load_all().await?;
     let functions_loaded = loaded.len();
     let mut keys = Vec::new();
@@ -64,23 +57,10 @@ pub async fn build(config: NodeConfig) -> anyhow::Result<Node> {
         }
     }
     let token_created = token_created.then(|| token.clone());
-    let api = wisp_api::router(Arc::new(Api {
-        registry,
-        scheduler: scheduler.clone(),
-        token,
-        started: Instant::now(),
-    }));
-    let gateway = Arc::new(Gateway {
-        scheduler,
-        api,
-        config: config.gateway,
-    });
-    Ok(Node {
-        gateway,
-        _lock: lock,
-        token_created,
-        functions_loaded,
-    })
+    let api =
+        wisp_api::router(Arc::new(Api { registry, scheduler: scheduler.clone(), token, started: Instant::now() }));
+    let gateway = Arc::new(Gateway { scheduler, api, config: config.gateway });
+    Ok(Node { gateway, _lock: lock, token_created, functions_loaded })
 }
 
 /// Takes the data directory's lock file, so two servers never share one store.
@@ -98,9 +78,7 @@ fn lock_data_dir(data_dir: &Path) -> anyhow::Result<std::fs::File> {
             "another `wisp up` is already using the data directory {} (stop it, or pass a different --data-dir)",
             data_dir.display()
         ),
-        Err(std::fs::TryLockError::Error(e)) => {
-            Err(e).with_context(|| format!("locking {}", path.display()))
-        }
+        Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("locking {}", path.display())),
     }
 }
 
@@ -120,9 +98,7 @@ fn load_or_create_token(data_dir: &Path) -> anyhow::Result<(String, bool)> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     }
-    let token: String = (0..32)
-        .map(|_| format!("{:02x}", rand::random::<u8>()))
-        .collect();
+    let token: String = (0..32).map(|_| format!("{:02x}", rand::random::<u8>())).collect();
     let tmp = data_dir.join(".api-token.tmp");
     let mut f = std::fs::OpenOptions::new()
         .write(true)

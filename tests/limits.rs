@@ -10,37 +10,19 @@ async fn trap_loop_and_memory_bomb_are_contained() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(&dir.path().join("data"));
     s.deploy("ok", "hello-c", json!({"routes": ["/ok"]})).await;
-    s.deploy("trap", "trap-c", json!({"routes": ["/trap"]}))
-        .await;
-    s.deploy(
-        "spin",
-        "loop-c",
-        json!({"routes": ["/spin"], "limits": {"timeout_ms": 500}}),
-    )
-    .await;
-    s.deploy(
-        "bomb",
-        "membomb-c",
-        json!({"routes": ["/bomb"], "limits": {"memory_mb": 16}}),
-    )
-    .await;
+    s.deploy("trap", "trap-c", json!({"routes": ["/trap"]})).await;
+    s.deploy("spin", "loop-c", json!({"routes": ["/spin"], "limits": {"timeout_ms": 500}})).await;
+    s.deploy("bomb", "membomb-c", json!({"routes": ["/bomb"], "limits": {"memory_mb": 16}})).await;
 
     // Trap: 500 with the invocation id, no guest detail leaked; details in the logs.
     let r = s.http.get(format!("{}/trap", s.url)).send().await.unwrap();
     assert_eq!(r.status(), 500);
-    let id = r.headers()["x-wisp-invocation-id"]
-        .to_str()
-        .unwrap()
-        .to_string();
+    let id = r.headers()["x-wisp-invocation-id"].to_str().unwrap().to_string();
     let body = r.text().await.unwrap();
     assert!(body.contains(&id) && !body.contains("wasm"), "{body}");
     let logs = s.logs("trap").await;
     assert_eq!(logs[0]["id"], id.as_str());
-    assert!(
-        logs[0]["error"].as_str().unwrap().contains("unreachable"),
-        "{}",
-        logs[0]["error"]
-    );
+    assert!(logs[0]["error"].as_str().unwrap().contains("unreachable"), "{}", logs[0]["error"]);
     assert_eq!(s.get("/ok").await, (200, "Hello from C!\n".into()));
 
     // Infinite loop: 504 at the deadline.
@@ -53,14 +35,7 @@ async fn trap_loop_and_memory_bomb_are_contained() {
     let (status, body) = s.get("/bomb").await;
     assert_eq!(status, 500, "{body}");
     let logs = s.logs("bomb").await;
-    assert!(
-        logs[0]["error"]
-            .as_str()
-            .unwrap()
-            .contains("memory limit of 16 MiB exceeded"),
-        "{}",
-        logs[0]["error"]
-    );
+    assert!(logs[0]["error"].as_str().unwrap().contains("memory limit of 16 MiB exceeded"), "{}", logs[0]["error"]);
     assert_eq!(s.get("/ok").await.0, 200);
 
     // Many failures in a row do not leak instances or wedge the server.
@@ -75,51 +50,19 @@ async fn trap_loop_and_memory_bomb_are_contained() {
 async fn request_body_over_limit_is_413() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(&dir.path().join("data"));
-    s.deploy(
-        "echo",
-        "echo-c",
-        json!({"routes": ["/echo"], "limits": {"max_body_bytes": 1000}}),
-    )
-    .await;
-    s.deploy(
-        "wagi",
-        "hello-wagi",
-        json!({"kind": "wagi", "routes": ["/wagi"], "limits": {"max_body_bytes": 1000}}),
-    )
-    .await;
-    let r = s
-        .http
-        .post(format!("{}/echo", s.url))
-        .body(vec![b'x'; 1000])
-        .send()
-        .await
-        .unwrap();
+    s.deploy("echo", "echo-c", json!({"routes": ["/echo"], "limits": {"max_body_bytes": 1000}})).await;
+    s.deploy("wagi", "hello-wagi", json!({"kind": "wagi", "routes": ["/wagi"], "limits": {"max_body_bytes": 1000}}))
+        .await;
+    let r = s.http.post(format!("{}/echo", s.url)).body(vec![b'x'; 1000]).send().await.unwrap();
     assert_eq!(r.status(), 200);
     for route in ["/echo", "/wagi"] {
-        let r = s
-            .http
-            .post(format!("{}{route}", s.url))
-            .body(vec![b'x'; 1001])
-            .send()
-            .await
-            .unwrap();
+        let r = s.http.post(format!("{}{route}", s.url)).body(vec![b'x'; 1001]).send().await.unwrap();
         assert_eq!(r.status(), 413, "{route}");
-        assert!(
-            r.text()
-                .await
-                .unwrap()
-                .contains("exceeds the function's limit of 1000 bytes")
-        );
+        assert!(r.text().await.unwrap().contains("exceeds the function's limit of 1000 bytes"));
     }
     // A chunked body (no content-length) over the limit is cut off for WAGI, which reads it all first.
     let chunks = futures::stream::iter((0..4).map(|_| Ok::<_, std::io::Error>(vec![b'y'; 400])));
-    let r = s
-        .http
-        .post(format!("{}/wagi", s.url))
-        .body(reqwest::Body::wrap_stream(chunks))
-        .send()
-        .await
-        .unwrap();
+    let r = s.http.post(format!("{}/wagi", s.url)).body(reqwest::Body::wrap_stream(chunks)).send().await.unwrap();
     assert_eq!(r.status(), 413);
 }
 
@@ -128,13 +71,7 @@ async fn oversized_headers_are_rejected_by_the_gateway() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(&dir.path().join("data"));
     s.deploy("ok", "hello-c", json!({"routes": ["/ok"]})).await;
-    let r = s
-        .http
-        .get(format!("{}/ok", s.url))
-        .header("x-big", "a".repeat(100_000))
-        .send()
-        .await
-        .unwrap();
+    let r = s.http.get(format!("{}/ok", s.url)).header("x-big", "a".repeat(100_000)).send().await.unwrap();
     assert_eq!(r.status(), 431);
     assert_eq!(s.get("/ok").await.0, 200);
 }

@@ -12,8 +12,7 @@ async fn restart_serves_every_function_without_compiling() {
     let data = dir.path().join("data");
     let mut s = Server::start(&data);
     s.deploy("c", "hello-c", json!({"routes": ["/c"]})).await;
-    s.deploy("w", "hello-wagi", json!({"kind": "wagi", "routes": ["/w"]}))
-        .await;
+    s.deploy("w", "hello-wagi", json!({"kind": "wagi", "routes": ["/w"]})).await;
     assert_eq!(s.status().await["compilations"], 2);
     s.kill(); // no graceful shutdown: the store must still be consistent
 
@@ -22,10 +21,7 @@ async fn restart_serves_every_function_without_compiling() {
     assert_eq!(s.get("/w").await.1, "Hello from WAGI!\n");
     let st = s.status().await;
     assert_eq!(st["functions"], 2);
-    assert_eq!(
-        st["compilations"], 0,
-        "restart must load precompiled code, not compile: {st}"
-    );
+    assert_eq!(st["compilations"], 0, "restart must load precompiled code, not compile: {st}");
 }
 
 /// A request in flight when SIGTERM arrives completes; the server then exits cleanly.
@@ -33,14 +29,10 @@ async fn restart_serves_every_function_without_compiling() {
 async fn sigterm_lets_in_flight_requests_finish() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = Server::start(&dir.path().join("data"));
-    s.deploy("echo", "echo-c", json!({"routes": ["/echo"]}))
-        .await;
+    s.deploy("echo", "echo-c", json!({"routes": ["/echo"]})).await;
     let addr = s.url.trim_start_matches("http://").to_string();
     let mut conn = std::net::TcpStream::connect(&addr).unwrap();
-    conn.write_all(
-        b"POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 10\r\nconnection: close\r\n\r\nhello",
-    )
-    .unwrap();
+    conn.write_all(b"POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 10\r\nconnection: close\r\n\r\nhello").unwrap();
     // The echo guest answers with headers as soon as it runs; reading them proves the request is in flight.
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
@@ -48,16 +40,9 @@ async fn sigterm_lets_in_flight_requests_finish() {
         conn.read_exact(&mut byte).unwrap();
         head.push(byte[0]);
     }
-    assert!(
-        head.starts_with(b"HTTP/1.1 200"),
-        "{}",
-        String::from_utf8_lossy(&head)
-    );
+    assert!(head.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&head));
     let pid = s.pid();
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
+    std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
     conn.write_all(b"world").unwrap();
     let mut rest = Vec::new();
     conn.read_to_end(&mut rest).unwrap();
@@ -81,8 +66,5 @@ async fn a_data_directory_serves_one_server_at_a_time() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("another `wisp up` is already using the data directory"),
-        "{err}"
-    );
+    assert!(err.contains("another `wisp up` is already using the data directory"), "{err}");
 }

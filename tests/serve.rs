@@ -13,17 +13,8 @@ async fn examples_app_serves_every_language() {
     let s = Server::start(&dir.path().join("data"));
     let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/examples");
     let out = s.cli(&["deploy", manifest]);
-    assert!(
-        out.status.success(),
-        "deploy failed:\n{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
-    assert!(
-        stdout(&out).contains("hello-py: revision"),
-        "{}",
-        stdout(&out)
-    );
+    assert!(out.status.success(), "deploy failed:\n{}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("hello-py: revision"), "{}", stdout(&out));
 
     for (route, want) in [
         ("/hello-c", "Hello from C!\n"),
@@ -34,9 +25,7 @@ async fn examples_app_serves_every_language() {
         assert_eq!(s.get(route).await, (200, want.to_string()), "{route}");
     }
 
-    let body: Vec<u8> = (0..10_000_000u32)
-        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
-        .collect();
+    let body: Vec<u8> = (0..10_000_000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
     for route in ["/echo-c", "/echo-py", "/echo-js"] {
         let r = s
             .http
@@ -59,15 +48,7 @@ async fn examples_app_serves_every_language() {
 
     // The CLI sees them all.
     let ls = stdout(&s.cli(&["ls"]));
-    for name in [
-        "hello-c",
-        "echo-c",
-        "hello-py",
-        "echo-py",
-        "hello-js",
-        "echo-js",
-        "hello-wagi",
-    ] {
+    for name in ["hello-c", "echo-c", "hello-py", "echo-py", "hello-js", "echo-js", "hello-wagi"] {
         assert!(ls.contains(name), "ls lacks {name}:\n{ls}");
     }
     // `wisp invoke` bypasses routes.
@@ -81,19 +62,8 @@ async fn examples_app_serves_every_language() {
 async fn wagi_sees_cgi_variables() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(&dir.path().join("data"));
-    s.deploy(
-        "greeter",
-        "hello-wagi",
-        json!({"kind": "wagi", "routes": ["/wagi"]}),
-    )
-    .await;
-    let r = s
-        .http
-        .put(format!("{}/wagi/sub/path?x=1", s.url))
-        .body("hi")
-        .send()
-        .await
-        .unwrap();
+    s.deploy("greeter", "hello-wagi", json!({"kind": "wagi", "routes": ["/wagi"]})).await;
+    let r = s.http.put(format!("{}/wagi/sub/path?x=1", s.url)).body("hi").send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["x-wagi-method"], "PUT");
     assert_eq!(r.headers()["x-wagi-path"], "/sub/path");
@@ -105,34 +75,18 @@ async fn wagi_sees_cgi_variables() {
 async fn logs_capture_guest_output_and_env_reaches_guest() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(&dir.path().join("data"));
-    s.deploy(
-        "talker",
-        "logs-c",
-        json!({"routes": ["/talk"], "env": {"GREETING": "bonjour"}}),
-    )
-    .await;
+    s.deploy("talker", "logs-c", json!({"routes": ["/talk"], "env": {"GREETING": "bonjour"}})).await;
     let (status, body) = s.get("/talk").await;
     assert_eq!((status, body.as_str()), (200, "greeting=bonjour"));
     let logs = s.logs("talker").await;
     assert_eq!(logs.len(), 1);
     let text = logs[0]["logs"].as_str().unwrap();
-    assert!(
-        text.contains("stdout line from guest") && text.contains("stderr line from guest"),
-        "{text}"
-    );
+    assert!(text.contains("stdout line from guest") && text.contains("stderr line from guest"), "{text}");
     let cli = stdout(&s.cli(&["logs", "talker"]));
-    assert!(
-        cli.contains("status=200") && cli.contains("| stderr line from guest"),
-        "{cli}"
-    );
+    assert!(cli.contains("status=200") && cli.contains("| stderr line from guest"), "{cli}");
 
     // Output past max_log_bytes is cut and marked, and the guest is unaffected.
-    s.deploy(
-        "terse",
-        "logs-c",
-        json!({"routes": ["/terse"], "limits": {"max_log_bytes": 10}}),
-    )
-    .await;
+    s.deploy("terse", "logs-c", json!({"routes": ["/terse"], "limits": {"max_log_bytes": 10}})).await;
     assert_eq!(s.get("/terse").await.0, 200);
     let logs = s.logs("terse").await;
     assert_eq!(logs[0]["logs"].as_str().unwrap().len(), 10);
@@ -144,26 +98,14 @@ async fn logs_capture_guest_output_and_env_reaches_guest() {
 async fn longest_prefix_and_host_routing() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(&dir.path().join("data"));
-    s.deploy("root", "hello-c", json!({"routes": ["/api"]}))
-        .await;
-    s.deploy(
-        "deeper",
-        "logs-c",
-        json!({"routes": ["/api/v2", "shop.test/"], "env": {"GREETING": "deep"}}),
-    )
-    .await;
+    s.deploy("root", "hello-c", json!({"routes": ["/api"]})).await;
+    s.deploy("deeper", "logs-c", json!({"routes": ["/api/v2", "shop.test/"], "env": {"GREETING": "deep"}})).await;
     assert_eq!(s.get("/api").await.1, "Hello from C!\n");
     assert_eq!(s.get("/api/v1/x").await.1, "Hello from C!\n");
     assert_eq!(s.get("/api/v2/x").await.1, "greeting=deep");
     assert_eq!(s.get("/api/v2x").await.1, "Hello from C!\n");
     assert_eq!(s.get("/nothing").await.0, 404);
-    let r = s
-        .http
-        .get(format!("{}/api", s.url))
-        .header("host", "shop.test:8080")
-        .send()
-        .await
-        .unwrap();
+    let r = s.http.get(format!("{}/api", s.url)).header("host", "shop.test:8080").send().await.unwrap();
     assert_eq!(r.text().await.unwrap(), "greeting=deep");
 }
 
@@ -178,31 +120,14 @@ async fn redeploy_is_noop_or_new_revision() {
     assert!(first.status.success(), "{}", stderr(&first));
     assert!(stdout(&first).contains("created"), "{}", stdout(&first));
     let again = s.cli(&["deploy", hello, "--name", "svc", "--route", "/svc"]);
-    assert!(
-        stdout(&again).contains("already uploaded"),
-        "{}",
-        stdout(&again)
-    );
+    assert!(stdout(&again).contains("already uploaded"), "{}", stdout(&again));
     assert!(stdout(&again).contains("unchanged"), "{}", stdout(&again));
     assert_eq!(s.status().await["compilations"], 1);
 
     let echo = guest("echo-c");
-    let upd = s.cli(&[
-        "deploy",
-        echo.to_str().unwrap(),
-        "--name",
-        "svc",
-        "--route",
-        "/svc",
-    ]);
+    let upd = s.cli(&["deploy", echo.to_str().unwrap(), "--name", "svc", "--route", "/svc"]);
     assert!(stdout(&upd).contains("updated"), "{}", stdout(&upd));
-    let r = s
-        .http
-        .post(format!("{}/svc", s.url))
-        .body("ping")
-        .send()
-        .await
-        .unwrap();
+    let r = s.http.post(format!("{}/svc", s.url)).body("ping").send().await.unwrap();
     assert_eq!(r.text().await.unwrap(), "ping");
     let st = stdout(&s.cli(&["status", "svc"]));
     assert!(st.contains("revisions:   2"), "{st}");
@@ -213,9 +138,5 @@ async fn redeploy_is_noop_or_new_revision() {
     assert_eq!(s.get("/svc").await.0, 404);
     let rm2 = s.cli(&["rm", "svc"]);
     assert!(!rm2.status.success());
-    assert!(
-        stderr(&rm2).contains("function `default/svc` does not exist"),
-        "{}",
-        stderr(&rm2)
-    );
+    assert!(stderr(&rm2).contains("function `default/svc` does not exist"), "{}", stderr(&rm2));
 }

@@ -27,12 +27,7 @@ pub struct Args {
     #[arg(long, env = "WISP_DEPLOY_KIND", value_enum, default_value = "http")]
     kind: KindArg,
     /// Guest environment variable KEY=VALUE; repeatable (single .wasm only).
-    #[arg(
-        long = "env",
-        short = 'e',
-        env = "WISP_DEPLOY_ENV",
-        value_delimiter = ','
-    )]
+    #[arg(long = "env", short = 'e', env = "WISP_DEPLOY_ENV", value_delimiter = ',')]
     env: Vec<String>,
     /// Timeout per invocation, ms (single .wasm only).
     #[arg(long, env = "WISP_DEPLOY_TIMEOUT_MS")]
@@ -76,11 +71,7 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
 fn plan(a: &Args) -> anyhow::Result<(Vec<Plan>, Option<Name>)> {
     let is_wasm = a.path.extension().is_some_and(|e| e == "wasm");
     if !is_wasm {
-        let manifest_path = if a.path.is_dir() {
-            a.path.join("wisp.toml")
-        } else {
-            a.path.clone()
-        };
+        let manifest_path = if a.path.is_dir() { a.path.join("wisp.toml") } else { a.path.clone() };
         let single_only = a.name.is_some()
             || !a.routes.is_empty()
             || !a.env.is_empty()
@@ -94,8 +85,12 @@ fn plan(a: &Args) -> anyhow::Result<(Vec<Plan>, Option<Name>)> {
                 manifest_path.display()
             );
         }
-        let text = std::fs::read_to_string(&manifest_path)
-            .with_context(|| format!("reading {} (deploy takes an app directory with wisp.toml, a wisp.toml, or a .wasm file)", manifest_path.display()))?;
+        let text = std::fs::read_to_string(&manifest_path).with_context(|| {
+            format!(
+                "reading {} (deploy takes an app directory with wisp.toml, a wisp.toml, or a .wasm file)",
+                manifest_path.display()
+            )
+        })?;
         let label = manifest_path.display().to_string();
         let m = Manifest::parse(&text, &label)?;
         let base = manifest_path.parent().unwrap_or(Path::new("."));
@@ -122,30 +117,19 @@ fn plan(a: &Args) -> anyhow::Result<(Vec<Plan>, Option<Name>)> {
     let name = match &a.name {
         Some(n) => Name::new(n.as_str()).map_err(|e| anyhow::anyhow!("--name: {e}"))?,
         None => {
-            let stem = a
-                .path
-                .file_stem()
-                .and_then(|s| s.to_str())
-                .unwrap_or_default();
-            Name::new(stem).map_err(|e| {
-                anyhow::anyhow!("cannot use the file name as the function name ({e}); pass --name")
-            })?
+            let stem = a.path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+            Name::new(stem)
+                .map_err(|e| anyhow::anyhow!("cannot use the file name as the function name ({e}); pass --name"))?
         }
     };
-    let routes = if a.routes.is_empty() {
-        vec![format!("/{name}")]
-    } else {
-        a.routes.clone()
-    };
+    let routes = if a.routes.is_empty() { vec![format!("/{name}")] } else { a.routes.clone() };
     let routes = routes
         .iter()
         .map(|r| RoutePattern::parse(r).map_err(|e| anyhow::anyhow!("--route: {e}")))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let mut env = BTreeMap::new();
     for kv in &a.env {
-        let (k, v) = kv
-            .split_once('=')
-            .with_context(|| format!("--env `{kv}`: write KEY=VALUE"))?;
+        let (k, v) = kv.split_once('=').with_context(|| format!("--env `{kv}`: write KEY=VALUE"))?;
         env.insert(k.to_string(), v.to_string());
     }
     let d = Limits::default();
@@ -159,27 +143,9 @@ fn plan(a: &Args) -> anyhow::Result<(Vec<Plan>, Option<Name>)> {
         KindArg::Http => FunctionKind::Http,
         KindArg::Wagi => FunctionKind::Wagi,
     };
-    let scaling = wisp_core::Scaling {
-        instance_mode: a.instance_mode.map(Into::into),
-        ..Default::default()
-    };
-    let spec = FunctionSpec {
-        scaling,
-        kind,
-        artifact: String::new(),
-        routes,
-        env,
-        limits,
-        app: None,
-    };
-    Ok((
-        vec![Plan {
-            name,
-            source: a.path.clone(),
-            spec,
-        }],
-        None,
-    ))
+    let scaling = wisp_core::Scaling { instance_mode: a.instance_mode.map(Into::into), ..Default::default() };
+    let spec = FunctionSpec { scaling, kind, artifact: String::new(), routes, env, limits, app: None };
+    Ok((vec![Plan { name, source: a.path.clone(), spec }], None))
 }
 
 fn spinner(msg: String) -> ProgressBar {
@@ -199,68 +165,37 @@ fn human_bytes(n: usize) -> String {
 }
 
 async fn deploy_one(client: &Client, mut p: Plan) -> anyhow::Result<()> {
-    let bytes = std::fs::read(&p.source)
-        .with_context(|| format!("function `{}`: reading {}", p.name, p.source.display()))?;
+    let bytes =
+        std::fs::read(&p.source).with_context(|| format!("function `{}`: reading {}", p.name, p.source.display()))?;
     let sha = wisp_core::spec::sha256_hex(&bytes);
     let size = bytes.len();
     let shown = p.source.display().to_string();
 
     // 1. upload (skipped when the server already has these bytes)
-    let pb = spinner(format!(
-        "{}: uploading {shown} ({})",
-        p.name,
-        human_bytes(size)
-    ));
-    let head = client
-        .send(client.request(Method::HEAD, &format!("/_wisp/v1/artifacts/{sha}")))
-        .await?;
+    let pb = spinner(format!("{}: uploading {shown} ({})", p.name, human_bytes(size)));
+    let head = client.send(client.request(Method::HEAD, &format!("/_wisp/v1/artifacts/{sha}"))).await?;
     let uploaded = if head.status().is_success() {
         "already uploaded"
     } else {
-        let resp = client
-            .send(
-                client
-                    .request(Method::POST, "/_wisp/v1/artifacts")
-                    .body(bytes),
-            )
-            .await?;
+        let resp = client.send(client.request(Method::POST, "/_wisp/v1/artifacts").body(bytes)).await?;
         if !resp.status().is_success() {
             let status = resp.status();
             let body = resp.bytes().await.unwrap_or_default();
             pb.finish_and_clear();
-            bail!(
-                "function `{}`: upload of {shown} rejected: {}",
-                p.name,
-                api_error(status, &body)
-            );
+            bail!("function `{}`: upload of {shown} rejected: {}", p.name, api_error(status, &body));
         }
         "uploaded"
     };
     pb.finish_and_clear();
-    println!(
-        "✓ {}: {uploaded} {shown} ({}, sha256 {})",
-        p.name,
-        human_bytes(size),
-        &sha[..12]
-    );
+    println!("✓ {}: {uploaded} {shown} ({}, sha256 {})", p.name, human_bytes(size), &sha[..12]);
 
     // 2. validate + compile + switch
     p.spec.artifact = sha;
     let pb = spinner(format!("{}: validating and compiling", p.name));
-    let req = client
-        .request(
-            Method::PUT,
-            &client.function_path(Some(p.name.as_str()), ""),
-        )
-        .json(&p.spec);
+    let req = client.request(Method::PUT, &client.function_path(Some(p.name.as_str()), "")).json(&p.spec);
     let result: anyhow::Result<DeployBody> = client.json(req).await;
     pb.finish_and_clear();
-    let d = result.with_context(|| {
-        format!(
-            "function `{}` not deployed (what was serving still serves)",
-            p.name
-        )
-    })?;
+    let d = result.with_context(|| format!("function `{}` not deployed (what was serving still serves)", p.name))?;
     match d.compile_ms {
         Some(ms) => println!("✓ {}: validated and compiled in {ms:.0} ms", p.name),
         None => println!("✓ {}: precompiled code reused", p.name),
@@ -275,15 +210,8 @@ async fn deploy_one(client: &Client, mut p: Plan) -> anyhow::Result<()> {
         println!("! {}: provisioned instances could not start: {e}", p.name);
     }
     match d.change.as_str() {
-        "unchanged" => println!(
-            "= {}: unchanged — revision {rev} already serves at {routes}",
-            p.name
-        ),
-        change => println!(
-            "✓ {}: revision {rev} {} — serving at {routes}",
-            p.name,
-            change.replace('_', " ")
-        ),
+        "unchanged" => println!("= {}: unchanged — revision {rev} already serves at {routes}", p.name),
+        change => println!("✓ {}: revision {rev} {} — serving at {routes}", p.name, change.replace('_', " ")),
     }
     Ok(())
 }

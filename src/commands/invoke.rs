@@ -15,12 +15,7 @@ pub struct Args {
     #[arg(long, short = 'd', env = "WISP_INVOKE_DATA")]
     data: Option<String>,
     /// Request header `name: value`; repeatable.
-    #[arg(
-        long = "header",
-        short = 'H',
-        env = "WISP_INVOKE_HEADER",
-        value_delimiter = '\n'
-    )]
+    #[arg(long = "header", short = 'H', env = "WISP_INVOKE_HEADER", value_delimiter = '\n')]
     headers: Vec<String>,
     /// HTTP method (default GET, or POST with --data).
     #[arg(long, short = 'X', env = "WISP_INVOKE_METHOD")]
@@ -39,13 +34,10 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
         None => None,
         Some("@-") => {
             let mut buf = Vec::new();
-            std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)
-                .context("reading standard input")?;
+            std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf).context("reading standard input")?;
             Some(buf)
         }
-        Some(d) if d.starts_with('@') => {
-            Some(std::fs::read(&d[1..]).with_context(|| format!("reading {}", &d[1..]))?)
-        }
+        Some(d) if d.starts_with('@') => Some(std::fs::read(&d[1..]).with_context(|| format!("reading {}", &d[1..]))?),
         Some(d) => Some(d.as_bytes().to_vec()),
     };
     let method = match &a.method {
@@ -60,9 +52,7 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
     };
     let mut req = client.request(method, &client.function_path(Some(&a.name), &suffix));
     for h in &a.headers {
-        let (k, v) = h
-            .split_once(':')
-            .with_context(|| format!("--header `{h}`: write `name: value`"))?;
+        let (k, v) = h.split_once(':').with_context(|| format!("--header `{h}`: write `name: value`"))?;
         req = req.header(k.trim(), v.trim());
     }
     if let Some(b) = body {
@@ -70,12 +60,7 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
     }
     let resp = client.send(req).await?;
     let status = resp.status();
-    let id = resp
-        .headers()
-        .get("x-wisp-invocation-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-")
-        .to_string();
+    let id = resp.headers().get("x-wisp-invocation-id").and_then(|v| v.to_str().ok()).unwrap_or("-").to_string();
     if a.include {
         eprintln!("{status}");
         for (k, v) in resp.headers() {

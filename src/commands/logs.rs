@@ -34,11 +34,7 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
             Ok(r) => r,
             Err(_) => continue,
         };
-        let err = r
-            .error
-            .as_deref()
-            .map(|e| format!(" — {e}"))
-            .unwrap_or_default();
+        let err = r.error.as_deref().map(|e| format!(" — {e}")).unwrap_or_default();
         println!(
             "{} {} status={} {} {:.2}ms (instantiate {:.3}ms) rev {}{err}",
             ago(r.at_ms),

@@ -15,18 +15,13 @@ pub struct Args {
 
 pub async fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
     let client = Client::new(g)?;
-    let fns: Vec<FunctionView> = client
-        .json(client.request(Method::GET, &client.function_path(None, "")))
-        .await?;
+    let fns: Vec<FunctionView> = client.json(client.request(Method::GET, &client.function_path(None, ""))).await?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&fns)?);
         return Ok(ExitCode::SUCCESS);
     }
     if fns.is_empty() {
-        println!(
-            "no functions in namespace `{}` (deploy one with `wisp deploy`)",
-            client.namespace
-        );
+        println!("no functions in namespace `{}` (deploy one with `wisp deploy`)", client.namespace);
         return Ok(ExitCode::SUCCESS);
     }
     let rows: Vec<Vec<String>> = fns
@@ -34,11 +29,7 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
         .map(|f| {
             vec![
                 f.name.clone(),
-                if f.routes.is_empty() {
-                    "-".into()
-                } else {
-                    f.routes.join(",")
-                },
+                if f.routes.is_empty() { "-".into() } else { f.routes.join(",") },
                 f.kind.clone(),
                 wisp_core::spec::short_id(&f.revision).to_string(),
                 ago(f.deployed_at_ms),

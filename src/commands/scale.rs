@@ -22,6 +22,18 @@ pub struct Args {
     /// Keep at most this many idle warm instances.
     #[arg(long, env = "WISP_SCALE_MAX_IDLE_INSTANCES")]
     max_idle_instances: Option<u32>,
+    /// Most instances (concurrent invocations) of this function; 0 = bounded by the node only.
+    #[arg(long, env = "WISP_SCALE_MAX_INSTANCES")]
+    max_instances: Option<u32>,
+    /// Requests that may wait for an instance; more get 429.
+    #[arg(long, env = "WISP_SCALE_MAX_QUEUE_DEPTH")]
+    max_queue_depth: Option<u32>,
+    /// Longest wait for an instance, ms; longer gets 503.
+    #[arg(long, env = "WISP_SCALE_QUEUE_TIMEOUT_MS")]
+    queue_timeout_ms: Option<u32>,
+    /// Concurrency guaranteed to this function out of the node's capacity.
+    #[arg(long, env = "WISP_SCALE_RESERVED_CONCURRENCY")]
+    reserved_concurrency: Option<u32>,
     /// Keep this many warm instances ready whatever the load (reuse mode).
     #[arg(long, env = "WISP_SCALE_MIN_INSTANCES")]
     min_instances: Option<u32>,
@@ -62,9 +74,19 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
     if let Some(v) = a.min_instances {
         s.min_instances = v;
     }
-    let s: Scaling = client
-        .json(client.request(Method::PUT, &path).json(&s))
-        .await?;
+    if let Some(v) = a.max_instances {
+        s.max_instances = v;
+    }
+    if let Some(v) = a.max_queue_depth {
+        s.max_queue_depth = v;
+    }
+    if let Some(v) = a.queue_timeout_ms {
+        s.queue_timeout_ms = v;
+    }
+    if let Some(v) = a.reserved_concurrency {
+        s.reserved_concurrency = v;
+    }
+    let s: Scaling = client.json(client.request(Method::PUT, &path).json(&s)).await?;
     println!("✓ {} scaling: {}", a.name, serde_json::to_string(&s)?);
     Ok(ExitCode::SUCCESS)
 }

@@ -19,26 +19,16 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
     let client = Client::new(g)?;
     match a.name {
         None => {
-            let s: StatusBody = client
-                .json(client.request(Method::GET, "/_wisp/v1/status"))
-                .await?;
+            let s: StatusBody = client.json(client.request(Method::GET, "/_wisp/v1/status")).await?;
             if a.json {
                 println!("{}", serde_json::to_string_pretty(&s)?);
             } else {
-                println!(
-                    "wisp {} up {}s — {} functions active",
-                    s.version, s.uptime_seconds, s.functions
-                );
-                println!(
-                    "engine {} — {} compilations since start",
-                    s.engine, s.compilations
-                );
+                println!("wisp {} up {}s — {} functions active", s.version, s.uptime_seconds, s.functions);
+                println!("engine {} — {} compilations since start", s.engine, s.compilations);
             }
         }
         Some(name) => {
-            let s: ShowBody = client
-                .json(client.request(Method::GET, &client.function_path(Some(&name), "")))
-                .await?;
+            let s: ShowBody = client.json(client.request(Method::GET, &client.function_path(Some(&name), ""))).await?;
             if a.json {
                 println!("{}", serde_json::to_string_pretty(&s)?);
                 return Ok(ExitCode::SUCCESS);
@@ -49,32 +39,14 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
                 f.namespace,
                 f.name,
                 f.kind,
-                f.app
-                    .as_ref()
-                    .map(|a| format!(" in app {a}"))
-                    .unwrap_or_default()
+                f.app.as_ref().map(|a| format!(" in app {a}")).unwrap_or_default()
             );
-            println!(
-                "  routes:      {}",
-                if f.routes.is_empty() {
-                    "-".into()
-                } else {
-                    f.routes.join(", ")
-                }
-            );
-            println!(
-                "  revision:    {} (deployed {}, generation {})",
-                f.revision,
-                ago(f.deployed_at_ms),
-                f.generation
-            );
+            println!("  routes:      {}", if f.routes.is_empty() { "-".into() } else { f.routes.join(", ") });
+            println!("  revision:    {} (deployed {}, generation {})", f.revision, ago(f.deployed_at_ms), f.generation);
             println!("  artifact:    sha256 {}", f.artifact);
             println!(
                 "  limits:      timeout {} ms, memory {} MiB, body {} bytes, logs {} bytes",
-                f.limits.timeout_ms,
-                f.limits.memory_mb,
-                f.limits.max_body_bytes,
-                f.limits.max_log_bytes
+                f.limits.timeout_ms, f.limits.memory_mb, f.limits.max_body_bytes, f.limits.max_log_bytes
             );
             println!(
                 "  serving:     {} ({} invocations since start)",
@@ -87,11 +59,7 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
             );
             println!("  revisions:   {}", s.revisions.len());
             for r in &s.revisions {
-                println!(
-                    "    {} {}",
-                    wisp_core::spec::short_id(&r.id),
-                    ago(r.created_at_ms)
-                );
+                println!("    {} {}", wisp_core::spec::short_id(&r.id), ago(r.created_at_ms));
             }
         }
     }

@@ -20,6 +20,10 @@ pub struct Args {
     #[arg(long, env = "WISP_MAX_MEMORY_MB", default_value_t = wisp_wasm_host::HostConfig::default().max_memory_mb,
           value_parser = clap::value_parser!(u32).range(1..=4096))]
     max_memory_mb: u32,
+    /// Invocations the node runs at once; functions' reserved_concurrency comes out of it, the rest is shared.
+    #[arg(long, env = "WISP_MAX_CONCURRENCY", default_value_t = wisp_scheduler::DEFAULT_MAX_CONCURRENCY as u64,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    max_concurrency: u64,
     /// Seconds in-flight requests get to finish at shutdown.
     #[arg(long, env = "WISP_DRAIN_TIMEOUT_SECONDS", default_value_t = wisp_gateway::DEFAULT_DRAIN_TIMEOUT_SECONDS)]
     drain_timeout_seconds: u64,
@@ -44,23 +48,16 @@ enum StoreSync {
 pub async fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&a.log)
-                .map_err(|e| anyhow::anyhow!("--log `{}`: {e}", a.log))?,
+            tracing_subscriber::EnvFilter::try_new(&a.log).map_err(|e| anyhow::anyhow!("--log `{}`: {e}", a.log))?,
         )
         .with_writer(std::io::stderr)
         .init();
     let node = build(NodeConfig {
         data_dir: g.data_dir.clone(),
-        host: HostConfig {
-            max_instances: a.max_instances,
-            max_memory_mb: a.max_memory_mb,
-            ..HostConfig::default()
-        },
-        gateway: GatewayConfig {
-            drain_timeout_seconds: a.drain_timeout_seconds,
-            ..GatewayConfig::default()
-        },
+        host: HostConfig { max_instances: a.max_instances, max_memory_mb: a.max_memory_mb, ..HostConfig::default() },
+        gateway: GatewayConfig { drain_timeout_seconds: a.drain_timeout_seconds, ..GatewayConfig::default() },
         max_artifact_bytes: a.max_artifact_bytes,
+        max_concurrency: a.max_concurrency as usize,
         store_sync: match a.store_sync {
             StoreSync::Normal => wisp_store::embedded::Sync::Normal,
             StoreSync::Full => wisp_store::embedded::Sync::Full,
@@ -68,17 +65,11 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
     })
     .await?;
     let listener = tokio::net::TcpListener::bind(a.listen).await.map_err(|e| {
-        anyhow::anyhow!(
-            "cannot listen on {}: {e} (choose another with --listen / WISP_LISTEN)",
-            a.listen
-        )
+        anyhow::anyhow!("cannot listen on {}: {e} (choose another with --listen / WISP_LISTEN)", a.listen)
     })?;
     let addr = listener.local_addr()?;
     if let Some(token) = &node.token_created {
-        println!(
-            "API token (saved to {}, shown once): {token}",
-            crate::wiring::token_path(&g.data_dir).display()
-        );
+        println!("API token (saved to {}, shown once): {token}", crate::wiring::token_path(&g.data_dir).display());
     }
     println!(
         "wisp listening on http://{addr} ({} functions loaded, data in {})",

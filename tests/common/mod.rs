@@ -22,11 +22,7 @@ pub fn guest(name: &str) -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/guests"));
     let p = dir.join(format!("{name}.wasm"));
-    assert!(
-        p.exists(),
-        "guest {} is missing: run scripts/build-guests.sh first",
-        p.display()
-    );
+    assert!(p.exists(), "guest {} is missing: run scripts/build-guests.sh first", p.display());
     p
 }
 
@@ -45,11 +41,7 @@ impl Server {
     }
 
     pub fn start_with(data: &Path, extra: &[&str]) -> Server {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(data.with_extension("log"))
-            .unwrap();
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(data.with_extension("log")).unwrap();
         let mut child = Command::new(wisp_bin())
             .args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data)
@@ -76,23 +68,13 @@ impl Server {
                 }
                 Err(e) => {
                     let _ = child.kill();
-                    let log =
-                        std::fs::read_to_string(data.with_extension("log")).unwrap_or_default();
+                    let log = std::fs::read_to_string(data.with_extension("log")).unwrap_or_default();
                     panic!("wisp up did not start ({e}); its log:\n{log}");
                 }
             }
         };
-        let token = std::fs::read_to_string(data.join("api-token"))
-            .unwrap()
-            .trim()
-            .to_string();
-        Server {
-            child: Some(child),
-            url,
-            data: data.to_path_buf(),
-            token,
-            http: reqwest::Client::new(),
-        }
+        let token = std::fs::read_to_string(data.join("api-token")).unwrap().trim().to_string();
+        Server { child: Some(child), url, data: data.to_path_buf(), token, http: reqwest::Client::new() }
     }
 
     pub fn pid(&self) -> u32 {
@@ -102,10 +84,7 @@ impl Server {
     /// SIGTERM, then wait for exit.
     pub fn stop(&mut self) -> ExitStatus {
         let mut child = self.child.take().expect("running");
-        Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap();
+        Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
         child.wait().unwrap()
     }
 
@@ -134,40 +113,25 @@ impl Server {
     }
 
     pub fn api(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        self.http
-            .request(method, format!("{}{path}", self.url))
-            .bearer_auth(&self.token)
+        self.http.request(method, format!("{}{path}", self.url)).bearer_auth(&self.token)
     }
 
     /// Uploads a file; returns its sha256.
     pub async fn upload(&self, bytes: Vec<u8>) -> Result<String, (u16, String)> {
-        let r = self
-            .api(reqwest::Method::POST, "/_wisp/v1/artifacts")
-            .body(bytes)
-            .send()
-            .await
-            .unwrap();
+        let r = self.api(reqwest::Method::POST, "/_wisp/v1/artifacts").body(bytes).send().await.unwrap();
         let v = json_or_error(r).await?;
         Ok(v["sha256"].as_str().unwrap().to_string())
     }
 
     /// Deploys `bytes` as `name` with `spec` fields merged in (routes, kind, env, limits).
-    pub async fn deploy_bytes(
-        &self,
-        name: &str,
-        bytes: Vec<u8>,
-        spec: Value,
-    ) -> Result<Value, (u16, String)> {
+    pub async fn deploy_bytes(&self, name: &str, bytes: Vec<u8>, spec: Value) -> Result<Value, (u16, String)> {
         let sha = self.upload(bytes).await?;
         let mut body = json!({ "artifact": sha });
         for (k, v) in spec.as_object().unwrap() {
             body[k] = v.clone();
         }
         let r = self
-            .api(
-                reqwest::Method::PUT,
-                &format!("/_wisp/v1/namespaces/default/functions/{name}"),
-            )
+            .api(reqwest::Method::PUT, &format!("/_wisp/v1/namespaces/default/functions/{name}"))
             .json(&body)
             .send()
             .await
@@ -177,43 +141,27 @@ impl Server {
 
     pub async fn deploy(&self, name: &str, guest_name: &str, spec: Value) -> Value {
         let bytes = std::fs::read(guest(guest_name)).unwrap();
-        self.deploy_bytes(name, bytes, spec)
-            .await
-            .unwrap_or_else(|e| panic!("deploy {name}: {e:?}"))
+        self.deploy_bytes(name, bytes, spec).await.unwrap_or_else(|e| panic!("deploy {name}: {e:?}"))
     }
 
     /// GET a routed path; returns status and body.
     pub async fn get(&self, path: &str) -> (u16, String) {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.url))
-            .send()
-            .await
-            .unwrap();
+        let r = self.http.get(format!("{}{path}", self.url)).send().await.unwrap();
         (r.status().as_u16(), r.text().await.unwrap())
     }
 
     pub async fn status(&self) -> Value {
-        self.api(reqwest::Method::GET, "/_wisp/v1/status")
+        self.api(reqwest::Method::GET, "/_wisp/v1/status").send().await.unwrap().json().await.unwrap()
+    }
+
+    pub async fn logs(&self, name: &str) -> Vec<Value> {
+        self.api(reqwest::Method::GET, &format!("/_wisp/v1/namespaces/default/functions/{name}/logs?limit=50"))
             .send()
             .await
             .unwrap()
             .json()
             .await
             .unwrap()
-    }
-
-    pub async fn logs(&self, name: &str) -> Vec<Value> {
-        self.api(
-            reqwest::Method::GET,
-            &format!("/_wisp/v1/namespaces/default/functions/{name}/logs?limit=50"),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
     }
 }
 

@@ -53,10 +53,7 @@ pub struct ApiError {
 
 impl ApiError {
     fn new(class: ErrorClass, message: impl Into<String>) -> Self {
-        ApiError {
-            class,
-            message: message.into(),
-        }
+        ApiError { class, message: message.into() }
     }
 }
 
@@ -89,14 +86,8 @@ pub struct ErrorDetail {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.class.http_status())
-            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let body = ErrorBody {
-            error: ErrorDetail {
-                code: self.class.code().into(),
-                message: self.message,
-            },
-        };
+        let status = StatusCode::from_u16(self.class.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = ErrorBody { error: ErrorDetail { code: self.class.code().into(), message: self.message } };
         (status, Json(body)).into_response()
     }
 }
@@ -111,27 +102,16 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/_wisp/v1/artifacts", post(upload))
         .route("/_wisp/v1/artifacts/{sha}", head(artifact_exists))
         .route(fns, get(list))
-        .route(
-            &format!("{fns}/{{name}}"),
-            get(show).put(deploy).delete(remove),
-        )
+        .route(&format!("{fns}/{{name}}"), get(show).put(deploy).delete(remove))
         .route(&format!("{fns}/{{name}}/logs"), get(logs))
-        .route(
-            &format!("{fns}/{{name}}/scaling"),
-            get(get_scaling).put(put_scaling),
-        )
+        .route(&format!("{fns}/{{name}}/scaling"), get(get_scaling).put(put_scaling))
         .route(&format!("{fns}/{{name}}/invoke"), any(invoke))
         .route(&format!("{fns}/{{name}}/invoke/{{*rest}}"), any(invoke))
         .fallback(|| async {
-            ApiError::new(
-                ErrorClass::NotFound,
-                "no such API endpoint; see the API table in crates/api",
-            )
+            ApiError::new(ErrorClass::NotFound, "no such API endpoint; see the API table in crates/api")
         })
         .layer(axum::middleware::from_fn_with_state(api.clone(), auth))
-        .layer(DefaultBodyLimit::max(
-            wisp_registry::DEFAULT_MAX_ARTIFACT_BYTES,
-        ))
+        .layer(DefaultBodyLimit::max(wisp_registry::DEFAULT_MAX_ARTIFACT_BYTES))
         .with_state(api)
 }
 
@@ -157,10 +137,8 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 fn key(ns: &str, name: &str) -> ApiResult<FunctionKey> {
-    let ns = Name::new(ns)
-        .map_err(|e| ApiError::new(ErrorClass::InvalidInput, format!("namespace: {e}")))?;
-    let name = Name::new(name)
-        .map_err(|e| ApiError::new(ErrorClass::InvalidInput, format!("function: {e}")))?;
+    let ns = Name::new(ns).map_err(|e| ApiError::new(ErrorClass::InvalidInput, format!("namespace: {e}")))?;
+    let name = Name::new(name).map_err(|e| ApiError::new(ErrorClass::InvalidInput, format!("function: {e}")))?;
     Ok(FunctionKey::new(ns, name))
 }
 
@@ -191,23 +169,12 @@ async fn status(State(api): State<Arc<Api>>) -> Json<StatusBody> {
 
 async fn upload(State(api): State<Arc<Api>>, body: Bytes) -> ApiResult<impl IntoResponse> {
     let info = api.registry.put_artifact(body).await?;
-    let status = if info.existed {
-        StatusCode::OK
-    } else {
-        StatusCode::CREATED
-    };
+    let status = if info.existed { StatusCode::OK } else { StatusCode::CREATED };
     Ok((status, Json(info)))
 }
 
-async fn artifact_exists(
-    State(api): State<Arc<Api>>,
-    Path(sha): Path<String>,
-) -> ApiResult<StatusCode> {
-    Ok(if api.registry.has_artifact(&sha).await? {
-        StatusCode::OK
-    } else {
-        StatusCode::NOT_FOUND
-    })
+async fn artifact_exists(State(api): State<Arc<Api>>, Path(sha): Path<String>) -> ApiResult<StatusCode> {
+    Ok(if api.registry.has_artifact(&sha).await? { StatusCode::OK } else { StatusCode::NOT_FOUND })
 }
 
 /// A function as listed.
@@ -243,6 +210,10 @@ pub struct FunctionView {
     pub instance_mode: String,
     /// Warm instances idle on this node right now.
     pub idle_instances: usize,
+    /// Invocations running on this node now.
+    pub in_flight: usize,
+    /// Requests waiting for admission on this node now.
+    pub queued: usize,
 }
 
 fn view(api: &Api, r: &wisp_core::FunctionRecord) -> FunctionView {
@@ -263,18 +234,16 @@ fn view(api: &Api, r: &wisp_core::FunctionRecord) -> FunctionView {
             |a| a.instance_mode().to_string(),
         ),
         idle_instances: active.as_ref().map_or(0, |a| a.idle_instances()),
+        in_flight: active.as_ref().map_or(0, |a| a.in_flight()),
+        queued: active.as_ref().map_or(0, |a| a.queued()),
         invocations: active.map_or(0, |a| a.invocations()),
         limits: r.revision.limits,
         scaling: r.scaling,
     }
 }
 
-async fn list(
-    State(api): State<Arc<Api>>,
-    Path(ns): Path<String>,
-) -> ApiResult<Json<Vec<FunctionView>>> {
-    Name::new(ns.as_str())
-        .map_err(|e| ApiError::new(ErrorClass::InvalidInput, format!("namespace: {e}")))?;
+async fn list(State(api): State<Arc<Api>>, Path(ns): Path<String>) -> ApiResult<Json<Vec<FunctionView>>> {
+    Name::new(ns.as_str()).map_err(|e| ApiError::new(ErrorClass::InvalidInput, format!("namespace: {e}")))?;
     let records = api.registry.list(Some(&ns)).await?;
     Ok(Json(records.iter().map(|(r, _)| view(&api, r)).collect()))
 }
@@ -288,17 +257,11 @@ pub struct ShowBody {
     pub revisions: Vec<wisp_core::RevisionRecord>,
 }
 
-async fn show(
-    State(api): State<Arc<Api>>,
-    Path((ns, name)): Path<(String, String)>,
-) -> ApiResult<Json<ShowBody>> {
+async fn show(State(api): State<Arc<Api>>, Path((ns, name)): Path<(String, String)>) -> ApiResult<Json<ShowBody>> {
     let key = key(&ns, &name)?;
     let record = api.registry.get(&key).await?;
     let revisions = api.registry.revisions(&key).await?;
-    Ok(Json(ShowBody {
-        function: view(&api, &record),
-        revisions,
-    }))
+    Ok(Json(ShowBody { function: view(&api, &record), revisions }))
 }
 
 /// `PUT .../functions/{name}` response.
@@ -323,6 +286,9 @@ async fn deploy(
     let key = key(&ns, &name)?;
     let spec: FunctionSpec = serde_json::from_slice(&body)
         .map_err(|e| ApiError::new(ErrorClass::InvalidInput, format!("function spec: {e}")))?;
+    api.scheduler
+        .check_reservation(&key, spec.scaling.reserved_concurrency)
+        .map_err(|m| ApiError::new(ErrorClass::InvalidInput, m))?;
     let deployed = api.registry.deploy(&key, spec).await?;
     match (deployed.change, deployed.code) {
         // Same revision: keep the loaded code and its warm instances.
@@ -347,10 +313,7 @@ async fn deploy(
     }))
 }
 
-async fn remove(
-    State(api): State<Arc<Api>>,
-    Path((ns, name)): Path<(String, String)>,
-) -> ApiResult<StatusCode> {
+async fn remove(State(api): State<Arc<Api>>, Path((ns, name)): Path<(String, String)>) -> ApiResult<StatusCode> {
     let key = key(&ns, &name)?;
     api.registry.remove(&key).await?;
     api.scheduler.deactivate(&key);
@@ -371,8 +334,11 @@ async fn put_scaling(
     body: Bytes,
 ) -> ApiResult<Json<wisp_core::Scaling>> {
     let key = key(&ns, &name)?;
-    let scaling: wisp_core::Scaling = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::new(ErrorClass::InvalidInput, format!("scaling: {e}")))?;
+    let scaling: wisp_core::Scaling =
+        serde_json::from_slice(&body).map_err(|e| ApiError::new(ErrorClass::InvalidInput, format!("scaling: {e}")))?;
+    api.scheduler
+        .check_reservation(&key, scaling.reserved_concurrency)
+        .map_err(|m| ApiError::new(ErrorClass::InvalidInput, m))?;
     let record = api.registry.set_scaling(&key, scaling).await?;
     api.scheduler.update_record(record.clone());
     if let Err(e) = api.scheduler.prewarm(&key).await {
@@ -401,22 +367,14 @@ async fn logs(
     }
 }
 
-async fn invoke(
-    State(api): State<Arc<Api>>,
-    Path(params): Path<Vec<(String, String)>>,
-    req: Request,
-) -> Response {
+async fn invoke(State(api): State<Arc<Api>>, Path(params): Path<Vec<(String, String)>>, req: Request) -> Response {
     let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     let key = match key(get("ns").unwrap_or(""), get("name").unwrap_or("")) {
         Ok(k) => k,
         Err(e) => return e.into_response(),
     };
     let Some(active) = api.scheduler.get(&key) else {
-        return ApiError::new(
-            ErrorClass::NotFound,
-            format!("function `{key}` is not deployed"),
-        )
-        .into_response();
+        return ApiError::new(ErrorClass::NotFound, format!("function `{key}` is not deployed")).into_response();
     };
     let (mut parts, body) = req.into_parts();
     let rest = format!("/{}", get("rest").unwrap_or(""));
@@ -452,12 +410,12 @@ pub fn invocation_response(
                 format!("the function failed (invocation {id}); see `wisp logs` for details\n")
             };
             let mut r = http::Response::new(wisp_wasm_host::full_body(text));
-            *r.status_mut() = StatusCode::from_u16(e.class.http_status())
-                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            r.headers_mut().insert(
-                http::header::CONTENT_TYPE,
-                http::HeaderValue::from_static("text/plain; charset=utf-8"),
-            );
+            *r.status_mut() = StatusCode::from_u16(e.class.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            if e.class == ErrorClass::Overloaded {
+                r.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("1"));
+            }
+            r.headers_mut()
+                .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain; charset=utf-8"));
             r
         }
     };

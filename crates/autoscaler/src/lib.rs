@@ -90,58 +90,28 @@ impl Config {
     /// Checks every setting; the message names the key, the value and the allowed range.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |key: &str, value: String, allowed: &str| {
-            Err(ConfigError(format!(
-                "{key} = {value} is out of range: allowed {allowed}"
-            )))
+            Err(ConfigError(format!("{key} = {value} is out of range: allowed {allowed}")))
         };
         if !(self.target_concurrency > 0.0 && self.target_concurrency <= 10_000.0) {
-            return bad(
-                "target_concurrency",
-                self.target_concurrency.to_string(),
-                "(0, 10000]",
-            );
+            return bad("target_concurrency", self.target_concurrency.to_string(), "(0, 10000]");
         }
         if !(self.target_utilization > 0.0 && self.target_utilization <= 1.0) {
-            return bad(
-                "target_utilization",
-                self.target_utilization.to_string(),
-                "(0, 1]",
-            );
+            return bad("target_utilization", self.target_utilization.to_string(), "(0, 1]");
         }
         if !(6..=3600).contains(&self.stable_window_seconds) {
-            return bad(
-                "stable_window_seconds",
-                self.stable_window_seconds.to_string(),
-                "6..=3600",
-            );
+            return bad("stable_window_seconds", self.stable_window_seconds.to_string(), "6..=3600");
         }
         if !(1.0..=100.0).contains(&self.panic_window_percent) {
-            return bad(
-                "panic_window_percent",
-                self.panic_window_percent.to_string(),
-                "1..=100",
-            );
+            return bad("panic_window_percent", self.panic_window_percent.to_string(), "1..=100");
         }
         if !(1.0..=1000.0).contains(&self.panic_threshold) {
-            return bad(
-                "panic_threshold",
-                self.panic_threshold.to_string(),
-                "1..=1000",
-            );
+            return bad("panic_threshold", self.panic_threshold.to_string(), "1..=1000");
         }
         if self.max_scale_up_rate.is_nan() || self.max_scale_up_rate <= 1.0 {
-            return bad(
-                "max_scale_up_rate",
-                self.max_scale_up_rate.to_string(),
-                "> 1",
-            );
+            return bad("max_scale_up_rate", self.max_scale_up_rate.to_string(), "> 1");
         }
         if self.max_scale_down_rate.is_nan() || self.max_scale_down_rate <= 1.0 {
-            return bad(
-                "max_scale_down_rate",
-                self.max_scale_down_rate.to_string(),
-                "> 1",
-            );
+            return bad("max_scale_down_rate", self.max_scale_down_rate.to_string(), "> 1");
         }
         if self.max_instances != 0 && self.min_instances > self.max_instances {
             return bad(
@@ -158,8 +128,7 @@ impl Config {
     }
 
     fn panic_window_ms(&self) -> u64 {
-        ((self.stable_window_seconds * 1000) as f64 * self.panic_window_percent / 100.0).max(1000.0)
-            as u64
+        ((self.stable_window_seconds * 1000) as f64 * self.panic_window_percent / 100.0).max(1000.0) as u64
     }
 }
 
@@ -195,11 +164,7 @@ impl Buckets {
             }
             _ => self.buckets.push_back((sec, value, 1)),
         }
-        while self
-            .buckets
-            .front()
-            .is_some_and(|(s, _, _)| *s + keep_seconds < sec)
-        {
+        while self.buckets.front().is_some_and(|(s, _, _)| *s + keep_seconds < sec) {
             self.buckets.pop_front();
         }
     }
@@ -237,13 +202,7 @@ pub struct Autoscaler {
 impl Autoscaler {
     /// A new autoscaler. `config` should have passed [`Config::validate`].
     pub fn new(config: Config) -> Self {
-        Autoscaler {
-            config,
-            samples: Buckets::default(),
-            panic_since_ms: None,
-            max_panic: 0,
-            last_active_ms: None,
-        }
+        Autoscaler { config, samples: Buckets::default(), panic_since_ms: None, max_panic: 0, last_active_ms: None }
     }
 
     /// Replaces the settings (applied without a redeploy); observations are kept.
@@ -259,8 +218,7 @@ impl Autoscaler {
     /// Records the number of requests in flight (running or queued) at `now_ms`. Call at least once a second
     /// while the function exists, and whenever a request arrives at a function with no instances.
     pub fn record(&mut self, now_ms: u64, concurrency: f64) {
-        self.samples
-            .record(now_ms, concurrency, self.config.stable_window_seconds + 1);
+        self.samples.record(now_ms, concurrency, self.config.stable_window_seconds + 1);
         if concurrency > 0.0 {
             self.last_active_ms = Some(now_ms);
         }
@@ -295,15 +253,10 @@ impl Autoscaler {
             desired_stable
         };
 
-        let idle_ms = self
-            .last_active_ms
-            .map_or(u64::MAX, |t| now_ms.saturating_sub(t));
+        let idle_ms = self.last_active_ms.map_or(u64::MAX, |t| now_ms.saturating_sub(t));
         if !panicking && idle_ms >= c.scale_to_zero_grace_seconds * 1000 {
             desired = 0;
-        } else if desired == 0
-            && idle_ms < c.scale_to_zero_grace_seconds * 1000
-            && self.last_active_ms.is_some()
-        {
+        } else if desired == 0 && idle_ms < c.scale_to_zero_grace_seconds * 1000 && self.last_active_ms.is_some() {
             // Recently active: keep one warm until the grace period has passed.
             desired = 1;
         }
@@ -311,12 +264,7 @@ impl Autoscaler {
         if c.max_instances > 0 {
             desired = desired.min(c.max_instances);
         }
-        Decision {
-            desired,
-            panicking,
-            stable_concurrency: stable,
-            panic_concurrency: panic,
-        }
+        Decision { desired, panicking, stable_concurrency: stable, panic_concurrency: panic }
     }
 }
 
@@ -326,12 +274,7 @@ mod tests {
 
     /// Runs `seconds` one-second steps with the given load (concurrency per second); instances start
     /// instantly. Returns the decision of every second.
-    fn simulate(
-        config: Config,
-        start_ready: u32,
-        load: impl Fn(u64) -> f64,
-        seconds: u64,
-    ) -> Vec<Decision> {
+    fn simulate(config: Config, start_ready: u32, load: impl Fn(u64) -> f64, seconds: u64) -> Vec<Decision> {
         let mut a = Autoscaler::new(config);
         let mut ready = start_ready;
         (0..seconds)
@@ -346,31 +289,14 @@ mod tests {
     }
 
     fn cfg() -> Config {
-        Config {
-            target_concurrency: 1.0,
-            target_utilization: 1.0,
-            ..Config::default()
-        }
+        Config { target_concurrency: 1.0, target_utilization: 1.0, ..Config::default() }
     }
 
     #[test]
     fn steady_load_settles_at_load_over_target() {
-        let table: &[(f64, f64, u32)] = &[
-            (5.0, 1.0, 5),
-            (10.0, 2.0, 5),
-            (7.0, 0.7 / 0.7, 7),
-            (3.5, 1.0, 4),
-        ];
+        let table: &[(f64, f64, u32)] = &[(5.0, 1.0, 5), (10.0, 2.0, 5), (7.0, 0.7 / 0.7, 7), (3.5, 1.0, 4)];
         for &(load, target, want) in table {
-            let d = simulate(
-                Config {
-                    target_concurrency: target,
-                    ..cfg()
-                },
-                1,
-                |_| load,
-                120,
-            );
+            let d = simulate(Config { target_concurrency: target, ..cfg() }, 1, |_| load, 120);
             let last = d.last().unwrap();
             assert_eq!(last.desired, want, "load {load} target {target}");
             assert!(!last.panicking, "load {load}: steady load must not panic");
@@ -384,10 +310,7 @@ mod tests {
         assert_eq!(d[59].desired, 2);
         assert!(!d[59].panicking);
         let first_panic = d.iter().position(|x| x.panicking).unwrap();
-        assert_eq!(
-            first_panic, 60,
-            "panic starts on the first over-threshold second"
-        );
+        assert_eq!(first_panic, 60, "panic starts on the first over-threshold second");
         // The panic window (6 s) reaches the full burst within 6 s; the stable window alone would need 60.
         assert_eq!(d[65].desired, 40);
         assert!(d[60..80].iter().all(|x| x.panicking));
@@ -396,27 +319,16 @@ mod tests {
     #[test]
     fn no_scale_down_while_panicking_then_decay() {
         // Burst of 30 for 10 s, then back to 2.
-        let d = simulate(
-            cfg(),
-            2,
-            |t| if (60..70).contains(&t) { 30.0 } else { 2.0 },
-            200,
-        );
+        let d = simulate(cfg(), 2, |t| if (60..70).contains(&t) { 30.0 } else { 2.0 }, 200);
         let peak = d[60..70].iter().map(|x| x.desired).max().unwrap();
         assert_eq!(peak, 30);
         // The only over-threshold second is 60 (from 61 on, 30 instances are ready). Panic holds the peak for
         // a full stable window after it, though the load fell back at 70.
         assert!(d[60..120].iter().all(|x| x.panicking), "{:?}", &d[60..120]);
-        assert!(
-            d[60..120].windows(2).all(|w| w[1].desired >= w[0].desired),
-            "no scale-down while panicking"
-        );
+        assert!(d[60..120].windows(2).all(|w| w[1].desired >= w[0].desired), "no scale-down while panicking");
         assert_eq!(d[119].desired, peak);
         let calm = d.iter().rposition(|x| x.panicking).unwrap() + 1;
-        assert_eq!(
-            calm, 120,
-            "panic ends one stable window after the last over-threshold decision"
-        );
+        assert_eq!(calm, 120, "panic ends one stable window after the last over-threshold decision");
         for w in d[calm - 1..].windows(2) {
             assert!(
                 w[1].desired >= w[0].desired / 2,
@@ -430,28 +342,13 @@ mod tests {
 
     #[test]
     fn decays_to_zero_after_the_grace_period_and_respects_min_instances() {
-        let grace = Config {
-            scale_to_zero_grace_seconds: 30,
-            ..cfg()
-        };
+        let grace = Config { scale_to_zero_grace_seconds: 30, ..cfg() };
         // Start with enough instances that the first second is not itself a burst (which would panic).
         let d = simulate(grace.clone(), 3, |t| if t < 10 { 3.0 } else { 0.0 }, 100);
         let zero_at = d.iter().position(|x| x.desired == 0).unwrap();
-        assert_eq!(
-            zero_at,
-            9 + 30,
-            "zero exactly when 30 s have passed since the last in-flight request"
-        );
+        assert_eq!(zero_at, 9 + 30, "zero exactly when 30 s have passed since the last in-flight request");
         assert!(d[10..zero_at].iter().all(|x| x.desired >= 1));
-        let d = simulate(
-            Config {
-                min_instances: 2,
-                ..grace
-            },
-            3,
-            |t| if t < 10 { 3.0 } else { 0.0 },
-            100,
-        );
+        let d = simulate(Config { min_instances: 2, ..grace }, 3, |t| if t < 10 { 3.0 } else { 0.0 }, 100);
         assert_eq!(d.last().unwrap().desired, 2);
         // No traffic at all: zero from the start (min 0).
         assert_eq!(simulate(cfg(), 0, |_| 0.0, 5).last().unwrap().desired, 0);
@@ -469,16 +366,10 @@ mod tests {
         // Alternating 10 / 0 every second: the stable average is 5; the count must not flap between 0 and 10.
         let d = simulate(cfg(), 5, |t| if t % 2 == 0 { 10.0 } else { 0.0 }, 180);
         let tail = &d[120..];
-        let (lo, hi) = (
-            tail.iter().map(|x| x.desired).min().unwrap(),
-            tail.iter().map(|x| x.desired).max().unwrap(),
-        );
+        let (lo, hi) = (tail.iter().map(|x| x.desired).min().unwrap(), tail.iter().map(|x| x.desired).max().unwrap());
         assert!(lo >= 5 && hi <= 10, "flapping between {lo} and {hi}");
         assert!(
-            tail.windows(2)
-                .filter(|w| w[0].desired != w[1].desired)
-                .count()
-                <= 2,
+            tail.windows(2).filter(|w| w[0].desired != w[1].desired).count() <= 2,
             "{:?}",
             tail.iter().map(|x| x.desired).collect::<Vec<_>>()
         );
@@ -486,32 +377,12 @@ mod tests {
 
     #[test]
     fn bounds_and_rate_limits() {
-        let d = simulate(
-            Config {
-                max_instances: 8,
-                ..cfg()
-            },
-            1,
-            |_| 50.0,
-            30,
-        );
+        let d = simulate(Config { max_instances: 8, ..cfg() }, 1, |_| 50.0, 30);
         assert!(d.iter().all(|x| x.desired <= 8));
         assert_eq!(d.last().unwrap().desired, 8);
-        let d = simulate(
-            Config {
-                max_scale_up_rate: 2.0,
-                ..cfg()
-            },
-            1,
-            |_| 50.0,
-            10,
-        );
+        let d = simulate(Config { max_scale_up_rate: 2.0, ..cfg() }, 1, |_| 50.0, 10);
         let counts: Vec<u32> = d.iter().map(|x| x.desired).collect();
-        assert_eq!(
-            &counts[..6],
-            &[2, 4, 8, 16, 32, 50],
-            "doubling at most per decision"
-        );
+        assert_eq!(&counts[..6], &[2, 4, 8, 16, 32, 50], "doubling at most per decision");
     }
 
     #[test]
@@ -519,25 +390,15 @@ mod tests {
         assert!(Config::default().validate().is_ok());
         let table: &[(Config, &str)] = &[
             (
-                Config {
-                    target_utilization: 0.0,
-                    ..Config::default()
-                },
+                Config { target_utilization: 0.0, ..Config::default() },
                 "target_utilization = 0 is out of range: allowed (0, 1]",
             ),
             (
-                Config {
-                    stable_window_seconds: 5,
-                    ..Config::default()
-                },
+                Config { stable_window_seconds: 5, ..Config::default() },
                 "stable_window_seconds = 5 is out of range: allowed 6..=3600",
             ),
             (
-                Config {
-                    min_instances: 5,
-                    max_instances: 2,
-                    ..Config::default()
-                },
+                Config { min_instances: 5, max_instances: 2, ..Config::default() },
                 "min_instances = 5 is out of range: allowed 0..=max_instances (2)",
             ),
         ];

@@ -21,7 +21,9 @@ pub enum ErrorClass {
     Timeout,
     /// The guest trapped, exceeded its memory limit or returned no response.
     GuestFailure,
-    /// The platform is shutting down or overloaded.
+    /// The function's queue is full: retry later (429 with `Retry-After`).
+    Overloaded,
+    /// No instance became free in time, or the platform is shutting down (503).
     Unavailable,
     /// A bug or an IO failure inside the platform.
     Internal,
@@ -38,6 +40,7 @@ impl ErrorClass {
             ErrorClass::PayloadTooLarge => 413,
             ErrorClass::Timeout => 504,
             ErrorClass::GuestFailure => 500,
+            ErrorClass::Overloaded => 429,
             ErrorClass::Unavailable => 503,
             ErrorClass::Internal => 500,
         }
@@ -53,6 +56,7 @@ impl ErrorClass {
             ErrorClass::PayloadTooLarge => "payload_too_large",
             ErrorClass::Timeout => "timeout",
             ErrorClass::GuestFailure => "guest_failure",
+            ErrorClass::Overloaded => "overloaded",
             ErrorClass::Unavailable => "unavailable",
             ErrorClass::Internal => "internal",
         }
@@ -79,6 +83,7 @@ mod tests {
             (ErrorClass::PayloadTooLarge, 413),
             (ErrorClass::Timeout, 504),
             (ErrorClass::GuestFailure, 500),
+            (ErrorClass::Overloaded, 429),
             (ErrorClass::Unavailable, 503),
             (ErrorClass::Internal, 500),
         ];

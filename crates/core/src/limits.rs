@@ -65,21 +65,11 @@ impl Limits {
             ("timeout_ms", self.timeout_ms, 1, MAX_TIMEOUT_MS),
             ("memory_mb", self.memory_mb.into(), 1, MAX_MEMORY_MB.into()),
             ("max_body_bytes", self.max_body_bytes, 0, MAX_MAX_BODY_BYTES),
-            (
-                "max_log_bytes",
-                self.max_log_bytes.into(),
-                0,
-                MAX_MAX_LOG_BYTES.into(),
-            ),
+            ("max_log_bytes", self.max_log_bytes.into(), 0, MAX_MAX_LOG_BYTES.into()),
         ];
         for (key, value, min, max) in checks {
             if !(min..=max).contains(&value) {
-                return Err(LimitError {
-                    key,
-                    value,
-                    min,
-                    max,
-                });
+                return Err(LimitError { key, value, min, max });
             }
         }
         Ok(())
@@ -100,24 +90,15 @@ mod tests {
         assert!(Limits::default().validate().is_ok());
         let table: &[(Limits, &str)] = &[
             (
-                Limits {
-                    timeout_ms: 0,
-                    ..Limits::default()
-                },
+                Limits { timeout_ms: 0, ..Limits::default() },
                 "limits.timeout_ms = 0 is out of range: allowed 1..=900000",
             ),
             (
-                Limits {
-                    memory_mb: 5000,
-                    ..Limits::default()
-                },
+                Limits { memory_mb: 5000, ..Limits::default() },
                 "limits.memory_mb = 5000 is out of range: allowed 1..=4096",
             ),
             (
-                Limits {
-                    max_log_bytes: 2 << 20,
-                    ..Limits::default()
-                },
+                Limits { max_log_bytes: 2 << 20, ..Limits::default() },
                 "limits.max_log_bytes = 2097152 is out of range: allowed 0..=1048576",
             ),
         ];

@@ -80,33 +80,19 @@ pub struct ManifestError {
 impl Manifest {
     /// Parses `text`; `file` names it in errors.
     pub fn parse(text: &str, file: &str) -> Result<Manifest, ManifestError> {
-        let err = |message: String| ManifestError {
-            file: file.to_string(),
-            message,
-        };
-        let manifest: Manifest =
-            toml::from_str(text).map_err(|e| err(e.to_string().trim_end().to_string()))?;
+        let err = |message: String| ManifestError { file: file.to_string(), message };
+        let manifest: Manifest = toml::from_str(text).map_err(|e| err(e.to_string().trim_end().to_string()))?;
         if manifest.functions.is_empty() {
-            return Err(err(
-                "no functions: add at least one [[function]] table with name and source".into(),
-            ));
+            return Err(err("no functions: add at least one [[function]] table with name and source".into()));
         }
         let mut names = HashSet::new();
         for (i, f) in manifest.functions.iter().enumerate() {
-            let at = format!(
-                "function `{}` (the {} [[function]] table)",
-                f.name,
-                ordinal(i + 1)
-            );
+            let at = format!("function `{}` (the {} [[function]] table)", f.name, ordinal(i + 1));
             if !names.insert(&f.name) {
-                return Err(err(format!(
-                    "{at}: the name is used twice; function names must be unique"
-                )));
+                return Err(err(format!("{at}: the name is used twice; function names must be unique")));
             }
             if f.source.trim().is_empty() {
-                return Err(err(format!(
-                    "{at}: source is empty; give the path of the .wasm file"
-                )));
+                return Err(err(format!("{at}: source is empty; give the path of the .wasm file")));
             }
             f.check().map_err(|e| err(format!("{at}: {e}")))?;
         }
@@ -115,10 +101,7 @@ impl Manifest {
 
     /// The namespace to deploy into.
     pub fn namespace(&self) -> Name {
-        self.app
-            .namespace
-            .clone()
-            .unwrap_or_else(|| Name::new(crate::DEFAULT_NAMESPACE).expect("valid"))
+        self.app.namespace.clone().unwrap_or_else(|| Name::new(crate::DEFAULT_NAMESPACE).expect("valid"))
     }
 }
 
@@ -223,9 +206,7 @@ source = "legacy.wasm"
         for (text, want) in table {
             let got = Manifest::parse(text, "wisp.toml").unwrap_err().to_string();
             if &got != want {
-                bad.push(format!(
-                    "--- input ---\n{text}--- got ---\n{got:?}\n--- want ---\n{want:?}"
-                ));
+                bad.push(format!("--- input ---\n{text}--- got ---\n{got:?}\n--- want ---\n{want:?}"));
             }
         }
         assert!(bad.is_empty(), "{}", bad.join("\n"));

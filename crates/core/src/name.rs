@@ -14,9 +14,7 @@ pub struct Name(String);
 
 /// Why a name was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "invalid name `{name}`: {reason} (use 1-63 characters of a-z, 0-9 and '-', starting with a letter)"
-)]
+#[error("invalid name `{name}`: {reason} (use 1-63 characters of a-z, 0-9 and '-', starting with a letter)")]
 pub struct NameError {
     /// The rejected input.
     pub name: String,
@@ -28,12 +26,7 @@ impl Name {
     /// Validates `s` as a name.
     pub fn new(s: impl Into<String>) -> Result<Self, NameError> {
         let name = s.into();
-        let fail = |reason| {
-            Err(NameError {
-                name: name.clone(),
-                reason,
-            })
-        };
+        let fail = |reason| Err(NameError { name: name.clone(), reason });
         if name.is_empty() {
             return fail("it is empty");
         }
@@ -46,10 +39,7 @@ impl Name {
         if name.ends_with('-') {
             return fail("it must not end with '-'");
         }
-        if !name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        {
+        if !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
             return fail("it contains a character other than a-z, 0-9 and '-'");
         }
         Ok(Name(name))
@@ -121,14 +111,8 @@ mod tests {
             ("Hello", Some("it must start with a lowercase letter")),
             ("1abc", Some("it must start with a lowercase letter")),
             ("abc-", Some("it must not end with '-'")),
-            (
-                "ab_c",
-                Some("it contains a character other than a-z, 0-9 and '-'"),
-            ),
-            (
-                "ab.c",
-                Some("it contains a character other than a-z, 0-9 and '-'"),
-            ),
+            ("ab_c", Some("it contains a character other than a-z, 0-9 and '-'")),
+            ("ab.c", Some("it contains a character other than a-z, 0-9 and '-'")),
         ];
         for (input, want) in table {
             match (Name::new(*input), want) {
@@ -138,10 +122,7 @@ mod tests {
             }
         }
         assert!(Name::new("a".repeat(63)).is_ok());
-        assert_eq!(
-            Name::new("a".repeat(64)).unwrap_err().reason,
-            "it is longer than 63 characters"
-        );
+        assert_eq!(Name::new("a".repeat(64)).unwrap_err().reason, "it is longer than 63 characters");
         assert_eq!(
             Name::new("Bad").unwrap_err().to_string(),
             "invalid name `Bad`: it must start with a lowercase letter (use 1-63 characters of a-z, 0-9 and '-', starting with a letter)"

@@ -19,9 +19,7 @@ pub struct RoutePattern {
 
 /// Why a route pattern was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "invalid route `{route}`: {reason} (write `/path` or `host/path`, e.g. `/hello` or `api.example.com/v1`)"
-)]
+#[error("invalid route `{route}`: {reason} (write `/path` or `host/path`, e.g. `/hello` or `api.example.com/v1`)")]
 pub struct RouteError {
     /// The rejected input.
     pub route: String,
@@ -35,12 +33,7 @@ pub const MAX_ROUTE_LEN: usize = 1024;
 impl RoutePattern {
     /// Parses and normalises a route.
     pub fn parse(input: &str) -> Result<Self, RouteError> {
-        let fail = |reason| {
-            Err(RouteError {
-                route: input.to_string(),
-                reason,
-            })
-        };
+        let fail = |reason| Err(RouteError { route: input.to_string(), reason });
         if input.is_empty() {
             return fail("it is empty");
         }
@@ -50,10 +43,7 @@ impl RoutePattern {
         if input.contains("://") {
             return fail("leave out the scheme");
         }
-        if input
-            .bytes()
-            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
-        {
+        if input.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control()) {
             return fail("it contains whitespace or control characters");
         }
         if input.contains(['?', '#']) {
@@ -74,9 +64,7 @@ impl RoutePattern {
                 if !h.split('.').all(|label| {
                     !label.is_empty()
                         && label.len() <= 63
-                        && label
-                            .bytes()
-                            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                        && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
                 }) {
                     return fail("the host is not a valid DNS name");
                 }
@@ -160,10 +148,7 @@ mod tests {
             ("/a b", "it contains whitespace or control characters"),
             ("/a?x=1", "a route cannot contain a query or fragment"),
             ("/a/../b", "a route cannot contain `.` or `..` segments"),
-            (
-                "x.com:80/a",
-                "a route host is matched without its port; leave the port out",
-            ),
+            ("x.com:80/a", "a route host is matched without its port; leave the port out"),
             ("x..com/a", "the host is not a valid DNS name"),
             ("x_y.com/a", "the host is not a valid DNS name"),
         ];

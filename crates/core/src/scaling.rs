@@ -10,6 +10,11 @@ pub const DEFAULT_IDLE_TIMEOUT_SECONDS: u32 = 300;
 /// Default cap on idle warm instances per function.
 pub const DEFAULT_MAX_IDLE_INSTANCES: u32 = 64;
 
+/// Default bound on requests waiting for an instance, per function.
+pub const DEFAULT_MAX_QUEUE_DEPTH: u32 = 100;
+/// Default longest wait for an instance.
+pub const DEFAULT_QUEUE_TIMEOUT_MS: u32 = 10_000;
+
 /// How instances serve requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -38,6 +43,14 @@ pub struct Scaling {
     /// Warm instances kept ready whatever the load (reuse mode): created after every deploy and start,
     /// never expired for idleness. Guest initialisation then happens before the first request.
     pub min_instances: u32,
+    /// Most instances (so concurrent invocations) of this function; 0 means only the node's capacity bounds it.
+    pub max_instances: u32,
+    /// Requests that may wait for an instance; one more gets 429 with `Retry-After`.
+    pub max_queue_depth: u32,
+    /// Longest wait for an instance; past it the request gets 503.
+    pub queue_timeout_ms: u32,
+    /// Invocations guaranteed to this function out of the node's capacity, whatever other functions do.
+    pub reserved_concurrency: u32,
 }
 
 impl Default for Scaling {
@@ -48,6 +61,10 @@ impl Default for Scaling {
             idle_timeout_seconds: DEFAULT_IDLE_TIMEOUT_SECONDS,
             max_idle_instances: DEFAULT_MAX_IDLE_INSTANCES,
             min_instances: 0,
+            max_instances: 0,
+            max_queue_depth: DEFAULT_MAX_QUEUE_DEPTH,
+            queue_timeout_ms: DEFAULT_QUEUE_TIMEOUT_MS,
+            reserved_concurrency: 0,
         }
     }
 }
@@ -63,13 +80,12 @@ impl Scaling {
 
     /// Checks ranges; the message names key, value and range.
     pub fn validate(&self) -> Result<(), String> {
-        let checks: [(&str, u32, u32, u32); 4] = [
-            (
-                "max_requests_per_instance",
-                self.max_requests_per_instance,
-                1,
-                100_000_000,
-            ),
+        let checks: [(&str, u32, u32, u32); 8] = [
+            ("max_instances", self.max_instances, 0, 100_000),
+            ("max_queue_depth", self.max_queue_depth, 0, 1_000_000),
+            ("queue_timeout_ms", self.queue_timeout_ms, 1, 900_000),
+            ("reserved_concurrency", self.reserved_concurrency, 0, 100_000),
+            ("max_requests_per_instance", self.max_requests_per_instance, 1, 100_000_000),
             ("idle_timeout_seconds", self.idle_timeout_seconds, 1, 86_400),
             ("max_idle_instances", self.max_idle_instances, 0, 10_000),
             ("min_instances", self.min_instances, 0, 10_000),
@@ -82,9 +98,7 @@ impl Scaling {
         }
         for (key, value, min, max) in checks {
             if !(min..=max).contains(&value) {
-                return Err(format!(
-                    "scaling.{key} = {value} is out of range: allowed {min}..={max}"
-                ));
+                return Err(format!("scaling.{key} = {value} is out of range: allowed {min}..={max}"));
             }
         }
         Ok(())

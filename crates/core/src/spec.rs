@@ -77,9 +77,7 @@ pub enum SpecError {
 
 /// Whether `s` is a lowercase hex sha256 digest.
 pub fn is_sha256_hex(s: &str) -> bool {
-    s.len() == 64
-        && s.bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// sha256 of `bytes`, lowercase hex.
@@ -122,12 +120,7 @@ impl FunctionSpec {
             env: &'a BTreeMap<String, String>,
             limits: &'a Limits,
         }
-        let content = Content {
-            kind: self.kind,
-            artifact: &self.artifact,
-            env: &self.env,
-            limits: &self.limits,
-        };
+        let content = Content { kind: self.kind, artifact: &self.artifact, env: &self.env, limits: &self.limits };
         // BTreeMap and struct field order make this JSON canonical.
         let json = serde_json::to_vec(&content).expect("plain data serialises");
         sha256_hex(&json)
@@ -224,9 +217,6 @@ mod tests {
         );
         let mut s = spec();
         s.routes.push(RoutePattern::parse("/x/").unwrap());
-        assert_eq!(
-            s.validate().unwrap_err().to_string(),
-            "route `/x` is listed twice"
-        );
+        assert_eq!(s.validate().unwrap_err().to_string(), "route `/x` is listed twice");
     }
 }

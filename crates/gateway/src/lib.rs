@@ -100,47 +100,25 @@ impl Gateway {
         drop(listener);
         tracing::info!("draining in-flight requests");
         let drain = Duration::from_secs(self.config.drain_timeout_seconds);
-        if tokio::time::timeout(drain, graceful.shutdown())
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                seconds = drain.as_secs(),
-                "drain timeout: closing remaining connections"
-            );
+        if tokio::time::timeout(drain, graceful.shutdown()).await.is_err() {
+            tracing::warn!(seconds = drain.as_secs(), "drain timeout: closing remaining connections");
         }
         Ok(())
     }
 
-    async fn handle(
-        self: Arc<Self>,
-        req: http::Request<Incoming>,
-    ) -> Result<http::Response<ResponseBody>, Infallible> {
+    async fn handle(self: Arc<Self>, req: http::Request<Incoming>) -> Result<http::Response<ResponseBody>, Infallible> {
         let path = req.uri().path();
         if path == "/_wisp" || path.starts_with("/_wisp/") {
-            let resp = self
-                .api
-                .clone()
-                .oneshot(req.map(axum::body::Body::new))
-                .await
-                .unwrap_or_else(|e| match e {});
+            let resp = self.api.clone().oneshot(req.map(axum::body::Body::new)).await.unwrap_or_else(|e| match e {});
             return Ok(resp.map(|b| b.map_err(|e| Box::new(e) as BoxError).boxed_unsync()));
         }
-        let host = req
-            .headers()
-            .get(http::header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .or(req.uri().host());
+        let host = req.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()).or(req.uri().host());
         let Some(target) = self.scheduler.route(host, path) else {
-            let mut r =
-                http::Response::new(full_body(format!("no function is routed at {path}\n")));
+            let mut r = http::Response::new(full_body(format!("no function is routed at {path}\n")));
             *r.status_mut() = http::StatusCode::NOT_FOUND;
             return Ok(r);
         };
-        let (id, result) = self
-            .scheduler
-            .invoke(&target.active, &target.route.path, req)
-            .await;
+        let (id, result) = self.scheduler.invoke(&target.active, &target.route.path, req).await;
         Ok(wisp_api::invocation_response(&id, result))
     }
 }

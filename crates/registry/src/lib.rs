@@ -16,9 +16,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::Mutex;
 use wisp_core::spec::{SpecError, sha256_hex};
-use wisp_core::{
-    ErrorClass, FunctionKey, FunctionKind, FunctionRecord, FunctionSpec, RevisionRecord,
-};
+use wisp_core::{ErrorClass, FunctionKey, FunctionKind, FunctionRecord, FunctionSpec, RevisionRecord};
 use wisp_router::RouteTable;
 use wisp_store::{Expect, Store, StoreError};
 use wisp_wasm_host::{ArtifactError, Code, Host, artifact_kind};
@@ -130,23 +128,14 @@ pub struct Registry {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 impl Registry {
     /// A registry over `store`, compiling with `host`, caching native code under `cache_dir/<engine key>/`.
     pub fn new(store: Store, host: Host, cache_dir: PathBuf, max_artifact_bytes: usize) -> Self {
         let compiled_dir = cache_dir.join(host.engine_key());
-        Registry {
-            store,
-            host,
-            compiled_dir,
-            max_artifact_bytes,
-            deploy_lock: Mutex::new(()),
-        }
+        Registry { store, host, compiled_dir, max_artifact_bytes, deploy_lock: Mutex::new(()) }
     }
 
     /// The host.
@@ -157,10 +146,7 @@ impl Registry {
     /// Stores an artifact by digest. Rejects non-WebAssembly and oversize uploads.
     pub async fn put_artifact(&self, bytes: Bytes) -> Result<ArtifactInfo, DeployError> {
         if bytes.len() > self.max_artifact_bytes {
-            return Err(DeployError::TooLarge {
-                size: bytes.len(),
-                limit: self.max_artifact_bytes,
-            });
+            return Err(DeployError::TooLarge { size: bytes.len(), limit: self.max_artifact_bytes });
         }
         let kind = match artifact_kind(&bytes) {
             Some(wisp_wasm_host::ArtifactKind::Component) => "component",
@@ -173,26 +159,16 @@ impl Registry {
         if !existed {
             self.store.blobs.put(ARTIFACTS, &sha256, bytes).await?;
         }
-        Ok(ArtifactInfo {
-            sha256,
-            size,
-            kind,
-            existed,
-        })
+        Ok(ArtifactInfo { sha256, size, kind, existed })
     }
 
     /// Whether an artifact is stored.
     pub async fn has_artifact(&self, sha256: &str) -> Result<bool, DeployError> {
-        Ok(wisp_core::spec::is_sha256_hex(sha256)
-            && self.store.blobs.exists(ARTIFACTS, sha256).await?)
+        Ok(wisp_core::spec::is_sha256_hex(sha256) && self.store.blobs.exists(ARTIFACTS, sha256).await?)
     }
 
     /// Deploys `spec` as `key`. See the crate docs for the steps and guarantees.
-    pub async fn deploy(
-        &self,
-        key: &FunctionKey,
-        spec: FunctionSpec,
-    ) -> Result<Deployed, DeployError> {
+    pub async fn deploy(&self, key: &FunctionKey, spec: FunctionSpec) -> Result<Deployed, DeployError> {
         spec.validate()?;
         self.host.check_limits(&spec.limits)?;
         if !self.store.blobs.exists(ARTIFACTS, &spec.artifact).await? {
@@ -210,12 +186,7 @@ impl Registry {
             && cur.app == spec.app
             && cur.scaling == spec.scaling
         {
-            return Ok(Deployed {
-                change: DeployChange::Unchanged,
-                record: cur.clone(),
-                code: None,
-                compile: None,
-            });
+            return Ok(Deployed { change: DeployChange::Unchanged, record: cur.clone(), code: None, compile: None });
         }
         let (code, compile) = self.ensure_compiled(spec.kind, &spec.artifact).await?;
         let now = now_ms();
@@ -243,29 +214,14 @@ impl Registry {
             scaling: spec.scaling,
             revision: revision.clone(),
             deployed_at_ms: now,
-            generation: current.as_ref().map_or(1, |(c, _)| {
-                c.generation + u64::from(change == DeployChange::Updated)
-            }),
+            generation: current.as_ref().map_or(1, |(c, _)| c.generation + u64::from(change == DeployChange::Updated)),
         };
         let rev_key = format!("{}/{}", key.store_key(), revision.id);
-        self.store
-            .kv
-            .put(REVISIONS, &rev_key, to_json(&revision), Expect::Any)
-            .await?;
-        let expect = current
-            .as_ref()
-            .map_or(Expect::Absent, |(_, rev)| Expect::Revision(*rev));
-        self.store
-            .kv
-            .put(FUNCTIONS, &key.store_key(), to_json(&record), expect)
-            .await?;
+        self.store.kv.put(REVISIONS, &rev_key, to_json(&revision), Expect::Any).await?;
+        let expect = current.as_ref().map_or(Expect::Absent, |(_, rev)| Expect::Revision(*rev));
+        self.store.kv.put(FUNCTIONS, &key.store_key(), to_json(&record), expect).await?;
         tracing::info!(function = %key, revision = %wisp_core::spec::short_id(&revision.id), ?change, "deployed");
-        Ok(Deployed {
-            change,
-            record,
-            code: Some(code),
-            compile,
-        })
+        Ok(Deployed { change, record, code: Some(code), compile })
     }
 
     /// Changes a function's scaling settings without a redeploy; returns the updated record.
@@ -276,23 +232,11 @@ impl Registry {
     ) -> Result<FunctionRecord, DeployError> {
         scaling.validate().map_err(SpecError::Scaling)?;
         let _guard = self.deploy_lock.lock().await;
-        let entry = self
-            .store
-            .kv
-            .get(FUNCTIONS, &key.store_key())
-            .await?
-            .ok_or_else(|| DeployError::NotFound(key.clone()))?;
+        let entry =
+            self.store.kv.get(FUNCTIONS, &key.store_key()).await?.ok_or_else(|| DeployError::NotFound(key.clone()))?;
         let mut record: FunctionRecord = from_json(&entry.value)?;
         record.scaling = scaling;
-        self.store
-            .kv
-            .put(
-                FUNCTIONS,
-                &key.store_key(),
-                to_json(&record),
-                Expect::Revision(entry.revision),
-            )
-            .await?;
+        self.store.kv.put(FUNCTIONS, &key.store_key(), to_json(&record), Expect::Revision(entry.revision)).await?;
         tracing::info!(function = %key, ?scaling, "scaling changed");
         Ok(record)
     }
@@ -300,31 +244,12 @@ impl Registry {
     /// Removes a function (its revisions go too; artifacts stay, shared by digest).
     pub async fn remove(&self, key: &FunctionKey) -> Result<FunctionRecord, DeployError> {
         let _guard = self.deploy_lock.lock().await;
-        let entry = self
-            .store
-            .kv
-            .get(FUNCTIONS, &key.store_key())
-            .await?
-            .ok_or_else(|| DeployError::NotFound(key.clone()))?;
+        let entry =
+            self.store.kv.get(FUNCTIONS, &key.store_key()).await?.ok_or_else(|| DeployError::NotFound(key.clone()))?;
         let record: FunctionRecord = from_json(&entry.value)?;
-        self.store
-            .kv
-            .delete(
-                FUNCTIONS,
-                &key.store_key(),
-                Expect::Revision(entry.revision),
-            )
-            .await?;
-        for rev in self
-            .store
-            .kv
-            .list(REVISIONS, &format!("{}/", key.store_key()))
-            .await?
-        {
-            self.store
-                .kv
-                .delete(REVISIONS, &rev.key, Expect::Any)
-                .await?;
+        self.store.kv.delete(FUNCTIONS, &key.store_key(), Expect::Revision(entry.revision)).await?;
+        for rev in self.store.kv.list(REVISIONS, &format!("{}/", key.store_key())).await? {
+            self.store.kv.delete(REVISIONS, &rev.key, Expect::Any).await?;
         }
         tracing::info!(function = %key, "removed");
         Ok(record)
@@ -332,20 +257,13 @@ impl Registry {
 
     /// One function's record.
     pub async fn get(&self, key: &FunctionKey) -> Result<FunctionRecord, DeployError> {
-        let entry = self
-            .store
-            .kv
-            .get(FUNCTIONS, &key.store_key())
-            .await?
-            .ok_or_else(|| DeployError::NotFound(key.clone()))?;
+        let entry =
+            self.store.kv.get(FUNCTIONS, &key.store_key()).await?.ok_or_else(|| DeployError::NotFound(key.clone()))?;
         from_json(&entry.value)
     }
 
     /// Every function record (with its KV revision), optionally in one namespace only.
-    pub async fn list(
-        &self,
-        namespace: Option<&str>,
-    ) -> Result<Vec<(FunctionRecord, u64)>, DeployError> {
+    pub async fn list(&self, namespace: Option<&str>) -> Result<Vec<(FunctionRecord, u64)>, DeployError> {
         let prefix = namespace.map(|n| format!("{n}/")).unwrap_or_default();
         let mut out = Vec::new();
         for e in self.store.kv.list(FUNCTIONS, &prefix).await? {
@@ -357,12 +275,7 @@ impl Registry {
     /// The revisions recorded for a function, oldest first.
     pub async fn revisions(&self, key: &FunctionKey) -> Result<Vec<RevisionRecord>, DeployError> {
         let mut out: Vec<RevisionRecord> = Vec::new();
-        for e in self
-            .store
-            .kv
-            .list(REVISIONS, &format!("{}/", key.store_key()))
-            .await?
-        {
+        for e in self.store.kv.list(REVISIONS, &format!("{}/", key.store_key())).await? {
             out.push(from_json(&e.value)?);
         }
         out.sort_by_key(|r| r.created_at_ms);
@@ -374,10 +287,7 @@ impl Registry {
     pub async fn load_all(&self) -> Result<Vec<(FunctionRecord, Code)>, DeployError> {
         let mut out = Vec::new();
         for (record, _) in self.list(None).await? {
-            match self
-                .ensure_compiled(record.revision.kind, &record.revision.artifact)
-                .await
-            {
+            match self.ensure_compiled(record.revision.kind, &record.revision.artifact).await {
                 Ok((code, compiled)) => {
                     if let Some(t) = compiled {
                         tracing::warn!(function = %record.key, ms = t.as_millis() as u64, "compiled cache miss: recompiled at start-up");
@@ -402,10 +312,7 @@ impl Registry {
         if path.exists() {
             let host = self.host.clone();
             let p = path.clone();
-            match tokio::task::spawn_blocking(move || host.load(kind, &p))
-                .await
-                .map_err(anyhow::Error::from)?
-            {
+            match tokio::task::spawn_blocking(move || host.load(kind, &p)).await.map_err(anyhow::Error::from)? {
                 Ok(code) => return Ok((code, None)),
                 Err(e) => {
                     tracing::warn!(path = %path.display(), error = %format!("{e:#}"), "compiled cache entry unusable; recompiling")
@@ -420,38 +327,27 @@ impl Registry {
             .ok_or_else(|| DeployError::UnknownArtifact(artifact.to_string()))?;
         let host = self.host.clone();
         let t0 = Instant::now();
-        let compiled = tokio::task::spawn_blocking(move || host.compile(kind, &bytes))
-            .await
-            .map_err(anyhow::Error::from)??;
+        let compiled =
+            tokio::task::spawn_blocking(move || host.compile(kind, &bytes)).await.map_err(anyhow::Error::from)??;
         let elapsed = t0.elapsed();
         let p = path.clone();
-        tokio::task::spawn_blocking(move || {
-            wisp_store::embedded::write_atomically(&p, &compiled.bytes)
-        })
-        .await
-        .map_err(anyhow::Error::from)?
-        .map_err(|e| anyhow::anyhow!("writing compiled cache {}: {e}", path.display()))?;
-        let host = self.host.clone();
-        let code = tokio::task::spawn_blocking(move || host.load(kind, &path))
+        tokio::task::spawn_blocking(move || wisp_store::embedded::write_atomically(&p, &compiled.bytes))
             .await
-            .map_err(anyhow::Error::from)??;
+            .map_err(anyhow::Error::from)?
+            .map_err(|e| anyhow::anyhow!("writing compiled cache {}: {e}", path.display()))?;
+        let host = self.host.clone();
+        let code = tokio::task::spawn_blocking(move || host.load(kind, &path)).await.map_err(anyhow::Error::from)??;
         Ok((code, Some(elapsed)))
     }
 }
 
-fn check_routes(
-    all: &[(FunctionRecord, u64)],
-    key: &FunctionKey,
-    spec: &FunctionSpec,
-) -> Result<(), DeployError> {
+fn check_routes(all: &[(FunctionRecord, u64)], key: &FunctionKey, spec: &FunctionSpec) -> Result<(), DeployError> {
     let others = all
         .iter()
         .filter(|(r, _)| &r.key != key)
         .flat_map(|(r, _)| r.routes.iter().map(|p| (p.clone(), r.key.to_string())));
     let mine = spec.routes.iter().map(|p| (p.clone(), key.to_string()));
-    RouteTable::build(others.chain(mine))
-        .map(|_| ())
-        .map_err(|c| DeployError::RouteConflict(c.to_string()))
+    RouteTable::build(others.chain(mine)).map(|_| ()).map_err(|c| DeployError::RouteConflict(c.to_string()))
 }
 
 fn to_json<T: serde::Serialize>(v: &T) -> Vec<u8> {
@@ -459,6 +355,5 @@ fn to_json<T: serde::Serialize>(v: &T) -> Vec<u8> {
 }
 
 fn from_json<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, DeployError> {
-    serde_json::from_slice(b)
-        .map_err(|e| DeployError::Internal(anyhow::anyhow!("corrupt record in store: {e}")))
+    serde_json::from_slice(b).map_err(|e| DeployError::Internal(anyhow::anyhow!("corrupt record in store: {e}")))
 }

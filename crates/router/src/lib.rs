@@ -51,20 +51,14 @@ pub struct Match<'a, T> {
 
 impl<T> Default for RouteTable<T> {
     fn default() -> Self {
-        RouteTable {
-            by_host: HashMap::new(),
-            any_host: Vec::new(),
-            len: 0,
-        }
+        RouteTable { by_host: HashMap::new(), any_host: Vec::new(), len: 0 }
     }
 }
 
 impl<T: Clone + PartialEq + Display> RouteTable<T> {
     /// Builds a table, or names the first conflict. One target may list a route once; listing the same
     /// route from the same target twice is not a conflict.
-    pub fn build(
-        routes: impl IntoIterator<Item = (RoutePattern, T)>,
-    ) -> Result<Self, RouteConflict<T>> {
+    pub fn build(routes: impl IntoIterator<Item = (RoutePattern, T)>) -> Result<Self, RouteConflict<T>> {
         let mut seen: HashMap<RoutePattern, T> = HashMap::new();
         let mut table = RouteTable::default();
         for (pattern, target) in routes {
@@ -72,26 +66,17 @@ impl<T: Clone + PartialEq + Display> RouteTable<T> {
                 if *existing == target {
                     continue;
                 }
-                return Err(RouteConflict {
-                    route: pattern,
-                    existing: existing.clone(),
-                    claimant: target,
-                });
+                return Err(RouteConflict { route: pattern, existing: existing.clone(), claimant: target });
             }
             seen.insert(pattern.clone(), target.clone());
-            let entry = Entry {
-                path: pattern.path.clone(),
-                pattern: pattern.clone(),
-                target,
-            };
+            let entry = Entry { path: pattern.path.clone(), pattern: pattern.clone(), target };
             match &pattern.host {
                 Some(h) => table.by_host.entry(h.clone()).or_default().push(entry),
                 None => table.any_host.push(entry),
             }
             table.len += 1;
         }
-        let longest_first =
-            |v: &mut Vec<Entry<T>>| v.sort_by_key(|e| std::cmp::Reverse(e.path.len()));
+        let longest_first = |v: &mut Vec<Entry<T>>| v.sort_by_key(|e| std::cmp::Reverse(e.path.len()));
         table.by_host.values_mut().for_each(longest_first);
         longest_first(&mut table.any_host);
         Ok(table)
@@ -128,22 +113,12 @@ impl<T> RouteTable<T> {
 
     /// Every (pattern, target) pair.
     pub fn iter(&self) -> impl Iterator<Item = (&RoutePattern, &T)> {
-        self.by_host
-            .values()
-            .flatten()
-            .chain(self.any_host.iter())
-            .map(|e| (&e.pattern, &e.target))
+        self.by_host.values().flatten().chain(self.any_host.iter()).map(|e| (&e.pattern, &e.target))
     }
 }
 
 fn longest<'a, T>(entries: &'a [Entry<T>], path: &str) -> Option<Match<'a, T>> {
-    entries
-        .iter()
-        .find(|e| path_has_prefix(path, &e.path))
-        .map(|e| Match {
-            target: &e.target,
-            pattern: &e.pattern,
-        })
+    entries.iter().find(|e| path_has_prefix(path, &e.path)).map(|e| Match { target: &e.target, pattern: &e.pattern })
 }
 
 fn strip_port(host: &str) -> &str {
@@ -191,11 +166,7 @@ mod tests {
             (None, "/api/usersx", Some("api")),
             (Some("localhost:8080"), "/api", Some("api")),
             (Some("shop.example.com"), "/", Some("shop")),
-            (
-                Some("shop.example.com:8080"),
-                "/api/users",
-                Some("shop-api"),
-            ),
+            (Some("shop.example.com:8080"), "/api/users", Some("shop-api")),
             (Some("SHOP.Example.com"), "/other", Some("shop")),
             (Some("other.example.com"), "/api/users", Some("users")),
         ];
@@ -215,16 +186,13 @@ mod tests {
 
     #[test]
     fn conflicts_name_both_targets() {
-        let e =
-            RouteTable::build([(r("/a"), "one"), (r("/b"), "one"), (r("/a/"), "two")]).unwrap_err();
+        let e = RouteTable::build([(r("/a"), "one"), (r("/b"), "one"), (r("/a/"), "two")]).unwrap_err();
         assert_eq!(
             e.to_string(),
             "route `/a` is already served by `one`; `two` cannot claim it too (pick another route, or remove it from `one` first)"
         );
         // Different hosts or paths do not conflict; the same target listing a route twice is harmless.
-        assert!(
-            RouteTable::build([(r("/a"), "one"), (r("x.com/a"), "two"), (r("/a"), "one")]).is_ok()
-        );
+        assert!(RouteTable::build([(r("/a"), "one"), (r("x.com/a"), "two"), (r("/a"), "one")]).is_ok());
     }
 
     #[test]

@@ -7,6 +7,8 @@
 
 #![warn(missing_docs)]
 
+pub mod admission;
+
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http_body::Body;
@@ -17,9 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 use wisp_core::{FunctionKey, FunctionRecord, RoutePattern};
 use wisp_router::RouteTable;
-use wisp_wasm_host::{
-    BoxError, Code, InvocationCtx, InvokeError, Pool, PoolConfig, Report, ResponseBody,
-};
+use wisp_wasm_host::{BoxError, Code, InvocationCtx, InvokeError, Pool, PoolConfig, Report, ResponseBody};
 
 /// Invocation records kept per function.
 pub const DEFAULT_LOG_RING: usize = 200;
@@ -60,6 +60,7 @@ pub struct Active {
     ring: Arc<Mutex<VecDeque<InvocationRecord>>>,
     invocations: Arc<AtomicU64>,
     pool: Arc<Pool>,
+    gate: Arc<admission::Gate>,
 }
 
 impl Active {
@@ -81,6 +82,16 @@ impl Active {
         self.pool.idle()
     }
 
+    /// Invocations running now.
+    pub fn in_flight(&self) -> usize {
+        self.gate.in_flight()
+    }
+
+    /// Requests waiting for admission now.
+    pub fn queued(&self) -> usize {
+        self.gate.waiting()
+    }
+
     /// Invocations served since this node started.
     pub fn invocations(&self) -> u64 {
         self.invocations.load(Ordering::Relaxed)
@@ -95,6 +106,7 @@ struct Live {
 
 /// The live serving state.
 pub struct Scheduler {
+    node: Arc<admission::Node>,
     live: ArcSwap<Live>,
     ring_size: usize,
     write: Mutex<()>,
@@ -108,27 +120,48 @@ pub struct Target {
     pub route: RoutePattern,
 }
 
+/// Default node capacity (concurrent invocations).
+pub const DEFAULT_MAX_CONCURRENCY: usize = 1000;
+
 impl Default for Scheduler {
     fn default() -> Self {
-        Scheduler::new(DEFAULT_LOG_RING)
+        Scheduler::new(DEFAULT_LOG_RING, DEFAULT_MAX_CONCURRENCY)
     }
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 impl Scheduler {
-    /// An empty scheduler keeping `ring_size` invocation records per function.
-    pub fn new(ring_size: usize) -> Self {
+    /// An empty scheduler keeping `ring_size` invocation records per function, running at most
+    /// `max_concurrency` invocations at once.
+    pub fn new(ring_size: usize, max_concurrency: usize) -> Self {
         Scheduler {
+            node: Arc::new(admission::Node::new(max_concurrency)),
             live: ArcSwap::from_pointee(Live::default()),
             ring_size,
             write: Mutex::new(()),
         }
+    }
+
+    /// The node's capacity and how much of it functions have reserved.
+    pub fn capacity(&self) -> (usize, usize) {
+        (self.node.capacity(), self.node.reserved())
+    }
+
+    /// Checks that `reserved` concurrency for `key` (replacing what it reserves now) still fits the node.
+    pub fn check_reservation(&self, key: &FunctionKey, reserved: u32) -> Result<(), String> {
+        let mine = self.get(key).map_or(0, |a| a.record.scaling.reserved_concurrency as usize);
+        let others = self.node.reserved().saturating_sub(mine);
+        let free = self.node.capacity().saturating_sub(others);
+        if reserved as usize > free {
+            return Err(format!(
+                "scaling.reserved_concurrency = {reserved} is out of range: allowed 0..={free} (node capacity {} minus {others} reserved by other functions; wisp up --max-concurrency)",
+                self.node.capacity()
+            ));
+        }
+        Ok(())
     }
 
     /// Makes `record` serve with `code`, replacing any previous revision of the same function in one atomic
@@ -136,31 +169,26 @@ impl Scheduler {
     pub fn activate(&self, record: FunctionRecord, code: Code) {
         self.update(|functions| {
             let key = record.key.clone();
-            let (ring, invocations) = match functions.get(&key) {
-                Some(prev) => (prev.ring.clone(), prev.invocations.clone()),
-                None => Default::default(),
+            let (ring, invocations, gate) = match functions.get(&key) {
+                Some(prev) if prev.record.scaling == record.scaling => {
+                    (prev.ring.clone(), prev.invocations.clone(), prev.gate.clone())
+                }
+                Some(prev) => (
+                    prev.ring.clone(),
+                    prev.invocations.clone(),
+                    Arc::new(admission::Gate::new(self.node.clone(), &record.scaling)),
+                ),
+                None => (
+                    Default::default(),
+                    Default::default(),
+                    Arc::new(admission::Gate::new(self.node.clone(), &record.scaling)),
+                ),
             };
-            let env: Arc<[(String, String)]> = record
-                .revision
-                .env
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect::<Vec<_>>()
-                .into();
+            let env: Arc<[(String, String)]> =
+                record.revision.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<Vec<_>>().into();
             let name = Arc::from(record.key.name.as_str());
-            let pool = Arc::new(Pool::new(PoolConfig::new(
-                &record.scaling,
-                record.revision.kind,
-            )));
-            let active = Active {
-                record,
-                code,
-                env,
-                name,
-                ring,
-                invocations,
-                pool,
-            };
+            let pool = Arc::new(Pool::new(PoolConfig::new(&record.scaling, record.revision.kind)));
+            let active = Active { record, code, env, name, ring, invocations, pool, gate };
             functions.insert(key, Arc::new(active));
         });
     }
@@ -175,7 +203,13 @@ impl Scheduler {
                 return;
             }
             prev.pool.set_config(PoolConfig::new(&record.scaling, record.revision.kind));
+            let gate = if prev.record.scaling == record.scaling {
+                prev.gate.clone()
+            } else {
+                Arc::new(admission::Gate::new(self.node.clone(), &record.scaling))
+            };
             let active = Active {
+                gate,
                 record: record.clone(),
                 code: prev.code.clone(),
                 env: prev.env.clone(),
@@ -219,12 +253,9 @@ impl Scheduler {
         let _w = self.write.lock();
         let mut functions = self.live.load().functions.clone();
         f(&mut functions);
-        let routes = RouteTable::build(functions.values().flat_map(|a| {
-            a.record
-                .routes
-                .iter()
-                .map(|r| (r.clone(), a.record.key.clone()))
-        }));
+        let routes = RouteTable::build(
+            functions.values().flat_map(|a| a.record.routes.iter().map(|r| (r.clone(), a.record.key.clone()))),
+        );
         match routes {
             Ok(routes) => self.live.store(Arc::new(Live { routes, functions })),
             // The registry rejects conflicts before they are stored; reaching this is a bug.
@@ -239,10 +270,7 @@ impl Scheduler {
         let live = self.live.load();
         let m = live.routes.lookup(host, path)?;
         let active = live.functions.get(m.target)?.clone();
-        Some(Target {
-            active,
-            route: m.pattern.clone(),
-        })
+        Some(Target { active, route: m.pattern.clone() })
     }
 
     /// An active function by key.
@@ -264,12 +292,7 @@ impl Scheduler {
     pub fn logs(&self, key: &FunctionKey, limit: usize) -> Option<Vec<InvocationRecord>> {
         let active = self.get(key)?;
         let ring = active.ring.lock();
-        Some(
-            ring.iter()
-                .skip(ring.len().saturating_sub(limit))
-                .cloned()
-                .collect(),
-        )
+        Some(ring.iter().skip(ring.len().saturating_sub(limit)).cloned().collect())
     }
 
     /// Invokes `active` with `req`. `route_prefix` is the matched route's path (WAGI `SCRIPT_NAME`).
@@ -298,7 +321,7 @@ impl Scheduler {
         let revision = wisp_core::spec::short_id(&active.record.revision.id).to_string();
         let key = active.record.key.clone();
         let at_ms = now_ms();
-        let sink = Box::new(move |report: Report| {
+        let sink: wisp_wasm_host::ReportSink = Box::new(move |report: Report| {
             let (status, error) = match &report.outcome {
                 Ok(s) => (*s, None),
                 Err(e) => (e.class.http_status(), Some(e.message.clone())),
@@ -323,6 +346,25 @@ impl Scheduler {
                 ring.pop_front();
             }
             ring.push_back(rec);
+        });
+        let admission = match active.gate.admit().await {
+            Ok(a) => a,
+            Err(e) => {
+                sink(Report {
+                    id: id.clone(),
+                    outcome: Err(e.clone()),
+                    instantiate: std::time::Duration::ZERO,
+                    cold: false,
+                    total: std::time::Duration::ZERO,
+                    logs: Default::default(),
+                });
+                return (id, Err(e));
+            }
+        };
+        // The permits are released when the guest is done: with the report.
+        let sink: wisp_wasm_host::ReportSink = Box::new(move |report| {
+            sink(report);
+            drop(admission);
         });
         let result = active.code.handle(req, ctx, sink, &active.pool).await;
         (id, result)

@@ -45,10 +45,8 @@ impl EmbeddedStore {
             Sync::Normal => "NORMAL",
             Sync::Full => "FULL",
         };
-        conn.execute_batch(&format!(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous};"
-        ))
-        .map_err(backend("configure sqlite"))?;
+        conn.execute_batch(&format!("PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous};"))
+            .map_err(backend("configure sqlite"))?;
         conn.execute_batch(
             "PRAGMA busy_timeout = 5000;
              CREATE TABLE IF NOT EXISTS kv (
@@ -57,10 +55,7 @@ impl EmbeddedStore {
              CREATE TABLE IF NOT EXISTS kv_seq (bucket TEXT PRIMARY KEY, seq INTEGER NOT NULL);",
         )
         .map_err(backend("initialise sqlite schema"))?;
-        Ok(EmbeddedStore {
-            db: Arc::new(Mutex::new(conn)),
-            blob_dir: dir.join("blobs"),
-        })
+        Ok(EmbeddedStore { db: Arc::new(Mutex::new(conn)), blob_dir: dir.join("blobs") })
     }
 
     async fn with_db<R: Send + 'static>(
@@ -84,14 +79,10 @@ impl EmbeddedStore {
 }
 
 fn current_revision(tx: &Connection, bucket: &str, key: &str) -> Result<Option<u64>> {
-    tx.query_row(
-        "SELECT revision FROM kv WHERE bucket = ?1 AND key = ?2",
-        params![bucket, key],
-        |r| r.get::<_, i64>(0),
-    )
-    .optional()
-    .map(|o| o.map(|v| v as u64))
-    .map_err(backend("read revision"))
+    tx.query_row("SELECT revision FROM kv WHERE bucket = ?1 AND key = ?2", params![bucket, key], |r| r.get::<_, i64>(0))
+        .optional()
+        .map(|o| o.map(|v| v as u64))
+        .map_err(backend("read revision"))
 }
 
 fn check_expect(bucket: &str, key: &str, expect: Expect, found: Option<u64>) -> Result<()> {
@@ -103,12 +94,7 @@ fn check_expect(bucket: &str, key: &str, expect: Expect, found: Option<u64>) -> 
     if ok {
         Ok(())
     } else {
-        Err(StoreError::Conflict {
-            bucket: bucket.into(),
-            key: key.into(),
-            expected: expect,
-            found,
-        })
+        Err(StoreError::Conflict { bucket: bucket.into(), key: key.into(), expected: expect, found })
     }
 }
 
@@ -119,17 +105,9 @@ impl KvStore for EmbeddedStore {
         check_key(key)?;
         let (bucket, key) = (bucket.to_string(), key.to_string());
         self.with_db(move |db| {
-            db.query_row(
-                "SELECT value, revision FROM kv WHERE bucket = ?1 AND key = ?2",
-                params![bucket, key],
-                |r| {
-                    Ok(Entry {
-                        key: key.clone(),
-                        value: r.get(0)?,
-                        revision: r.get::<_, i64>(1)? as u64,
-                    })
-                },
-            )
+            db.query_row("SELECT value, revision FROM kv WHERE bucket = ?1 AND key = ?2", params![bucket, key], |r| {
+                Ok(Entry { key: key.clone(), value: r.get(0)?, revision: r.get::<_, i64>(1)? as u64 })
+            })
             .optional()
             .map_err(backend("kv get"))
         })
@@ -172,11 +150,8 @@ impl KvStore for EmbeddedStore {
             let tx = db.transaction().map_err(backend("kv begin"))?;
             let found = current_revision(&tx, &bucket, &key)?;
             check_expect(&bucket, &key, expect, found)?;
-            tx.execute(
-                "DELETE FROM kv WHERE bucket = ?1 AND key = ?2",
-                params![bucket, key],
-            )
-            .map_err(backend("kv delete"))?;
+            tx.execute("DELETE FROM kv WHERE bucket = ?1 AND key = ?2", params![bucket, key])
+                .map_err(backend("kv delete"))?;
             tx.commit().map_err(backend("kv commit"))
         })
         .await
@@ -217,18 +192,13 @@ impl BlobStore for EmbeddedStore {
         match tokio::fs::read(&path).await {
             Ok(b) => Ok(Some(Bytes::from(b))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(StoreError::Backend(format!(
-                "blob read {}: {e}",
-                path.display()
-            ))),
+            Err(e) => Err(StoreError::Backend(format!("blob read {}: {e}", path.display()))),
         }
     }
 
     async fn exists(&self, bucket: &str, key: &str) -> Result<bool> {
         let path = self.blob_path(bucket, key)?;
-        tokio::fs::try_exists(&path)
-            .await
-            .map_err(backend("blob stat"))
+        tokio::fs::try_exists(&path).await.map_err(backend("blob stat"))
     }
 
     async fn delete(&self, bucket: &str, key: &str) -> Result<()> {
@@ -236,10 +206,7 @@ impl BlobStore for EmbeddedStore {
         match tokio::fs::remove_file(&path).await {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(StoreError::Backend(format!(
-                "blob delete {}: {e}",
-                path.display()
-            ))),
+            Err(e) => Err(StoreError::Backend(format!("blob delete {}: {e}", path.display()))),
         }
     }
 }
@@ -273,44 +240,23 @@ mod tests {
         let store = EmbeddedStore::open(dir.path()).unwrap();
         let s: &dyn KvStore = &store;
         assert_eq!(s.get("b", "k").await.unwrap(), None);
-        let r1 = s
-            .put("b", "k", b"v1".to_vec(), Expect::Absent)
-            .await
-            .unwrap();
+        let r1 = s.put("b", "k", b"v1".to_vec(), Expect::Absent).await.unwrap();
         assert!(matches!(
             s.put("b", "k", b"x".to_vec(), Expect::Absent).await,
             Err(StoreError::Conflict { found: Some(f), .. }) if f == r1
         ));
-        let r2 = s
-            .put("b", "k", b"v2".to_vec(), Expect::Revision(r1))
-            .await
-            .unwrap();
+        let r2 = s.put("b", "k", b"v2".to_vec(), Expect::Revision(r1)).await.unwrap();
         assert!(r2 > r1);
-        assert!(
-            s.put("b", "k", b"v3".to_vec(), Expect::Revision(r1))
-                .await
-                .is_err()
-        );
+        assert!(s.put("b", "k", b"v3".to_vec(), Expect::Revision(r1)).await.is_err());
         assert_eq!(s.get("b", "k").await.unwrap().unwrap().value, b"v2");
         s.put("b", "k2", b"w".to_vec(), Expect::Any).await.unwrap();
-        s.put("other", "k0", b"z".to_vec(), Expect::Any)
-            .await
-            .unwrap();
-        let keys: Vec<_> = s
-            .list("b", "k")
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|e| e.key)
-            .collect();
+        s.put("other", "k0", b"z".to_vec(), Expect::Any).await.unwrap();
+        let keys: Vec<_> = s.list("b", "k").await.unwrap().into_iter().map(|e| e.key).collect();
         assert_eq!(keys, ["k", "k2"]);
         assert!(s.delete("b", "k", Expect::Revision(r1)).await.is_err());
         s.delete("b", "k", Expect::Revision(r2)).await.unwrap();
         // Revisions are never reused, even after a delete.
-        let r4 = s
-            .put("b", "k", b"v4".to_vec(), Expect::Absent)
-            .await
-            .unwrap();
+        let r4 = s.put("b", "k", b"v4".to_vec(), Expect::Absent).await.unwrap();
         assert!(r4 > r2);
         // Reopen: everything survived.
         drop(store);
@@ -328,25 +274,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = EmbeddedStore::open(dir.path()).unwrap();
         assert!(!s.exists("art", "x").await.unwrap());
-        BlobStore::put(&s, "art", "x", Bytes::from_static(b"hello"))
-            .await
-            .unwrap();
+        BlobStore::put(&s, "art", "x", Bytes::from_static(b"hello")).await.unwrap();
         assert!(s.exists("art", "x").await.unwrap());
-        assert_eq!(
-            BlobStore::get(&s, "art", "x").await.unwrap().unwrap(),
-            "hello"
-        );
+        assert_eq!(BlobStore::get(&s, "art", "x").await.unwrap().unwrap(), "hello");
         BlobStore::delete(&s, "art", "x").await.unwrap();
         assert_eq!(BlobStore::get(&s, "art", "x").await.unwrap(), None);
-        assert!(
-            BlobStore::put(&s, "art", "../escape", Bytes::new())
-                .await
-                .is_err()
-        );
+        assert!(BlobStore::put(&s, "art", "../escape", Bytes::new()).await.is_err());
         // No temp files left behind.
-        let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("blobs/art"))
-            .unwrap()
-            .collect();
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("blobs/art")).unwrap().collect();
         assert!(leftovers.is_empty());
     }
 }

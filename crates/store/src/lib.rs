@@ -105,14 +105,8 @@ pub fn check_key(key: &str) -> Result<()> {
         && key.len() <= 255
         && !key.starts_with('/')
         && !key.contains("..")
-        && key
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/'));
-    if ok {
-        Ok(())
-    } else {
-        Err(StoreError::InvalidKey(key.to_string()))
-    }
+        && key.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/'));
+    if ok { Ok(()) } else { Err(StoreError::InvalidKey(key.to_string())) }
 }
 
 #[cfg(test)]

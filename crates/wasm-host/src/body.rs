@@ -18,9 +18,7 @@ pub type ResponseBody = UnsyncBoxBody<Bytes, BoxError>;
 
 /// A response body holding `bytes`.
 pub fn full_body(bytes: impl Into<Bytes>) -> ResponseBody {
-    http_body_util::Full::new(bytes.into())
-        .map_err(|never| match never {})
-        .boxed_unsync()
+    http_body_util::Full::new(bytes.into()).map_err(|never| match never {}).boxed_unsync()
 }
 
 /// Passes a request body through, failing once more than `limit` bytes arrived and raising `exceeded`.
@@ -39,10 +37,7 @@ where
     type Data = Bytes;
     type Error = wasmtime_wasi_http::Error;
 
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = &mut *self;
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
@@ -50,9 +45,9 @@ where
                     let n = data.len() as u64;
                     if n > this.remaining {
                         this.exceeded.store(true, Ordering::Relaxed);
-                        return Poll::Ready(Some(Err(
-                            wasmtime_wasi_http::Error::HttpRequestBodySize(Some(this.limit)),
-                        )));
+                        return Poll::Ready(Some(Err(wasmtime_wasi_http::Error::HttpRequestBodySize(Some(
+                            this.limit,
+                        )))));
                     }
                     this.remaining -= n;
                 }
@@ -60,9 +55,9 @@ where
             }
             Poll::Ready(Some(Err(e))) => {
                 let e: BoxError = e.into();
-                Poll::Ready(Some(Err(wasmtime_wasi_http::Error::InternalError(Some(
-                    format!("reading request body: {e}"),
-                )))))
+                Poll::Ready(Some(Err(wasmtime_wasi_http::Error::InternalError(Some(format!(
+                    "reading request body: {e}"
+                ))))))
             }
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => Poll::Pending,
@@ -92,10 +87,7 @@ where
     type Data = Bytes;
     type Error = B::Error;
 
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = &mut *self;
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(None) => match this.reported.as_mut() {

@@ -36,9 +36,7 @@ pub fn artifact_kind(bytes: &[u8]) -> Option<ArtifactKind> {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ArtifactError {
     /// Not WebAssembly at all.
-    #[error(
-        "the artifact is not WebAssembly (it does not start with the `\\0asm` header); upload a .wasm file"
-    )]
+    #[error("the artifact is not WebAssembly (it does not start with the `\\0asm` header); upload a .wasm file")]
     NotWasm,
     /// A component where a module is needed, or the reverse.
     #[error("{0}")]
@@ -60,9 +58,7 @@ pub enum ArtifactError {
     #[error("{0}")]
     MissingExport(String),
     /// The function asks for more memory than this node allows.
-    #[error(
-        "limits.memory_mb = {asked} exceeds this node's ceiling of {ceiling} MiB (wisp up --max-memory-mb)"
-    )]
+    #[error("limits.memory_mb = {asked} exceeds this node's ceiling of {ceiling} MiB (wisp up --max-memory-mb)")]
     MemoryCeiling {
         /// Requested.
         asked: u32,
@@ -74,15 +70,8 @@ pub enum ArtifactError {
 const PROVIDED_COMPONENT: &str =
     "wasi:cli, wasi:clocks, wasi:filesystem, wasi:http, wasi:io, wasi:random and wasi:sockets @0.2";
 const PROVIDED_MODULE: &str = "wasi_snapshot_preview1";
-const WASI_PACKAGES: &[&str] = &[
-    "wasi:cli/",
-    "wasi:clocks/",
-    "wasi:filesystem/",
-    "wasi:http/",
-    "wasi:io/",
-    "wasi:random/",
-    "wasi:sockets/",
-];
+const WASI_PACKAGES: &[&str] =
+    &["wasi:cli/", "wasi:clocks/", "wasi:filesystem/", "wasi:http/", "wasi:io/", "wasi:random/", "wasi:sockets/"];
 
 /// Validated, precompiled code ready to be written to the compiled cache.
 pub struct Compiled {
@@ -159,9 +148,7 @@ impl Host {
                 .table_keep_resident(64 << 10);
             c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         }
-        let engine = Engine::new(&c)
-            .map_err(anyhow::Error::from)
-            .context("creating the wasmtime engine")?;
+        let engine = Engine::new(&c).map_err(anyhow::Error::from).context("creating the wasmtime engine")?;
 
         let mut http_linker = wasmtime::component::Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut http_linker)
@@ -210,10 +197,7 @@ impl Host {
     /// Identifies the engine build + configuration: precompiled code is valid only for the same key.
     pub fn engine_key(&self) -> String {
         let mut h = std::collections::hash_map::DefaultHasher::new();
-        self.shared
-            .engine
-            .precompile_compatibility_hash()
-            .hash(&mut h);
+        self.shared.engine.precompile_compatibility_hash().hash(&mut h);
         self.shared.config.pooling.hash(&mut h);
         format!("wasmtime-{}-{:016x}", wasmtime_version(), h.finish())
     }
@@ -296,14 +280,9 @@ impl Host {
             .shared
             .http_linker
             .instantiate_pre(component)
-            .map_err(|e| ArtifactError::UnsatisfiedImport {
-                import: format!("{e:#}"),
-                provided: PROVIDED_COMPONENT,
-            })?;
+            .map_err(|e| ArtifactError::UnsatisfiedImport { import: format!("{e:#}"), provided: PROVIDED_COMPONENT })?;
         ProxyPre::new(pre).map_err(|e| {
-            ArtifactError::MissingExport(format!(
-                "the component does not match the `wasi:http/proxy` world: {e:#}"
-            ))
+            ArtifactError::MissingExport(format!("the component does not match the `wasi:http/proxy` world: {e:#}"))
         })
     }
 
@@ -311,10 +290,7 @@ impl Host {
         self.shared
             .wagi_linker
             .instantiate_pre(module)
-            .map_err(|e| ArtifactError::UnsatisfiedImport {
-                import: format!("{e:#}"),
-                provided: PROVIDED_MODULE,
-            })
+            .map_err(|e| ArtifactError::UnsatisfiedImport { import: format!("{e:#}"), provided: PROVIDED_MODULE })
     }
 
     /// Loads precompiled code written by [`Host::compile`] and builds its `InstancePre`. Fails (and the
@@ -328,9 +304,7 @@ impl Host {
                 #[allow(unsafe_code)]
                 let component = unsafe { Component::deserialize_file(engine, cwasm) }
                     .map_err(anyhow::Error::from)
-                    .with_context(|| {
-                        format!("loading precompiled component {}", cwasm.display())
-                    })?;
+                    .with_context(|| format!("loading precompiled component {}", cwasm.display()))?;
                 CodeInner::Http(self.http_pre(&component)?)
             }
             FunctionKind::Wagi => {
@@ -342,19 +316,12 @@ impl Host {
                 CodeInner::Wagi(self.wagi_pre(&module)?)
             }
         };
-        Ok(Code {
-            shared: self.shared.clone(),
-            inner,
-        })
+        Ok(Code { shared: self.shared.clone(), inner })
     }
 }
 
 fn list(items: &[String]) -> String {
-    if items.is_empty() {
-        "nothing".into()
-    } else {
-        items.join(", ")
-    }
+    if items.is_empty() { "nothing".into() } else { items.join(", ") }
 }
 
 fn wasmtime_version() -> &'static str {
@@ -367,24 +334,13 @@ mod tests {
     use super::*;
 
     fn host() -> Host {
-        Host::new(HostConfig {
-            max_instances: 4,
-            pooling: true,
-            ..HostConfig::default()
-        })
-        .unwrap()
+        Host::new(HostConfig { max_instances: 4, pooling: true, ..HostConfig::default() }).unwrap()
     }
 
     #[test]
     fn kinds() {
-        assert_eq!(
-            artifact_kind(&wat::parse_str("(module)").unwrap()),
-            Some(ArtifactKind::CoreModule)
-        );
-        assert_eq!(
-            artifact_kind(&wat::parse_str("(component)").unwrap()),
-            Some(ArtifactKind::Component)
-        );
+        assert_eq!(artifact_kind(&wat::parse_str("(module)").unwrap()), Some(ArtifactKind::CoreModule));
+        assert_eq!(artifact_kind(&wat::parse_str("(component)").unwrap()), Some(ArtifactKind::Component));
         assert_eq!(artifact_kind(b"hello world"), None);
         assert_eq!(artifact_kind(b"\0asm"), None);
     }
@@ -393,21 +349,9 @@ mod tests {
     fn rejections_name_the_problem() {
         let h = host();
         let cases: Vec<(FunctionKind, Vec<u8>, &str)> = vec![
-            (
-                FunctionKind::Http,
-                b"not wasm at all".to_vec(),
-                "not WebAssembly",
-            ),
-            (
-                FunctionKind::Http,
-                wat::parse_str("(module)").unwrap(),
-                "the artifact is a core module, not a component",
-            ),
-            (
-                FunctionKind::Wagi,
-                wat::parse_str("(component)").unwrap(),
-                "the artifact is a component",
-            ),
+            (FunctionKind::Http, b"not wasm at all".to_vec(), "not WebAssembly"),
+            (FunctionKind::Http, wat::parse_str("(module)").unwrap(), "the artifact is a core module, not a component"),
+            (FunctionKind::Wagi, wat::parse_str("(component)").unwrap(), "the artifact is a component"),
             (
                 FunctionKind::Http,
                 wat::parse_str(r#"(component (import "acme:nope/thing" (instance)))"#).unwrap(),
@@ -418,45 +362,27 @@ mod tests {
                 wat::parse_str("(component)").unwrap(),
                 "does not export `wasi:http/incoming-handler@0.2.x`",
             ),
+            (FunctionKind::Wagi, wat::parse_str("(module)").unwrap(), "does not export a `_start` function"),
             (
                 FunctionKind::Wagi,
-                wat::parse_str("(module)").unwrap(),
-                "does not export a `_start` function",
-            ),
-            (
-                FunctionKind::Wagi,
-                wat::parse_str(r#"(module (import "env" "f" (func)) (func (export "_start")))"#)
-                    .unwrap(),
+                wat::parse_str(r#"(module (import "env" "f" (func)) (func (export "_start")))"#).unwrap(),
                 "imports `env::f`, which wisp does not provide (wisp provides wasi_snapshot_preview1)",
             ),
         ];
         for (kind, bytes, want) in cases {
             let err = h.compile(kind, &bytes).err().expect(want).to_string();
-            assert!(
-                err.contains(want),
-                "got {err:?}, want it to contain {want:?}"
-            );
+            assert!(err.contains(want), "got {err:?}, want it to contain {want:?}");
         }
-        let mut truncated =
-            wat::parse_str(r#"(module (func (export "_start")) (memory 1))"#).unwrap();
+        let mut truncated = wat::parse_str(r#"(module (func (export "_start")) (memory 1))"#).unwrap();
         truncated.truncate(truncated.len() - 3);
-        let err = h
-            .compile(FunctionKind::Wagi, &truncated)
-            .err()
-            .unwrap()
-            .to_string();
-        assert!(
-            err.starts_with("the artifact is not valid WebAssembly"),
-            "{err}"
-        );
+        let err = h.compile(FunctionKind::Wagi, &truncated).err().unwrap().to_string();
+        assert!(err.starts_with("the artifact is not valid WebAssembly"), "{err}");
     }
 
     #[test]
     fn compiles_and_loads_a_wagi_module() {
         let h = host();
-        let bytes =
-            wat::parse_str(r#"(module (func (export "_start")) (memory (export "memory") 1))"#)
-                .unwrap();
+        let bytes = wat::parse_str(r#"(module (func (export "_start")) (memory (export "memory") 1))"#).unwrap();
         let compiled = h.compile(FunctionKind::Wagi, &bytes).unwrap();
         assert_eq!(h.compilations(), 1);
         let dir = std::env::temp_dir().join(format!("wisp-host-test-{}", std::process::id()));

@@ -30,20 +30,13 @@ pub(crate) struct HttpState {
 
 impl WasiView for HttpState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
 }
 
 impl WasiHttpView for HttpState {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView {
-            ctx: &mut self.http,
-            table: &mut self.table,
-            hooks: &mut self.hooks,
-        }
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.hooks }
     }
 }
 
@@ -87,35 +80,20 @@ pub(crate) struct DeadlineExceeded(pub u64);
 
 impl Limiter {
     pub(crate) fn new(memory_bytes: usize) -> Self {
-        Limiter {
-            memory_bytes,
-            exceeded: false,
-        }
+        Limiter { memory_bytes, exceeded: false }
     }
 }
 
 impl wasmtime::ResourceLimiter for Limiter {
-    fn memory_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _max: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
         if desired > self.memory_bytes {
             self.exceeded = true;
-            return Err(wasmtime::Error::new(MemoryExceeded(
-                self.memory_bytes >> 20,
-            )));
+            return Err(wasmtime::Error::new(MemoryExceeded(self.memory_bytes >> 20)));
         }
         Ok(true)
     }
 
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _max: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
         Ok(desired <= 1_000_000)
     }
 }
@@ -136,25 +114,14 @@ pub(crate) fn arm_deadline<T: 'static>(store: &mut Store<T>, timeout_ms: u64) {
 
 /// Classifies a guest failure.
 pub(crate) fn classify(e: &wasmtime::Error, memory_exceeded: bool, timeout_ms: u64) -> InvokeError {
-    if e.is::<DeadlineExceeded>()
-        || matches!(
-            e.downcast_ref::<wasmtime::Trap>(),
-            Some(wasmtime::Trap::Interrupt)
-        )
-    {
-        return InvokeError::new(
-            ErrorClass::Timeout,
-            format!("function exceeded its timeout of {timeout_ms} ms"),
-        );
+    if e.is::<DeadlineExceeded>() || matches!(e.downcast_ref::<wasmtime::Trap>(), Some(wasmtime::Trap::Interrupt)) {
+        return InvokeError::new(ErrorClass::Timeout, format!("function exceeded its timeout of {timeout_ms} ms"));
     }
     if let Some(m) = e.downcast_ref::<MemoryExceeded>() {
         return InvokeError::new(ErrorClass::GuestFailure, format!("stopped: {m}"));
     }
     if memory_exceeded {
-        return InvokeError::new(
-            ErrorClass::GuestFailure,
-            format!("stopped at the memory limit: {e:?}"),
-        );
+        return InvokeError::new(ErrorClass::GuestFailure, format!("stopped at the memory limit: {e:?}"));
     }
     InvokeError::new(ErrorClass::GuestFailure, format!("guest failed: {e:?}"))
 }
@@ -178,10 +145,7 @@ pub(crate) fn declared_too_large<B>(req: &http::Request<B>, limit: u64) -> bool 
 }
 
 pub(crate) fn too_large(limit: u64) -> InvokeError {
-    InvokeError::new(
-        ErrorClass::PayloadTooLarge,
-        format!("request body exceeds the function's limit of {limit} bytes"),
-    )
+    InvokeError::new(ErrorClass::PayloadTooLarge, format!("request body exceeds the function's limit of {limit} bytes"))
 }
 
 impl Code {
@@ -234,35 +198,20 @@ impl Code {
         // A bodiless request that fails on a warm instance is retried on a fresh one: that tells a guest that
         // cannot be reused from one that simply failed, without failing the user's request.
         let retry_head = (warm.is_some() && bodiless(&req)).then(|| head_of(&req));
-        let first = self
-            .attempt(
-                pre,
-                req,
-                &ctx,
-                reporter,
-                pool,
-                warm,
-                retry_head.is_some(),
-                false,
-            )
-            .await;
+        let first = self.attempt(pre, req, &ctx, reporter, pool, warm, retry_head.is_some(), false).await;
         match (first, retry_head) {
             (Attempt::Done(r), _) => r,
             (Attempt::Retry(mut reporter), Some(head)) => {
                 reporter.logs = LogPipe::new(ctx.limits.max_log_bytes as usize);
                 let req = http::Request::from_parts(head, http_body_util::Empty::<Bytes>::new());
-                match self
-                    .attempt(pre, req, &ctx, reporter, pool, None, false, true)
-                    .await
-                {
+                match self.attempt(pre, req, &ctx, reporter, pool, None, false, true).await {
                     Attempt::Done(r) => r,
                     Attempt::Retry(_) => unreachable!("a fresh attempt is never retried"),
                 }
             }
-            (Attempt::Retry(reporter), None) => reporter.fail(
-                InvokeError::new(ErrorClass::Internal, "retry without a request head"),
-                Duration::ZERO,
-            ),
+            (Attempt::Retry(reporter), None) => {
+                reporter.fail(InvokeError::new(ErrorClass::Internal, "retry without a request head"), Duration::ZERO)
+            }
         }
     }
 
@@ -289,10 +238,7 @@ impl Code {
         let exceeded = Arc::new(AtomicBool::new(false));
         let (mut parts, body) = req.into_parts();
         if !parts.headers.contains_key(http::header::HOST) && parts.uri.authority().is_none() {
-            parts.headers.insert(
-                http::header::HOST,
-                http::HeaderValue::from_static("localhost"),
-            );
+            parts.headers.insert(http::header::HOST, http::HeaderValue::from_static("localhost"));
         }
         let body = LimitedBody {
             inner: body,
@@ -330,22 +276,18 @@ impl Code {
         let setup: wasmtime::Result<_> = (|| {
             let scheme = wasmtime_wasi_http::p2::bindings::http::types::Scheme::Http;
             let req = store.data_mut().http().new_incoming_request(scheme, req)?;
-            let out = store
-                .data_mut()
-                .http()
-                .new_response_outparam_from_callback(move |r| {
-                    if let Ok(resp) = &r {
-                        set_status.store(resp.status().as_u16(), Ordering::Relaxed);
-                    }
-                    let _ = tx.send(r);
-                })?;
+            let out = store.data_mut().http().new_response_outparam_from_callback(move |r| {
+                if let Ok(resp) = &r {
+                    set_status.store(resp.status().as_u16(), Ordering::Relaxed);
+                }
+                let _ = tx.send(r);
+            })?;
             wasmtime::Result::Ok((req, out))
         })();
         let (wreq, wout) = match setup {
             Ok(v) => v,
             Err(e) => {
-                let e =
-                    InvokeError::new(ErrorClass::InvalidInput, format!("unusable request: {e}"));
+                let e = InvokeError::new(ErrorClass::InvalidInput, format!("unusable request: {e}"));
                 return Attempt::Done(reporter.fail(e, Duration::ZERO));
             }
         };
@@ -366,18 +308,11 @@ impl Code {
                     instantiate = t0.elapsed();
                 }
                 let proxy = instance.as_ref().expect("instantiated above");
-                proxy
-                    .wasi_http_incoming_handler()
-                    .call_handle(&mut store, wreq, wout)
-                    .await
+                proxy.wasi_http_incoming_handler().call_handle(&mut store, wreq, wout).await
             };
             let result = match tokio::time::timeout(timeout, run).await {
                 Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(classify(
-                    &e,
-                    store.data().limiter.exceeded,
-                    limits.timeout_ms,
-                )),
+                Ok(Err(e)) => Err(classify(&e, store.data().limiter.exceeded, limits.timeout_ms)),
                 Err(_) => Err(InvokeError::new(
                     ErrorClass::Timeout,
                     format!("function exceeded its timeout of {} ms", limits.timeout_ms),
@@ -397,10 +332,9 @@ impl Code {
                 (Err(_), true) if retryable && answered == 0 => return TaskEnd::Retry(reporter),
                 (Err(e), true) => pool.warm_failed(&function, &e.message),
                 (Ok(_), true) => pool.warm_succeeded(),
-                (Ok(_), false) if is_retry => pool.mark_unreusable(
-                    &function,
-                    "a warm instance failed where a fresh one succeeded",
-                ),
+                (Ok(_), false) if is_retry => {
+                    pool.mark_unreusable(&function, "a warm instance failed where a fresh one succeeded")
+                }
                 _ => {}
             }
             if let (Ok(_), Some(proxy)) = (&outcome, instance) {
@@ -419,24 +353,17 @@ impl Code {
 
         match rx.await {
             Ok(Ok(resp)) => Attempt::Done(Ok(resp.map(|b| {
-                let b = UntilReported {
-                    inner: b,
-                    reported: Some(reported_rx),
-                };
+                let b = UntilReported { inner: b, reported: Some(reported_rx) };
                 b.map_err(|e| Box::new(e) as BoxError).boxed_unsync()
             }))),
             // No response head: the task's outcome says why (and has been reported), or asks for a retry.
             Ok(Err(_)) | Err(_) => match task.await {
                 Ok(TaskEnd::Reported(Err(e))) => Attempt::Done(Err(e)),
-                Ok(TaskEnd::Reported(Ok(_))) => Attempt::Done(Err(InvokeError::new(
-                    ErrorClass::GuestFailure,
-                    "guest produced no response",
-                ))),
+                Ok(TaskEnd::Reported(Ok(_))) => {
+                    Attempt::Done(Err(InvokeError::new(ErrorClass::GuestFailure, "guest produced no response")))
+                }
                 Ok(TaskEnd::Retry(reporter)) => Attempt::Retry(reporter),
-                Err(e) => Attempt::Done(Err(InvokeError::new(
-                    ErrorClass::Internal,
-                    format!("guest task: {e}"),
-                ))),
+                Err(e) => Attempt::Done(Err(InvokeError::new(ErrorClass::Internal, format!("guest task: {e}")))),
             },
         }
     }
@@ -445,11 +372,7 @@ impl Code {
 impl Code {
     /// Creates warm instances until `pool` holds its provisioned minimum (reuse mode, http functions):
     /// instantiation and guest initialisation happen now instead of on a request. Returns how many were made.
-    pub async fn prewarm(
-        &self,
-        pool: &Arc<Pool>,
-        ctx: &InvocationCtx,
-    ) -> Result<usize, InvokeError> {
+    pub async fn prewarm(&self, pool: &Arc<Pool>, ctx: &InvocationCtx) -> Result<usize, InvokeError> {
         let CodeInner::Http(pre) = &self.inner else {
             return Ok(0);
         };
@@ -471,13 +394,7 @@ impl Code {
                 .await
                 .map_err(|e| classify(&e, store.data().limiter.exceeded, ctx.limits.timeout_ms))?;
             logs.take(); // initialisation output belongs to no invocation
-            pool.checkin(Warm {
-                store,
-                proxy,
-                logs,
-                served: 0,
-                idle_since: Instant::now(),
-            });
+            pool.checkin(Warm { store, proxy, logs, served: 0, idle_since: Instant::now() });
             made += 1;
         }
         Ok(made)
@@ -496,27 +413,18 @@ enum TaskEnd {
 
 fn bodiless<B: Body>(req: &http::Request<B>) -> bool {
     req.body().is_end_stream()
-        || req
-            .headers()
-            .get(http::header::CONTENT_LENGTH)
-            .is_some_and(|v| v.as_bytes() == b"0")
+        || req.headers().get(http::header::CONTENT_LENGTH).is_some_and(|v| v.as_bytes() == b"0")
         || (matches!(*req.method(), http::Method::GET | http::Method::HEAD)
             && !req.headers().contains_key(http::header::CONTENT_LENGTH)
             && !req.headers().contains_key(http::header::TRANSFER_ENCODING))
 }
 
 fn head_of<B>(req: &http::Request<B>) -> http::request::Parts {
-    let mut b = http::Request::builder()
-        .method(req.method().clone())
-        .uri(req.uri().clone())
-        .version(req.version());
+    let mut b = http::Request::builder().method(req.method().clone()).uri(req.uri().clone()).version(req.version());
     if let Some(h) = b.headers_mut() {
         *h = req.headers().clone();
     }
-    b.body(())
-        .expect("a copy of a valid request head")
-        .into_parts()
-        .0
+    b.body(()).expect("a copy of a valid request head").into_parts().0
 }
 
 /// Sends an invocation's [`Report`] exactly once.
@@ -537,13 +445,7 @@ impl Reporter {
         req: &http::Request<B>,
         logs: LogPipe,
     ) -> Result<Self, InvokeError> {
-        let reporter = Reporter {
-            id: ctx.id.clone(),
-            start: Instant::now(),
-            logs,
-            sink,
-            cold: true,
-        };
+        let reporter = Reporter { id: ctx.id.clone(), start: Instant::now(), logs, sink, cold: true };
         if declared_too_large(req, ctx.limits.max_body_bytes) {
             return reporter.fail(too_large(ctx.limits.max_body_bytes), Duration::ZERO);
         }

@@ -52,10 +52,7 @@ pub struct InvokeError {
 
 impl InvokeError {
     pub(crate) fn new(class: ErrorClass, message: impl Into<String>) -> Self {
-        InvokeError {
-            class,
-            message: message.into(),
-        }
+        InvokeError { class, message: message.into() }
     }
 }
 

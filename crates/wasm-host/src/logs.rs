@@ -30,11 +30,7 @@ pub struct CapturedLogs {
 
 impl LogPipe {
     pub(crate) fn new(cap: usize) -> Self {
-        LogPipe(Arc::new(Mutex::new(Buf {
-            bytes: Vec::new(),
-            cap,
-            truncated: false,
-        })))
+        LogPipe(Arc::new(Mutex::new(Buf { bytes: Vec::new(), cap, truncated: false })))
     }
 
     fn append(&self, data: &[u8]) {
@@ -49,10 +45,7 @@ impl LogPipe {
 
     pub(crate) fn take(&self) -> CapturedLogs {
         let mut b = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        CapturedLogs {
-            bytes: Bytes::from(std::mem::take(&mut b.bytes)),
-            truncated: b.truncated,
-        }
+        CapturedLogs { bytes: Bytes::from(std::mem::take(&mut b.bytes)), truncated: b.truncated }
     }
 }
 
@@ -90,11 +83,7 @@ impl Pollable for LogPipe {
 }
 
 impl tokio::io::AsyncWrite for LogPipe {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
+    fn poll_write(self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
         self.append(buf);
         Poll::Ready(Ok(buf.len()))
     }

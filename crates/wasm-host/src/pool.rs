@@ -85,11 +85,7 @@ impl Pool {
 
     /// The mode in force: the configured one, or fresh after the guest proved not reusable.
     pub fn mode(&self) -> InstanceMode {
-        if self.unreusable.load(Ordering::Relaxed) {
-            InstanceMode::Fresh
-        } else {
-            self.config().mode
-        }
+        if self.unreusable.load(Ordering::Relaxed) { InstanceMode::Fresh } else { self.config().mode }
     }
 
     /// Whether the guest failed on reuse and the pool fell back to fresh instances.
@@ -114,10 +110,7 @@ impl Pool {
         let timeout = self.config().idle_timeout;
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         // Oldest at the front: drop the expired ones.
-        while idle
-            .front()
-            .is_some_and(|w| w.idle_since.elapsed() >= timeout)
-        {
+        while idle.front().is_some_and(|w| w.idle_since.elapsed() >= timeout) {
             idle.pop_front();
         }
         let w = idle.pop_back();
@@ -156,9 +149,7 @@ impl Pool {
     }
 
     pub(crate) fn warm_failed(&self, function: &str, error: &str) {
-        if self.warm_failures_in_a_row.fetch_add(1, Ordering::Relaxed) + 1
-            >= Self::WARM_FAILURES_TO_FALL_BACK
-        {
+        if self.warm_failures_in_a_row.fetch_add(1, Ordering::Relaxed) + 1 >= Self::WARM_FAILURES_TO_FALL_BACK {
             self.mark_unreusable(
                 function,
                 &format!(

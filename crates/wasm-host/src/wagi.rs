@@ -37,28 +37,17 @@ where
     B::Error: Into<BoxError>,
 {
     let limits = ctx.limits;
-    let reporter = Reporter::begin(
-        &ctx,
-        report,
-        &req,
-        crate::logs::LogPipe::new(limits.max_log_bytes as usize),
-    )?;
+    let reporter = Reporter::begin(&ctx, report, &req, crate::logs::LogPipe::new(limits.max_log_bytes as usize))?;
     let logs = reporter.logs.clone();
     let (parts, body) = req.into_parts();
-    let body = match http_body_util::Limited::new(body, limits.max_body_bytes as usize)
-        .collect()
-        .await
-    {
+    let body = match http_body_util::Limited::new(body, limits.max_body_bytes as usize).collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
             return reporter.fail(too_large(limits.max_body_bytes), Duration::ZERO);
         }
         Err(e) => {
             return reporter.fail(
-                InvokeError::new(
-                    ErrorClass::InvalidInput,
-                    format!("reading request body: {e}"),
-                ),
+                InvokeError::new(ErrorClass::InvalidInput, format!("reading request body: {e}")),
                 Duration::ZERO,
             );
         }
@@ -66,19 +55,12 @@ where
 
     let stdout = MemoryOutputPipe::new(MAX_WAGI_OUTPUT_BYTES);
     let mut b = wasi_ctx(&ctx, &logs);
-    b.stdout(stdout.clone())
-        .stdin(MemoryInputPipe::new(body.clone()))
-        .args(&[&*ctx.function]);
+    b.stdout(stdout.clone()).stdin(MemoryInputPipe::new(body.clone())).args(&[&*ctx.function]);
     for (k, v) in cgi_env(&parts, &ctx, body.len()) {
         b.env(k, v);
     }
-    let mut store = Store::new(
-        &code.shared.engine,
-        WagiState {
-            wasi: b.build_p1(),
-            limiter: Limiter::new(limits.memory_bytes()),
-        },
-    );
+    let mut store =
+        Store::new(&code.shared.engine, WagiState { wasi: b.build_p1(), limiter: Limiter::new(limits.memory_bytes()) });
     store.limiter(|s| &mut s.limiter);
     arm_deadline(&mut store, limits.timeout_ms);
 
@@ -99,15 +81,10 @@ where
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => match e.downcast_ref::<I32Exit>() {
             Some(I32Exit(0)) => Ok(()),
-            Some(I32Exit(n)) => Err(InvokeError::new(
-                ErrorClass::GuestFailure,
-                format!("WAGI module exited with code {n}"),
-            )),
-            None => Err(classify(
-                &e,
-                store.data().limiter.exceeded,
-                limits.timeout_ms,
-            )),
+            Some(I32Exit(n)) => {
+                Err(InvokeError::new(ErrorClass::GuestFailure, format!("WAGI module exited with code {n}")))
+            }
+            None => Err(classify(&e, store.data().limiter.exceeded, limits.timeout_ms)),
         },
     };
     drop(store);
@@ -123,23 +100,11 @@ where
     }
 }
 
-fn cgi_env(
-    parts: &http::request::Parts,
-    ctx: &InvocationCtx,
-    content_length: usize,
-) -> Vec<(String, String)> {
+fn cgi_env(parts: &http::request::Parts, ctx: &InvocationCtx, content_length: usize) -> Vec<(String, String)> {
     let path = parts.uri.path();
-    let prefix = if &*ctx.route_prefix == "/" {
-        ""
-    } else {
-        &*ctx.route_prefix
-    };
+    let prefix = if &*ctx.route_prefix == "/" { "" } else { &*ctx.route_prefix };
     let path_info = path.strip_prefix(prefix).unwrap_or(path);
-    let host = parts
-        .headers
-        .get(http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost");
+    let host = parts.headers.get(http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
     let (server_name, server_port) = match host.rsplit_once(':') {
         Some((n, p)) if p.bytes().all(|b| b.is_ascii_digit()) => (n, p),
         _ => (host, "80"),
@@ -152,10 +117,7 @@ fn cgi_env(
         ("SCRIPT_NAME".into(), prefix.to_string()),
         ("PATH_INFO".into(), path_info.to_string()),
         ("PATH_TRANSLATED".into(), path_info.to_string()),
-        (
-            "QUERY_STRING".into(),
-            parts.uri.query().unwrap_or("").to_string(),
-        ),
+        ("QUERY_STRING".into(), parts.uri.query().unwrap_or("").to_string()),
         ("SERVER_NAME".into(), server_name.to_string()),
         ("SERVER_PORT".into(), server_port.to_string()),
         ("CONTENT_LENGTH".into(), content_length.to_string()),
@@ -163,22 +125,11 @@ fn cgi_env(
         ("X_RAW_PATH_INFO".into(), path_info.to_string()),
         (
             "X_FULL_URL".into(),
-            format!(
-                "http://{host}{}",
-                parts
-                    .uri
-                    .path_and_query()
-                    .map(|p| p.as_str())
-                    .unwrap_or("/")
-            ),
+            format!("http://{host}{}", parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")),
         ),
         ("X_WISP_INVOCATION_ID".into(), ctx.id.to_string()),
     ];
-    if let Some(ct) = parts
-        .headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-    {
+    if let Some(ct) = parts.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) {
         env.push(("CONTENT_TYPE".into(), ct.to_string()));
     }
     for (name, value) in &parts.headers {
@@ -186,10 +137,7 @@ fn cgi_env(
             continue; // RFC 3875 §4.1.18: not passed to scripts
         }
         if let Ok(v) = value.to_str() {
-            let key = format!(
-                "HTTP_{}",
-                name.as_str().to_ascii_uppercase().replace('-', "_")
-            );
+            let key = format!("HTTP_{}", name.as_str().to_ascii_uppercase().replace('-', "_"));
             env.push((key, v.to_string()));
         }
     }
@@ -201,8 +149,7 @@ fn parse_cgi(out: &[u8]) -> Result<http::Response<ResponseBody>, String> {
     let (head, body) = split_head(out).ok_or_else(|| {
         "WAGI module printed no header block: print headers (at least `Content-Type: ...`), a blank line, then the body".to_string()
     })?;
-    let head = std::str::from_utf8(head)
-        .map_err(|_| "WAGI module printed headers that are not UTF-8".to_string())?;
+    let head = std::str::from_utf8(head).map_err(|_| "WAGI module printed headers that are not UTF-8".to_string())?;
     let mut builder = http::Response::builder();
     let mut status = None;
     let mut location = false;
@@ -211,15 +158,11 @@ fn parse_cgi(out: &[u8]) -> Result<http::Response<ResponseBody>, String> {
         if line.is_empty() {
             continue;
         }
-        let (name, value) = line
-            .split_once(':')
-            .ok_or_else(|| format!("WAGI module printed a malformed header line `{line}`"))?;
+        let (name, value) =
+            line.split_once(':').ok_or_else(|| format!("WAGI module printed a malformed header line `{line}`"))?;
         let value = value.trim();
         if name.eq_ignore_ascii_case("status") {
-            let code = value
-                .split_whitespace()
-                .next()
-                .and_then(|c| c.parse::<u16>().ok());
+            let code = value.split_whitespace().next().and_then(|c| c.parse::<u16>().ok());
             status = Some(
                 code.filter(|c| (100..=999).contains(c))
                     .ok_or_else(|| format!("WAGI module printed an invalid Status `{value}`"))?,
@@ -236,21 +179,12 @@ fn parse_cgi(out: &[u8]) -> Result<http::Response<ResponseBody>, String> {
         builder = builder.header(name, value);
     }
     let status = status.unwrap_or(if location { 302 } else { 200 });
-    builder
-        .status(status)
-        .body(full_body(Bytes::copy_from_slice(body)))
-        .map_err(|e| format!("WAGI response: {e}"))
+    builder.status(status).body(full_body(Bytes::copy_from_slice(body))).map_err(|e| format!("WAGI response: {e}"))
 }
 
 fn split_head(out: &[u8]) -> Option<(&[u8], &[u8])> {
-    let lf = out
-        .windows(2)
-        .position(|w| w == b"\n\n")
-        .map(|i| (i, i + 2));
-    let crlf = out
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|i| (i, i + 4));
+    let lf = out.windows(2).position(|w| w == b"\n\n").map(|i| (i, i + 2));
+    let crlf = out.windows(4).position(|w| w == b"\r\n\r\n").map(|i| (i, i + 4));
     let (end, body) = match (lf, crlf) {
         (Some(a), Some(b)) => {
             if a.0 < b.0 {
@@ -278,20 +212,8 @@ mod tests {
         assert_eq!(r.status(), 404);
         let r = parse_cgi(b"Location: /elsewhere\n\n").unwrap();
         assert_eq!(r.status(), 302);
-        assert!(
-            parse_cgi(b"just a body")
-                .unwrap_err()
-                .contains("no header block")
-        );
-        assert!(
-            parse_cgi(b"Bad Header\n\n")
-                .unwrap_err()
-                .contains("malformed header line")
-        );
-        assert!(
-            parse_cgi(b"Status: abc\n\n")
-                .unwrap_err()
-                .contains("invalid Status")
-        );
+        assert!(parse_cgi(b"just a body").unwrap_err().contains("no header block"));
+        assert!(parse_cgi(b"Bad Header\n\n").unwrap_err().contains("malformed header line"));
+        assert!(parse_cgi(b"Status: abc\n\n").unwrap_err().contains("invalid Status"));
     }
 }

@@ -1,0 +1,179 @@
+//! Admission control (the activator's job): every invocation holds a permit from its function (at most
+//! `max_instances` at once) and one from the node — from the function's reserved share first
+//! (`reserved_concurrency`), else from the shared remainder of the node's capacity. Requests that cannot be
+//! admitted at once wait in a FIFO queue bounded by `max_queue_depth` (full → 429) for at most
+//! `queue_timeout_ms` (→ 503). A waiting request whose client goes away simply leaves the queue: waiting is
+//! cancel-safe. Permits are released when the guest is done (the invocation is reported).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use wisp_core::{ErrorClass, Scaling};
+use wisp_wasm_host::InvokeError;
+
+/// The node's capacity: a shared pool plus each function's reservation.
+pub struct Node {
+    capacity: usize,
+    shared: Arc<Semaphore>,
+    reserved_total: AtomicUsize,
+}
+
+impl Node {
+    /// A node that runs at most `capacity` invocations at once.
+    pub fn new(capacity: usize) -> Self {
+        Node { capacity, shared: Arc::new(Semaphore::new(capacity)), reserved_total: AtomicUsize::new(0) }
+    }
+
+    /// The total capacity.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Capacity reserved by all functions.
+    pub fn reserved(&self) -> usize {
+        self.reserved_total.load(Ordering::Relaxed)
+    }
+
+    fn reserve(&self, n: usize) {
+        self.reserved_total.fetch_add(n, Ordering::Relaxed);
+        // Shrinks the shared pool; permits in use come back to it and are then not re-issued.
+        let forgotten = self.shared.forget_permits(n);
+        if forgotten < n {
+            // Busy right now: take the rest as they are released.
+            let shared = self.shared.clone();
+            let rest = (n - forgotten) as u32;
+            tokio::spawn(async move {
+                if let Ok(p) = shared.acquire_many_owned(rest).await {
+                    p.forget();
+                }
+            });
+        }
+    }
+
+    fn unreserve(&self, n: usize) {
+        self.reserved_total.fetch_sub(n, Ordering::Relaxed);
+        self.shared.add_permits(n);
+    }
+}
+
+/// One function's admission state.
+pub struct Gate {
+    node: Arc<Node>,
+    limit: Option<Arc<Semaphore>>,
+    reserved: Arc<Semaphore>,
+    reserved_n: usize,
+    waiting: AtomicUsize,
+    in_flight: Arc<AtomicUsize>,
+    max_queue_depth: usize,
+    queue_timeout: Duration,
+}
+
+/// Held for the duration of one invocation.
+pub struct Admission {
+    _limit: Option<OwnedSemaphorePermit>,
+    _node: OwnedSemaphorePermit,
+    in_flight: Arc<AtomicUsize>,
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Gate {
+    /// A gate for a function with `scaling` on `node`.
+    pub fn new(node: Arc<Node>, scaling: &Scaling) -> Self {
+        let reserved_n = scaling.reserved_concurrency as usize;
+        node.reserve(reserved_n);
+        Gate {
+            node,
+            limit: (scaling.max_instances > 0).then(|| Arc::new(Semaphore::new(scaling.max_instances as usize))),
+            reserved: Arc::new(Semaphore::new(reserved_n)),
+            reserved_n,
+            waiting: AtomicUsize::new(0),
+            in_flight: Arc::new(AtomicUsize::new(0)),
+            max_queue_depth: scaling.max_queue_depth as usize,
+            queue_timeout: Duration::from_millis(scaling.queue_timeout_ms.into()),
+        }
+    }
+
+    /// Requests waiting for admission.
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
+    }
+
+    /// Invocations admitted and not finished.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Admits one invocation, waiting in the queue if needed.
+    pub async fn admit(&self) -> Result<Admission, InvokeError> {
+        // Fast path: no waiting needed.
+        if let Some(a) = self.try_admit() {
+            return Ok(a);
+        }
+        if self.waiting.fetch_add(1, Ordering::Relaxed) >= self.max_queue_depth {
+            self.waiting.fetch_sub(1, Ordering::Relaxed);
+            return Err(InvokeError {
+                class: ErrorClass::Overloaded,
+                message: format!("the function's queue is full ({} waiting); retry shortly", self.max_queue_depth),
+            });
+        }
+        let _waiting = Waiting(&self.waiting);
+        match tokio::time::timeout(self.queue_timeout, self.admit_waiting()).await {
+            Ok(a) => Ok(a),
+            Err(_) => Err(InvokeError {
+                class: ErrorClass::Unavailable,
+                message: format!(
+                    "no instance became free within the queue timeout of {} ms",
+                    self.queue_timeout.as_millis()
+                ),
+            }),
+        }
+    }
+
+    fn try_admit(&self) -> Option<Admission> {
+        let limit = match &self.limit {
+            Some(l) => Some(l.clone().try_acquire_owned().ok()?),
+            None => None,
+        };
+        let node =
+            self.reserved.clone().try_acquire_owned().or_else(|_| self.node.shared.clone().try_acquire_owned()).ok()?;
+        Some(self.admitted(limit, node))
+    }
+
+    async fn admit_waiting(&self) -> Admission {
+        let limit = match &self.limit {
+            Some(l) => Some(l.clone().acquire_owned().await.expect("never closed")),
+            None => None,
+        };
+        let node = tokio::select! {
+            p = self.reserved.clone().acquire_owned() => p,
+            p = self.node.shared.clone().acquire_owned() => p,
+        }
+        .expect("never closed");
+        self.admitted(limit, node)
+    }
+
+    fn admitted(&self, limit: Option<OwnedSemaphorePermit>, node: OwnedSemaphorePermit) -> Admission {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        Admission { _limit: limit, _node: node, in_flight: self.in_flight.clone() }
+    }
+}
+
+impl Drop for Gate {
+    fn drop(&mut self) {
+        self.node.unreserve(self.reserved_n);
+    }
+}

@@ -1,0 +1,117 @@
+//! End-to-end: admission control — bounded queues (429, 503), cancellation, and reserved concurrency.
+
+mod common;
+
+use common::Server;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+async fn function(s: &Server, name: &str) -> Value {
+    let v: Value = s
+        .api(reqwest::Method::GET, &format!("/_wisp/v1/namespaces/default/functions/{name}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["function"].clone()
+}
+
+/// Waits (bounded) until the function's live counters satisfy `pred`.
+async fn until(s: &Server, name: &str, pred: impl Fn(&Value) -> bool) {
+    for _ in 0..1000 {
+        if pred(&function(s, name).await) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("{name} never reached the expected state: {}", function(s, name).await);
+}
+
+fn get(s: &Server, path: &str) -> tokio::task::JoinHandle<u16> {
+    let (http, url) = (s.http.clone(), format!("{}{path}", s.url));
+    tokio::spawn(async move { http.get(url).send().await.unwrap().status().as_u16() })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_queue_answers_429_with_retry_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(&dir.path().join("data"));
+    let scaling = json!({"max_instances": 1, "max_queue_depth": 1});
+    s.deploy("slow", "loop-c", json!({"routes": ["/slow"], "limits": {"timeout_ms": 1000}, "scaling": scaling})).await;
+    let a = get(&s, "/slow");
+    until(&s, "slow", |f| f["in_flight"] == 1).await;
+    let b = get(&s, "/slow");
+    until(&s, "slow", |f| f["queued"] == 1).await;
+    let c = s.http.get(format!("{}/slow", s.url)).send().await.unwrap();
+    assert_eq!(c.status(), 429);
+    assert_eq!(c.headers()["retry-after"], "1");
+    assert!(c.text().await.unwrap().contains("the function's queue is full (1 waiting)"));
+    // The admitted and the queued request both ran (and hit their deadline).
+    assert_eq!(a.await.unwrap(), 504);
+    assert_eq!(b.await.unwrap(), 504);
+    let statuses: Vec<u64> = s.logs("slow").await.iter().map(|l| l["status"].as_u64().unwrap()).collect();
+    assert_eq!(statuses.iter().filter(|&&x| x == 429).count(), 1, "{statuses:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn waiting_past_the_queue_timeout_answers_503() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(&dir.path().join("data"));
+    let scaling = json!({"max_instances": 1, "queue_timeout_ms": 200});
+    s.deploy("slow", "loop-c", json!({"routes": ["/slow"], "limits": {"timeout_ms": 3000}, "scaling": scaling})).await;
+    let a = get(&s, "/slow");
+    until(&s, "slow", |f| f["in_flight"] == 1).await;
+    let b = s.http.get(format!("{}/slow", s.url)).send().await.unwrap();
+    assert_eq!(b.status(), 503);
+    assert!(b.text().await.unwrap().contains("queue timeout of 200 ms"));
+    assert_eq!(function(&s, "slow").await["queued"], 0);
+    assert_eq!(a.await.unwrap(), 504);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cancelled_request_leaves_the_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(&dir.path().join("data"));
+    let scaling = json!({"max_instances": 1, "max_queue_depth": 1});
+    s.deploy("slow", "loop-c", json!({"routes": ["/slow"], "limits": {"timeout_ms": 2000}, "scaling": scaling})).await;
+    let a = get(&s, "/slow");
+    until(&s, "slow", |f| f["in_flight"] == 1).await;
+    let b = get(&s, "/slow");
+    until(&s, "slow", |f| f["queued"] == 1).await;
+    b.abort(); // the client goes away
+    until(&s, "slow", |f| f["queued"] == 0).await;
+    // Its slot is free: another request can queue instead of getting 429.
+    let c = get(&s, "/slow");
+    until(&s, "slow", |f| f["queued"] == 1).await;
+    assert_eq!(a.await.unwrap(), 504);
+    assert_eq!(c.await.unwrap(), 504);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hot_function_cannot_starve_a_reserved_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start_with(&dir.path().join("data"), &["--max-concurrency", "2"]);
+    s.deploy("vip", "hello-c", json!({"routes": ["/vip"], "scaling": {"reserved_concurrency": 1}})).await;
+    s.deploy("hot", "loop-c", json!({"routes": ["/hot"], "limits": {"timeout_ms": 1500}})).await;
+    // The hot function takes everything it can: the one shared slot (the other is vip's).
+    let hot: Vec<_> = (0..3).map(|_| get(&s, "/hot")).collect();
+    until(&s, "hot", |f| f["in_flight"] == 1 && f["queued"] == 2).await;
+    assert_eq!(s.get("/vip").await, (200, "Hello from C!\n".to_string()), "vip is served from its reservation");
+    assert_eq!(function(&s, "hot").await["in_flight"], 1);
+    // Reservations cannot exceed the node.
+    let e = s
+        .deploy_bytes(
+            "greedy",
+            std::fs::read(common::guest("hello-c")).unwrap(),
+            json!({"scaling": {"reserved_concurrency": 5}}),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.0, 400);
+    assert!(e.1.contains("scaling.reserved_concurrency = 5 is out of range: allowed 0..=1"), "{}", e.1);
+    for h in hot {
+        assert_eq!(h.await.unwrap(), 504);
+    }
+}
