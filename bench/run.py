@@ -194,8 +194,8 @@ class Api:
             raise RuntimeError(f"upload failed: {status} {body}")
         return body["sha256"]
 
-    def deploy(self, name: str, sha: str, route: str) -> dict:
-        spec = json.dumps({"kind": "http", "artifact": sha, "routes": [route]}).encode()
+    def deploy(self, name: str, sha: str, route: str, extra: dict | None = None) -> dict:
+        spec = json.dumps({"kind": "http", "artifact": sha, "routes": [route], **(extra or {})}).encode()
         status, body = self.call("PUT", f"/_wisp/v1/namespaces/default/functions/{name}", spec, "application/json")
         if status != 200:
             raise RuntimeError(f"deploy {name} failed: {status} {body}")
@@ -345,6 +345,7 @@ def main() -> int:
     ap.add_argument("--restarts", type=int, default=5)
     ap.add_argument("--startup-timeout", type=float, default=900, help="seconds a server may take to serve its first 200")
     ap.add_argument("--out", default=str(REPO / "bench/results/latest.md"))
+    ap.add_argument("--no-reuse", action="store_true", help="skip the extra wisp rows with instance_mode = reuse")
     ap.add_argument("--keep-logs", action="store_true", help="keep the temp dir with server and wrk logs")
     args = ap.parse_args()
 
@@ -401,8 +402,18 @@ def main() -> int:
                 api.deploy(name, sha, f"/{name}")
                 log(f"wisp: deployed {name} in {time.perf_counter() - t:.1f} s (includes compilation)")
                 routes[comp] = f"/{name}"
+                if not args.no_reuse:
+                    # Same artifact, instance reuse (warm instances serve request after request).
+                    try:
+                        api.deploy(f"{name}-reuse", sha, f"/{name}-reuse", {"scaling": {"instance_mode": "reuse"}})
+                        routes[(comp, "reuse")] = f"/{name}-reuse"
+                    except RuntimeError as e:
+                        notes.append(f"- wisp reuse mode for {comp} not measured: {e}")
             for comp, route in routes.items():
-                rows.append(measure_target(args, "wisp", comp, port, route, logdir))
+                if isinstance(comp, tuple):
+                    rows.append(measure_target(args, "wisp (reuse)", comp[0], port, route, logdir))
+                else:
+                    rows.append(measure_target(args, "wisp", comp, port, route, logdir))
 
             # 2a. deploy -> first 200, same bytes (compiled-cache hit)
             c_bytes = comps["C hello"].read_bytes()
@@ -487,7 +498,9 @@ def main() -> int:
     out.append(
         f"`wrk -t{args.threads} -c{args.connections} -d{args.duration}s --latency` after a {args.warmup} s warm-up, one target at a time. "
         f"`wasmtime serve {' '.join(wasmtime_flags)}` (fresh instance per request, its default for WASIp2). "
-        "wisp: default `wisp up` (fresh instance per request). "
+        "wisp: default `wisp up`, functions in the default `fresh` mode (new instance per request); "
+        "`wisp (reuse)` = the same artifact deployed with `scaling.instance_mode = \"reuse\"` (warm instances), "
+        "its ratio is still against `wasmtime serve` in fresh mode. "
         "Errors = wrk's `Non-2xx or 3xx responses` + socket errors.\n"
     )
     out.append("| target | component | rps | p50 | p99 | errors | rps vs `wasmtime serve` | rps vs native hyper |")
@@ -529,7 +542,7 @@ def main() -> int:
     out.append("## Sequential request latency\n")
     out.append(
         f"{args.seq_n} single GETs one after another on one keep-alive connection (no concurrency), client-side time; "
-        "for wisp and `wasmtime serve` each is a fresh instantiate + handle.\n"
+        "for wisp (fresh) and `wasmtime serve` each is a fresh instantiate + handle.\n"
     )
     out.append("| target | component | p50 | p99 | max |")
     out.append("|---|---|---:|---:|---:|")
