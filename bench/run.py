@@ -23,7 +23,6 @@ import re
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -69,7 +68,8 @@ def fmt_ms(v: float | None) -> str:
 def fmt_ratio(a: float | None, b: float | None) -> str:
     if not a or not b:
         return "—"
-    return f"{a / b:.2f}×"
+    r = a / b
+    return f"{r:.2f}×" if r >= 0.1 else f"{r:.3f}×"
 
 
 class Server:
@@ -190,14 +190,14 @@ class Api:
 
     def upload(self, wasm: bytes) -> str:
         status, body = self.call("POST", "/_wisp/v1/artifacts", wasm, "application/wasm")
-        if status != 200:
+        if status not in (200, 201):
             raise RuntimeError(f"upload failed: {status} {body}")
         return body["sha256"]
 
     def deploy(self, name: str, sha: str, route: str, extra: dict | None = None) -> dict:
         spec = json.dumps({"kind": "http", "artifact": sha, "routes": [route], **(extra or {})}).encode()
         status, body = self.call("PUT", f"/_wisp/v1/namespaces/default/functions/{name}", spec, "application/json")
-        if status != 200:
+        if status not in (200, 201):
             raise RuntimeError(f"deploy {name} failed: {status} {body}")
         return body
 
@@ -400,7 +400,7 @@ def main() -> int:
                 sha = api.upload(path.read_bytes())
                 t = time.perf_counter()
                 api.deploy(name, sha, f"/{name}")
-                log(f"wisp: deployed {name} in {time.perf_counter() - t:.1f} s (includes compilation)")
+                log(f"wisp: deployed {name} in {(time.perf_counter() - t) * 1e3:.0f} ms (includes compilation)")
                 routes[comp] = f"/{name}"
                 if not args.no_reuse:
                     # Same artifact, instance reuse (warm instances serve request after request).
