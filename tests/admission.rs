@@ -34,24 +34,42 @@ fn get(s: &Server, path: &str) -> tokio::task::JoinHandle<u16> {
     tokio::spawn(async move { http.get(url).send().await.unwrap().status().as_u16() })
 }
 
+/// A POST whose body the test controls: the echo guest keeps reading it, so the invocation stays in flight
+/// until the sender is dropped. Returns the status and the echoed body.
+fn held(s: &Server, path: &str) -> (tokio::task::JoinHandle<(u16, String)>, tokio::sync::mpsc::Sender<Vec<u8>>) {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(1);
+    let stream =
+        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (Ok::<_, std::io::Error>(b), rx)) });
+    let (http, url) = (s.http.clone(), format!("{}{path}", s.url));
+    let task = tokio::spawn(async move {
+        let r = http.post(url).body(reqwest::Body::wrap_stream(stream)).send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.text().await.unwrap())
+    });
+    (task, tx)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_full_queue_answers_429_with_retry_after() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(&dir.path().join("data"));
-    let scaling = json!({"max_instances": 1, "max_queue_depth": 1});
-    s.deploy("slow", "loop-c", json!({"routes": ["/slow"], "limits": {"timeout_ms": 1000}, "scaling": scaling})).await;
-    let a = get(&s, "/slow");
-    until(&s, "slow", |f| f["in_flight"] == 1).await;
-    let b = get(&s, "/slow");
-    until(&s, "slow", |f| f["queued"] == 1).await;
-    let c = s.http.get(format!("{}/slow", s.url)).send().await.unwrap();
+    s.deploy("echo", "echo-c", json!({"routes": ["/echo"], "scaling": {"max_instances": 1, "max_queue_depth": 1}}))
+        .await;
+    let (a, a_body) = held(&s, "/echo");
+    a_body.send(b"first ".to_vec()).await.unwrap();
+    until(&s, "echo", |f| f["in_flight"] == 1).await;
+    let b = get(&s, "/echo");
+    until(&s, "echo", |f| f["queued"] == 1).await;
+    let c = s.http.get(format!("{}/echo", s.url)).send().await.unwrap();
     assert_eq!(c.status(), 429);
     assert_eq!(c.headers()["retry-after"], "1");
     assert!(c.text().await.unwrap().contains("the function's queue is full (1 waiting)"));
-    // The admitted and the queued request both ran (and hit their deadline).
-    assert_eq!(a.await.unwrap(), 504);
-    assert_eq!(b.await.unwrap(), 504);
-    let statuses: Vec<u64> = s.logs("slow").await.iter().map(|l| l["status"].as_u64().unwrap()).collect();
+    // Finish the first request: it completes, then the queued one runs.
+    a_body.send(b"done".to_vec()).await.unwrap();
+    drop(a_body);
+    assert_eq!(a.await.unwrap(), (200, "first done".to_string()));
+    assert_eq!(b.await.unwrap(), 200);
+    let statuses: Vec<u64> = s.logs("echo").await.iter().map(|l| l["status"].as_u64().unwrap()).collect();
     assert_eq!(statuses.iter().filter(|&&x| x == 429).count(), 1, "{statuses:?}");
 }
 
@@ -59,34 +77,36 @@ async fn a_full_queue_answers_429_with_retry_after() {
 async fn waiting_past_the_queue_timeout_answers_503() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(&dir.path().join("data"));
-    let scaling = json!({"max_instances": 1, "queue_timeout_ms": 200});
-    s.deploy("slow", "loop-c", json!({"routes": ["/slow"], "limits": {"timeout_ms": 3000}, "scaling": scaling})).await;
-    let a = get(&s, "/slow");
-    until(&s, "slow", |f| f["in_flight"] == 1).await;
-    let b = s.http.get(format!("{}/slow", s.url)).send().await.unwrap();
+    s.deploy("echo", "echo-c", json!({"routes": ["/echo"], "scaling": {"max_instances": 1, "queue_timeout_ms": 200}}))
+        .await;
+    let (a, a_body) = held(&s, "/echo");
+    until(&s, "echo", |f| f["in_flight"] == 1).await;
+    let b = s.http.get(format!("{}/echo", s.url)).send().await.unwrap();
     assert_eq!(b.status(), 503);
     assert!(b.text().await.unwrap().contains("queue timeout of 200 ms"));
-    assert_eq!(function(&s, "slow").await["queued"], 0);
-    assert_eq!(a.await.unwrap(), 504);
+    assert_eq!(function(&s, "echo").await["queued"], 0);
+    drop(a_body);
+    assert_eq!(a.await.unwrap().0, 200);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_cancelled_request_leaves_the_queue() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(&dir.path().join("data"));
-    let scaling = json!({"max_instances": 1, "max_queue_depth": 1});
-    s.deploy("slow", "loop-c", json!({"routes": ["/slow"], "limits": {"timeout_ms": 2000}, "scaling": scaling})).await;
-    let a = get(&s, "/slow");
-    until(&s, "slow", |f| f["in_flight"] == 1).await;
-    let b = get(&s, "/slow");
-    until(&s, "slow", |f| f["queued"] == 1).await;
+    s.deploy("echo", "echo-c", json!({"routes": ["/echo"], "scaling": {"max_instances": 1, "max_queue_depth": 1}}))
+        .await;
+    let (a, a_body) = held(&s, "/echo");
+    until(&s, "echo", |f| f["in_flight"] == 1).await;
+    let b = get(&s, "/echo");
+    until(&s, "echo", |f| f["queued"] == 1).await;
     b.abort(); // the client goes away
-    until(&s, "slow", |f| f["queued"] == 0).await;
-    // Its slot is free: another request can queue instead of getting 429.
-    let c = get(&s, "/slow");
-    until(&s, "slow", |f| f["queued"] == 1).await;
-    assert_eq!(a.await.unwrap(), 504);
-    assert_eq!(c.await.unwrap(), 504);
+    until(&s, "echo", |f| f["queued"] == 0).await;
+    // Its place is free: another request can queue instead of getting 429.
+    let c = get(&s, "/echo");
+    until(&s, "echo", |f| f["queued"] == 1).await;
+    drop(a_body);
+    assert_eq!(a.await.unwrap().0, 200);
+    assert_eq!(c.await.unwrap(), 200);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -94,9 +114,9 @@ async fn a_hot_function_cannot_starve_a_reserved_one() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start_with(&dir.path().join("data"), &["--max-concurrency", "2"]);
     s.deploy("vip", "hello-c", json!({"routes": ["/vip"], "scaling": {"reserved_concurrency": 1}})).await;
-    s.deploy("hot", "loop-c", json!({"routes": ["/hot"], "limits": {"timeout_ms": 1500}})).await;
+    s.deploy("hot", "echo-c", json!({"routes": ["/hot"]})).await;
     // The hot function takes everything it can: the one shared slot (the other is vip's).
-    let hot: Vec<_> = (0..3).map(|_| get(&s, "/hot")).collect();
+    let hot: Vec<_> = (0..3).map(|_| held(&s, "/hot")).collect();
     until(&s, "hot", |f| f["in_flight"] == 1 && f["queued"] == 2).await;
     assert_eq!(s.get("/vip").await, (200, "Hello from C!\n".to_string()), "vip is served from its reservation");
     assert_eq!(function(&s, "hot").await["in_flight"], 1);
@@ -111,7 +131,8 @@ async fn a_hot_function_cannot_starve_a_reserved_one() {
         .unwrap_err();
     assert_eq!(e.0, 400);
     assert!(e.1.contains("scaling.reserved_concurrency = 5 is out of range: allowed 0..=1"), "{}", e.1);
-    for h in hot {
-        assert_eq!(h.await.unwrap(), 504);
+    for (task, body) in hot {
+        drop(body);
+        assert_eq!(task.await.unwrap().0, 200);
     }
 }
