@@ -140,3 +140,39 @@ async fn redeploy_is_noop_or_new_revision() {
     assert!(!rm2.status.success());
     assert!(stderr(&rm2).contains("function `default/svc` does not exist"), "{}", stderr(&rm2));
 }
+
+/// A hand-written WAT module is a WAGI function too: it prints CGI headers and a body with `fd_write`, and
+/// a non-zero `proc_exit` is a failure.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wat_module_serves_as_wagi() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(&dir.path().join("data"));
+    let out = "Status: 201 Created\\nContent-Type: text/plain\\nX-From: wat\\n\\nhi from wat\\n";
+    let wat = format!(
+        r#"(module
+             (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+             (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
+             (memory (export "memory") 1)
+             (data (i32.const 16) "{out}")
+             (func (export "_start")
+               (i32.store (i32.const 0) (i32.const 16))
+               (i32.store (i32.const 4) (i32.const {len}))
+               (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
+               (call $proc_exit (global.get $code)))
+             (global $code i32 (i32.const {code})))"#,
+        len = out.replace("\\n", "\n").len(),
+        code = 0
+    );
+    let ok = wat::parse_str(&wat).unwrap();
+    s.deploy_bytes("wat", ok, json!({"kind": "wagi", "routes": ["/wat"]})).await.unwrap();
+    let r = s.http.get(format!("{}/wat", s.url)).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(r.headers()["x-from"], "wat");
+    assert_eq!(r.text().await.unwrap(), "hi from wat\n");
+
+    let failing = wat::parse_str(wat.replace("(i32.const 0)))", "(i32.const 3)))")).unwrap();
+    s.deploy_bytes("wat-fails", failing, json!({"kind": "wagi", "routes": ["/wat-fails"]})).await.unwrap();
+    assert_eq!(s.get("/wat-fails").await.0, 500);
+    let logs = s.logs("wat-fails").await;
+    assert_eq!(logs[0]["error"], "WAGI module exited with code 3");
+}
