@@ -6,27 +6,15 @@ use common::Server;
 use serde_json::{Value, json};
 use std::time::Duration;
 
-async fn function(s: &Server, name: &str) -> Value {
-    let v: Value = s
-        .api(reqwest::Method::GET, &format!("/_wisp/v1/namespaces/default/functions/{name}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v["function"].clone()
-}
-
 /// Waits (bounded) until the function's live counters satisfy `pred`.
 async fn until(s: &Server, name: &str, pred: impl Fn(&Value) -> bool) {
     for _ in 0..1000 {
-        if pred(&function(s, name).await) {
+        if pred(&s.function(name).await) {
             return;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    panic!("{name} never reached the expected state: {}", function(s, name).await);
+    panic!("{name} never reached the expected state: {}", s.function(name).await);
 }
 
 fn get(s: &Server, path: &str) -> tokio::task::JoinHandle<u16> {
@@ -84,7 +72,7 @@ async fn waiting_past_the_queue_timeout_answers_503() {
     let b = s.http.get(format!("{}/echo", s.url)).send().await.unwrap();
     assert_eq!(b.status(), 503);
     assert!(b.text().await.unwrap().contains("queue timeout of 200 ms"));
-    assert_eq!(function(&s, "echo").await["queued"], 0);
+    assert_eq!(s.function("echo").await["queued"], 0);
     drop(a_body);
     assert_eq!(a.await.unwrap().0, 200);
 }
@@ -119,7 +107,7 @@ async fn a_hot_function_cannot_starve_a_reserved_one() {
     let hot: Vec<_> = (0..3).map(|_| held(&s, "/hot")).collect();
     until(&s, "hot", |f| f["in_flight"] == 1 && f["queued"] == 2).await;
     assert_eq!(s.get("/vip").await, (200, "Hello from C!\n".to_string()), "vip is served from its reservation");
-    assert_eq!(function(&s, "hot").await["in_flight"], 1);
+    assert_eq!(s.function("hot").await["in_flight"], 1);
     // Reservations cannot exceed the node.
     let e = s
         .deploy_bytes(

@@ -7,14 +7,7 @@ use serde_json::json;
 
 async fn still_serving(s: &Server) {
     assert_eq!(s.get("/x").await, (200, "Hello from C!\n".to_string()));
-    let v: serde_json::Value = s
-        .api(reqwest::Method::GET, "/_wisp/v1/namespaces/default/functions")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = s.functions().await;
     assert_eq!(v.as_array().unwrap().len(), 1, "{v}");
     assert_eq!(v[0]["generation"], 1);
 }

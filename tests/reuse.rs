@@ -6,18 +6,6 @@ mod common;
 use common::{Server, stderr, stdout};
 use serde_json::json;
 
-async fn function(s: &Server, name: &str) -> serde_json::Value {
-    let v: serde_json::Value = s
-        .api(reqwest::Method::GET, &format!("/_wisp/v1/namespaces/default/functions/{name}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v["function"].clone()
-}
-
 /// A Python module-level counter survives between requests in reuse mode and not in fresh mode; the mode
 /// changes with `wisp scale`, without a redeploy or recompilation.
 #[tokio::test(flavor = "multi_thread")]
@@ -33,7 +21,7 @@ async fn python_reuse_keeps_module_state_and_fresh_does_not() {
     for want in 1..=4 {
         assert_eq!(s.get("/count").await, (200, format!("served={want}\n")), "reuse mode: one warm instance");
     }
-    assert_eq!(function(&s, "counter").await["instance_mode"], "reuse");
+    assert_eq!(s.function("counter").await["instance_mode"], "reuse");
     let logs = s.logs("counter").await;
     let cold: Vec<bool> = logs.iter().rev().take(4).map(|l| l["cold"].as_bool().unwrap()).collect();
     assert_eq!(cold, [false, false, false, true], "newest first: three warm after one cold start");
@@ -55,7 +43,7 @@ async fn js_guest_falls_back_to_fresh_without_failing_requests() {
     for i in 0..6 {
         assert_eq!(s.get("/js").await, (200, "Hello from JavaScript!\n".to_string()), "request {i}");
     }
-    let f = function(&s, "js").await;
+    let f = s.function("js").await;
     assert_eq!(f["instance_mode"], "fresh", "{f}");
     assert_eq!(f["scaling"]["instance_mode"], "reuse", "the setting is kept; the fallback is the node's decision");
     let log = std::fs::read_to_string(s.data.with_extension("log")).unwrap();
@@ -91,7 +79,7 @@ async fn reused_instances_capture_logs_per_invocation_and_drop_failed_ones() {
     for _ in 0..5 {
         assert_eq!(s.get("/trap").await.0, 500);
     }
-    let f = function(&s, "trap").await;
+    let f = s.function("trap").await;
     assert_eq!(f["instance_mode"], "reuse", "a guest that fails everywhere is not 'unreusable': {f}");
     assert!(s.logs("trap").await.iter().all(|l| l["cold"] == true), "trapped instances are never reused");
 
@@ -123,7 +111,7 @@ async fn bad_scaling_settings_are_rejected() {
         .unwrap();
     assert_eq!(r.status(), 400);
     assert!(r.text().await.unwrap().contains("unknown variant `forever`, expected `fresh` or `reuse`"));
-    assert_eq!(function(&s, "hello").await["instance_mode"], "fresh");
+    assert_eq!(s.function("hello").await["instance_mode"], "fresh");
 }
 
 /// `min_instances`: provisioned instances are initialised after a deploy and after a restart, so even the
@@ -135,7 +123,7 @@ async fn provisioned_instances_are_warm_after_deploy_and_restart() {
     let mut s = Server::start(&data);
     let scaling = json!({"instance_mode": "reuse", "min_instances": 2});
     s.deploy("talk", "logs-c", json!({"routes": ["/talk"], "scaling": scaling, "env": {"GREETING": "hi"}})).await;
-    assert_eq!(function(&s, "talk").await["idle_instances"], 2);
+    assert_eq!(s.function("talk").await["idle_instances"], 2);
     assert_eq!(s.get("/talk").await.1, "greeting=hi");
     let logs = s.logs("talk").await;
     assert_eq!(logs[0]["cold"], false, "the first request found a provisioned instance");
@@ -143,14 +131,14 @@ async fn provisioned_instances_are_warm_after_deploy_and_restart() {
     s.kill();
 
     let s = Server::start(&data);
-    assert_eq!(function(&s, "talk").await["idle_instances"], 2, "re-provisioned at start");
+    assert_eq!(s.function("talk").await["idle_instances"], 2, "re-provisioned at start");
     assert_eq!(s.get("/talk").await.1, "greeting=hi");
     assert_eq!(s.logs("talk").await[0]["cold"], false);
 
     // Raising the minimum takes effect at once; min above max_idle_instances is refused.
     let out = s.cli(&["scale", "talk", "--min-instances", "3"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(function(&s, "talk").await["idle_instances"], 3);
+    assert_eq!(s.function("talk").await["idle_instances"], 3);
     let out = s.cli(&["scale", "talk", "--min-instances", "5", "--max-idle-instances", "4"]);
     assert!(
         stderr(&out).contains("scaling.min_instances = 5 is out of range: allowed 0..=max_idle_instances (4)"),

@@ -154,6 +154,19 @@ impl Server {
         self.api(reqwest::Method::GET, "/_wisp/v1/status").send().await.unwrap().json().await.unwrap()
     }
 
+    /// One function as the API shows it (live counters, mode in force, scaling).
+    pub async fn function(&self, name: &str) -> Value {
+        let path = format!("/_wisp/v1/namespaces/default/functions/{name}");
+        let v: Value = self.api(reqwest::Method::GET, &path).send().await.unwrap().json().await.unwrap();
+        v["function"].clone()
+    }
+
+    /// Every function in the default namespace.
+    pub async fn functions(&self) -> Value {
+        let path = "/_wisp/v1/namespaces/default/functions";
+        self.api(reqwest::Method::GET, path).send().await.unwrap().json().await.unwrap()
+    }
+
     pub async fn logs(&self, name: &str) -> Vec<Value> {
         self.api(reqwest::Method::GET, &format!("/_wisp/v1/namespaces/default/functions/{name}/logs?limit=50"))
             .send()
