@@ -2,8 +2,12 @@
 """End-to-end benchmark driver for wisp (see bench/README.md).
 
 Runs, one target at a time on this machine:
-  1. throughput (wrk) of wisp, `wasmtime serve` and a native hyper server, plus sequential request latency;
-  2. cold start: deploy -> first 200 (compiled-cache hit and brand-new artifacts), restart -> first 200.
+  1. throughput (wrk) of wisp, `wasmtime serve` (fresh and instance reuse) and a native hyper server, for the
+     C, Python and JavaScript hello components, plus sequential request latency;
+  2. cold start: deploy -> first 200 (compiled-cache hit and brand-new artifacts), restart -> first 200;
+  3. burst from zero: wrk against a never-invoked reuse-mode function, with the function's in_flight / queued /
+     idle counters sampled every 100 ms, once with default admission limits and once with tight ones;
+  4. cold start after scale-to-zero: reuse-mode functions with a 1 s idle timeout, one request after each idle gap.
 
 Prints a markdown report to stdout and writes it to bench/results/latest.md.
 Python 3.11 standard library only. bench/run.sh builds everything and calls this.
@@ -261,19 +265,27 @@ def parse_wrk(text: str) -> dict:
     reqs = re.search(r"^\s*(\d+) requests in", text, re.M)
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
     sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    mx = re.search(r"^\s*Latency\s+[\d.]+\w+\s+[\d.]+\w+\s+([\d.]+)(us|ms|s|m)\b", text, re.M)
+    statuses = {int(k): int(v) for k, v in re.findall(r"^wisp-bench-status (\d+) (\d+)$", text, re.M)}
     return {
         "rps": float(rps.group(1)) if rps else None,
         "requests": int(reqs.group(1)) if reqs else None,
         "p50": lat("50"),
         "p99": lat("99"),
+        "max": float(mx.group(1)) * WRK_UNITS[mx.group(2)] if mx else None,
+        "statuses": statuses,
         "non2xx": int(non2xx.group(1)) if non2xx else 0,
         "socket_errors": sum(int(x) for x in sock.groups()) if sock else 0,
         "socket_errors_text": sock.group(0) if sock else "",
     }
 
 
-def run_wrk(args, url: str, duration: int, logdir: Path, tag: str) -> dict:
-    cmd = [args.wrk, f"-t{args.threads}", f"-c{args.connections}", f"-d{duration}s", "--latency", url]
+def run_wrk(args, url: str, duration: int, logdir: Path, tag: str, connections: int | None = None,
+            script: Path | None = None) -> dict:
+    cmd = [args.wrk, f"-t{args.threads}", f"-c{connections or args.connections}", f"-d{duration}s", "--latency"]
+    if script is not None:
+        cmd += ["-s", str(script)]
+    cmd.append(url)
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60)
     (logdir / f"wrk-{tag}.log").write_text(" ".join(cmd) + "\n" + p.stdout + p.stderr)
     if p.returncode != 0:
@@ -323,6 +335,174 @@ def measure_target(args, label: str, component: str, port: int, path: str, logdi
     )
     log(f"{label}: {r['rps']} rps, p50 {r['p50']} ms, p99 {r['p99']} ms, non-2xx {r['non2xx']}, socket errors {r['socket_errors']}")
     return r
+
+
+# ------------------------------------------------------- burst from zero ---
+
+# wrk script: counts responses per HTTP status over all threads and prints them after the run
+# (`wisp-bench-status <code> <count>` lines, parsed by parse_wrk). wrk's own `Non-2xx` count cannot tell 429 from 503.
+STATUS_LUA = r"""
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) statuses = {} end
+function response(status, headers, body) statuses[status] = (statuses[status] or 0) + 1 end
+function done(summary, latency, requests)
+  local total = {}
+  for _, t in ipairs(threads) do
+    for code, n in pairs(t:get("statuses")) do total[code] = (total[code] or 0) + n end
+  end
+  for code, n in pairs(total) do io.write(string.format("wisp-bench-status %d %d\n", code, n)) end
+end
+"""
+
+
+def function_path(name: str) -> str:
+    return f"/_wisp/v1/namespaces/default/functions/{name}"
+
+
+class ViewSampler:
+    """Polls GET .../functions/{name} every `interval` s on its own connection; samples are
+    (t, in_flight, queued, idle_instances, instance_mode, invocations) with t relative to `t0` (set by the caller)."""
+
+    def __init__(self, port: int, token: str, name: str, interval: float = 0.1):
+        self.api = Api(port, token)
+        self.name = name
+        self.interval = interval
+        self.t0 = time.perf_counter()
+        self.samples: list[tuple] = []
+        self.errors = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        k = 0
+        start = time.perf_counter()
+        while not self._stop.is_set():
+            ts = time.perf_counter()
+            try:
+                status, body = self.api.call("GET", function_path(self.name))
+                f = body.get("function", {}) if status == 200 else {}
+                if status == 200:
+                    self.samples.append((ts - self.t0, f.get("in_flight"), f.get("queued"), f.get("idle_instances"),
+                                         f.get("instance_mode"), f.get("invocations")))
+                else:
+                    self.errors += 1
+            except (OSError, http.client.HTTPException):
+                self.errors += 1
+            k += 1
+            self._stop.wait(max(0.0, start + k * self.interval - time.perf_counter()))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+        self.api.close()
+
+    def at(self, t: float) -> tuple | None:
+        """The last sample taken at or before t."""
+        last = None
+        for smp in self.samples:
+            if smp[0] <= t:
+                last = smp
+            else:
+                break
+        return last
+
+
+def burst(args, api: Api, port: int, token: str, name: str, sha: str, scaling: dict, logdir: Path, lua: Path) -> dict:
+    """Deploys `name` (never invoked), then wrk from cold while sampling the function view."""
+    api.deploy(name, sha, f"/{name}", {"scaling": scaling})
+    _, before = api.call("GET", function_path(name))
+    f0 = before.get("function", {})
+    if f0.get("invocations") or f0.get("idle_instances"):
+        raise RuntimeError(f"burst {name}: function not cold before the burst: {f0}")
+    time.sleep(1.0)  # let the deploy settle
+    sampler = ViewSampler(port, token, name)
+    sampler.t0 = time.perf_counter() + 0.3  # t = 0 when wrk starts; a few baseline samples (t < 0) before
+    sampler.start()
+    time.sleep(max(0.0, sampler.t0 - time.perf_counter()))
+    log(f"burst {name}: wrk -t{args.threads} -c{args.burst_connections} -d{args.burst_duration}s from cold, scaling {scaling}")
+    try:
+        r = run_wrk(args, f"http://127.0.0.1:{port}/{name}", args.burst_duration, logdir, f"burst-{name}",
+                    connections=args.burst_connections, script=lua)
+    finally:
+        time.sleep(0.3)
+        sampler.stop()
+    _, after = api.call("GET", function_path(name))
+    r.update(
+        name=name,
+        scaling=scaling,
+        samples=sampler.samples,
+        sampler=sampler,
+        sampler_errors=sampler.errors,
+        view_after=after.get("function", {}),
+    )
+    st = r["statuses"]
+    log(f"burst {name}: {r['rps']} rps, p50 {r['p50']} ms, p99 {r['p99']} ms, statuses {st}, "
+        f"socket errors {r['socket_errors']}, peak in_flight {max((x[1] or 0) for x in sampler.samples) if sampler.samples else '?'}")
+    return r
+
+
+# ----------------------------------------------- cold start after idle expiry ---
+
+
+def invocation_record(api: Api, name: str, inv_id: str, timeout: float = 2.0) -> dict | None:
+    """The invocation record with id `inv_id` from .../logs (polled: it is written when the guest is done)."""
+    deadline = time.perf_counter() + timeout
+    while True:
+        status, body = api.call("GET", function_path(name) + "/logs?limit=5")
+        recs = body if isinstance(body, list) else body.get("invocations", body.get("records", []))
+        if status == 200 and isinstance(recs, list):
+            for rec in recs:
+                if rec.get("id") == inv_id:
+                    return rec
+        if time.perf_counter() > deadline:
+            return None
+        time.sleep(0.01)
+
+
+def scale_to_zero(args, api: Api, port: int, name: str, sha: str) -> dict:
+    """Reuse mode with idle_timeout_seconds = 1: after each idle gap of `args.stz_gap` s the warm instance has
+    expired (expiry is checked when the next request checks out an instance), so every timed request is cold."""
+    route = f"/{name}"
+    api.deploy(name, sha, route, {"scaling": {"instance_mode": "reuse", "idle_timeout_seconds": 1}})
+    status, _ = get(port, route)  # first ever request (not timed): leaves a warm instance that then expires
+    if status != 200:
+        raise RuntimeError(f"scale-to-zero {name}: first GET -> {status}")
+    total, req, inst, dur, cold, bad, missing = [], [], [], [], [], [], 0
+    for _ in range(args.stz_n):
+        time.sleep(args.stz_gap)
+        t0 = time.perf_counter()
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        try:
+            c.connect()
+            t1 = time.perf_counter()
+            c.request("GET", route)
+            r = c.getresponse()
+            r.read()
+            t2 = time.perf_counter()
+            inv = r.getheader("x-wisp-invocation-id")
+        finally:
+            c.close()
+        if r.status != 200:
+            bad.append(r.status)
+        total.append((t2 - t0) * 1e3)
+        req.append((t2 - t1) * 1e3)
+        rec = invocation_record(api, name, inv) if inv else None
+        if rec is None:
+            missing += 1
+            continue
+        cold.append(bool(rec.get("cold")))
+        inst.append(rec.get("instantiate_us", 0) / 1e3)
+        dur.append(rec.get("duration_us", 0) / 1e3)
+    _, view = api.call("GET", function_path(name))
+    res = {"name": name, "total": total, "req": req, "instantiate": inst, "duration": dur, "cold": cold, "bad": bad,
+           "missing": missing, "mode": view.get("function", {}).get("instance_mode")}
+    log(f"scale-to-zero {name}: client p50 {pct(total, 50):.2f} ms p99 {pct(total, 99):.2f} ms; server duration "
+        f"p50 {pct(dur, 50):.2f} ms p99 {pct(dur, 99):.2f} ms; cold {sum(cold)}/{len(cold)}; non-200 {bad}; no record {missing}")
+    return res
 
 
 # ------------------------------------------------------------------- main ---

@@ -6,6 +6,10 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*" >&2; }
 
+# Build cache outside the clone, so CI on a machine that ran before (fresh clone each time) rebuilds only what
+# changed. Cargo's fingerprints keep it correct; a new machine builds from scratch.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/wisp/target}"
+
 step "toolchain"
 cargo --version >&2
 if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
