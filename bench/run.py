@@ -508,6 +508,186 @@ def scale_to_zero(args, api: Api, port: int, name: str, sha: str) -> dict:
 # ------------------------------------------------------------------- main ---
 
 
+# ------------------------------------------------------------------ report ---
+
+THROUGHPUT_ORDER = ["native hyper", "wasmtime serve", "wasmtime serve (reuse)", "wisp", "wisp (reuse)"]
+STZ_TARGET_P99_MS = {"C hello": 2.0, "Python hello": 10.0}
+
+
+def render(args, rows, cold, bursts, stz, notes, comps, wasmtime_flags, wasmtime_reuse_flags,
+           wasmtime_version, wrk_version, git, t_start) -> str:
+    native = next((r for r in rows if r["label"] == "native hyper"), None)
+    peer = {r["component"]: r for r in rows if r["label"] == "wasmtime serve"}
+    peer_reuse = {r["component"]: r for r in rows if r["label"] == "wasmtime serve (reuse)"}
+    comp_order = ["—", *comps]
+    rows = sorted(rows, key=lambda r: (comp_order.index(r["component"]), THROUGHPUT_ORDER.index(r["label"])))
+    out = []
+    out.append("# wisp benchmark\n")
+    out.append(
+        f"{datetime.datetime.now().isoformat(timespec='seconds')} · wisp `{git}` · {os.cpu_count()} CPUs · "
+        f"{platform.platform()} · {wasmtime_version} · {' '.join(wrk_version)} · run took {time.perf_counter() - t_start:.0f} s\n"
+    )
+    out.append("## Throughput\n")
+    out.append(
+        f"`wrk -t{args.threads} -c{args.connections} -d{args.duration}s --latency` after a {args.warmup} s warm-up, one target at a time. "
+        f"`wasmtime serve {' '.join(wasmtime_flags)}` (fresh instance per request, its default for WASIp2); "
+        f"`wasmtime serve (reuse)` adds `{' '.join(wasmtime_reuse_flags)}`. "
+        "wisp: default `wisp up`, functions in the default `fresh` mode (new instance per request); "
+        "`wisp (reuse)` = the same artifact deployed with `scaling.instance_mode = \"reuse\"` (warm instances). "
+        "The JS hello (StarlingMonkey) cannot serve more than one request per instance, so it has fresh rows only. "
+        "Errors = wrk's `Non-2xx or 3xx responses` + socket errors.\n"
+    )
+    out.append("| target | component | rps | p50 | p99 | errors | rps vs `wasmtime serve` | "
+               "rps vs `wasmtime serve` (reuse) | rps vs native hyper |")
+    out.append("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        p = peer.get(r["component"])
+        pr = peer_reuse.get(r["component"]) if r["label"] in ("wasmtime serve (reuse)", "wisp (reuse)") else None
+        errs = r["non2xx"] + r["socket_errors"]
+        out.append(
+            f"| {r['label']} | {r['component']} | {r['rps']:,.0f} | {fmt_ms(r['p50'])} | {fmt_ms(r['p99'])} | {errs} | "
+            f"{fmt_ratio(r['rps'], p['rps']) if p else '—'} | {fmt_ratio(r['rps'], pr['rps']) if pr else '—'} | "
+            f"{fmt_ratio(r['rps'], native['rps']) if native else '—'} |"
+        )
+    out.append("")
+    if cold:
+        out.append("## Cold start\n")
+        out.append("| measurement | n | p50 | p99 | max | notes |")
+        out.append("|---|---:|---:|---:|---:|---|")
+        if "cached" in cold:
+            c = cold["cached"]
+            b, a = c["compilations"]
+            out.append(
+                f"| deploy → first 200, same C bytes (compiled cache hit) | {len(c['samples'])} | {fmt_ms(pct(c['samples'], 50))} | "
+                f"{fmt_ms(pct(c['samples'], 99))} | {fmt_ms(max(c['samples']))} | PUT p50 {fmt_ms(pct(c['put'], 50))}, "
+                f"first GET p50 {fmt_ms(pct(c['get'], 50))}; compilations {b}→{a} |"
+            )
+        if "new" in cold:
+            c = cold["new"]
+            b, a = c["compilations"]
+            cm = f"server compile_ms p50 {fmt_ms(pct(c['compile'], 50))}; " if c["compile"] else ""
+            out.append(
+                f"| deploy → first 200, new C artifact (validate + compile) | {len(c['samples'])} | {fmt_ms(pct(c['samples'], 50))} | "
+                f"{fmt_ms(pct(c['samples'], 99))} | {fmt_ms(max(c['samples']))} | {cm}upload (not timed) p50 {fmt_ms(pct(c['upload'], 50))}; "
+                f"compilations {b}→{a} |"
+            )
+        for key in [k for k in cold if k.startswith("restart")]:
+            c = cold[key]
+            out.append(
+                f"| restart → first 200 from /hello-c, data dir with {key.removeprefix('restart ')} | {len(c['samples'])} | "
+                f"{fmt_ms(pct(c['samples'], 50))} | — | {fmt_ms(max(c['samples']))} | from process spawn; spawn → "
+                f"`listening` line p50 {fmt_ms(pct(c['listen'], 50))} |"
+            )
+        out.append("")
+    if stz:
+        out.append("## Cold start after scale-to-zero\n")
+        out.append(
+            "Reuse-mode functions deployed with `\"scaling\": {\"instance_mode\": \"reuse\", \"idle_timeout_seconds\": 1}` "
+            f"on a restarted node; after one untimed first request, {args.stz_n}× : idle {args.stz_gap} s (the warm "
+            "instance expires; expiry is checked when the next request checks out an instance), then one GET on a new "
+            "TCP connection. Client = connect + GET + body, measured in Python; server = the invocation record "
+            "(`logs`, matched by `x-wisp-invocation-id`): `duration_us` (whole invocation) and `instantiate_us`. "
+            "`cold` = requests whose record says `cold: true`.\n"
+        )
+        out.append("| component | n | cold | client p50 | client p99 | server p50 | server p99 | instantiate p50 | "
+                   "instantiate p99 | target p99 | met? |")
+        out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+        for comp, z in stz.items():
+            tgt = STZ_TARGET_P99_MS.get(comp)
+            cp99, sp99 = pct(z["total"], 99), pct(z["duration"], 99)
+            if tgt is None:
+                met = "—"
+            else:
+                met = (f"client {'✅' if cp99 <= tgt else '❌'} ({fmt_ms(cp99)}), "
+                       f"server {'✅' if sp99 <= tgt else '❌'} ({fmt_ms(sp99)})")
+            out.append(
+                f"| {comp} | {len(z['total'])} | {sum(z['cold'])}/{len(z['cold'])} | {fmt_ms(pct(z['total'], 50))} | "
+                f"{fmt_ms(cp99)} | {fmt_ms(pct(z['duration'], 50))} | {fmt_ms(sp99)} | "
+                f"{fmt_ms(pct(z['instantiate'], 50))} | {fmt_ms(pct(z['instantiate'], 99))} | "
+                f"{fmt_ms(tgt) if tgt else '—'} | {met} |"
+            )
+        out.append("")
+        for comp, z in stz.items():
+            extra = []
+            if z["bad"]:
+                extra.append(f"non-200 responses {z['bad']}")
+            if z["missing"]:
+                extra.append(f"{z['missing']} requests without an invocation record")
+            if z["cold"] and not all(z["cold"]):
+                extra.append(f"{len(z['cold']) - sum(z['cold'])} requests were served warm (cold = false)")
+            if z["mode"] != "reuse":
+                extra.append(f"instance_mode in force: `{z['mode']}`")
+            out.append(
+                f"- {comp}: request alone (after connect) p50 {fmt_ms(pct(z['req'], 50))}, p99 {fmt_ms(pct(z['req'], 99))}, "
+                f"max {fmt_ms(max(z['req'], default=float('nan')))}; client max {fmt_ms(max(z['total'], default=float('nan')))}"
+                + ("; **" + "; ".join(extra) + "**" if extra else "")
+            )
+        out.append("")
+    if bursts:
+        out.append("## Burst from zero\n")
+        out.append(
+            f"A Python hello function deployed in reuse mode and never invoked, then `wrk -t{args.threads} "
+            f"-c{args.burst_connections} -d{args.burst_duration}s --latency` with a Lua script counting responses per "
+            "status (adds a little client overhead), starting with no instance at all. Meanwhile "
+            "`GET /_wisp/v1/namespaces/default/functions/{name}` is sampled every 100 ms. rps counts every response "
+            "(429s are cheap, so a shedding function shows high rps); `200/s` is the goodput. p50/p99/max are wrk's, over all "
+            "responses. `invocations` = the function's counter after the burst (admitted + rejected).\n"
+        )
+        out.append("| function | scaling | requests | rps | 200/s | p50 | p99 | max | 200 | 429 | 503 | other | "
+                   "socket errors | peak in_flight | peak queued | idle at end | invocations |")
+        out.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for b in bursts:
+            st = b["statuses"]
+            ok, r429, r503 = st.get(200, 0), st.get(429, 0), st.get(503, 0)
+            other = sum(v for k, v in st.items() if k not in (200, 429, 503))
+            sm = b["samples"]
+            sc = ", ".join(f"{k} {v}" for k, v in b["scaling"].items() if k != "instance_mode")
+            va = b["view_after"]
+            out.append(
+                f"| {b['name']} | reuse, {sc} | {b['requests'] or 0:,} | {b['rps'] or 0:,.0f} | "
+                f"{ok / args.burst_duration:,.0f} | {fmt_ms(b['p50'])} | {fmt_ms(b['p99'])} | {fmt_ms(b['max'])} | "
+                f"{ok:,} | {r429:,} | {r503:,} | {other:,} | {b['socket_errors_text'].removeprefix('Socket errors: ') or 0} | "
+                f"{max((x[1] or 0) for x in sm) if sm else '—'} | {max((x[2] or 0) for x in sm) if sm else '—'} | "
+                f"{va.get('idle_instances', '—')} | {va.get('invocations', '—')} |"
+            )
+        out.append("")
+        out.append("Timeline (instantaneous samples, the last one taken at or before t; t = 0 when wrk starts; "
+                   "every 0.1 s for the first second, then every 0.5 s):\n")
+        out.append("| t | " + " | ".join(f"{b['name']}: in_flight / queued / idle" for b in bursts) + " |")
+        out.append("|---:|" + "---:|" * len(bursts))
+        marks = [round(0.1 * i, 1) for i in range(0, 10)] + [round(0.5 * i, 1) for i in range(2, 2 * args.burst_duration + 2)]
+        for m in marks:
+            cells = []
+            for b in bursts:
+                smp = b["sampler"].at(m)
+                cells.append(f"{smp[1]} / {smp[2]} / {smp[3]}" if smp else "—")
+            out.append(f"| {m:.1f} s | " + " | ".join(cells) + " |")
+        out.append("")
+        for b in bursts:
+            if b["sampler_errors"]:
+                out.append(f"- {b['name']}: {b['sampler_errors']} function-view samples failed")
+            n = len(b["samples"])
+            out.append(f"- {b['name']}: {n} samples; instance_mode `{b['view_after'].get('instance_mode')}`")
+        out.append("")
+    if rows:
+        out.append("## Sequential request latency\n")
+        out.append(
+            f"{args.seq_n} single GETs one after another on one keep-alive connection (no concurrency), client-side time; "
+            "for wisp (fresh) and `wasmtime serve` (fresh) each is a fresh instantiate + handle.\n"
+        )
+        out.append("| target | component | p50 | p99 | max |")
+        out.append("|---|---|---:|---:|---:|")
+        for r in rows:
+            out.append(f"| {r['label']} | {r['component']} | {fmt_ms(r['seq_p50'])} | {fmt_ms(r['seq_p99'])} | {fmt_ms(r['seq_max'])} |")
+        out.append("")
+    if any(r["non2xx"] or r["socket_errors"] for r in rows):
+        out.append("**wrk errors:** " + "; ".join(
+            f"{r['label']} {r['component']}: non-2xx {r['non2xx']}, {r['socket_errors_text'] or 'no socket errors'}"
+            for r in rows if r["non2xx"] or r["socket_errors"]) + "\n")
+    out.extend(notes)
+    return "\n".join(out)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--wisp", default=str(REPO / "target/release/wisp"))
@@ -523,14 +703,28 @@ def main() -> int:
     ap.add_argument("--cold-n", type=int, default=50, help="deploys of the same C bytes under new names")
     ap.add_argument("--new-n", type=int, default=10, help="deploys of brand-new C artifacts")
     ap.add_argument("--restarts", type=int, default=5)
+    ap.add_argument("--burst-connections", type=int, default=64, help="wrk connections of the burst from zero")
+    ap.add_argument("--burst-duration", type=int, default=10, help="wrk seconds of the burst from zero")
+    ap.add_argument("--stz-n", type=int, default=30, help="timed cold requests per component after scale-to-zero")
+    ap.add_argument("--stz-gap", type=float, default=1.2, help="idle seconds before each (idle_timeout_seconds = 1)")
     ap.add_argument("--startup-timeout", type=float, default=900, help="seconds a server may take to serve its first 200")
     ap.add_argument("--out", default=str(REPO / "bench/results/latest.md"))
     ap.add_argument("--no-reuse", action="store_true", help="skip the extra wisp rows with instance_mode = reuse")
+    ap.add_argument("--no-peer-reuse", action="store_true",
+                    help="skip the `wasmtime serve --max-instance-reuse-count` rows")
+    ap.add_argument("--no-js", action="store_true", help="skip the JavaScript hello (hello-js.wasm)")
+    ap.add_argument("--no-cold-start", action="store_true", help="skip deploy -> first 200 and restart -> first 200")
+    ap.add_argument("--no-burst", action="store_true", help="skip the burst-from-zero section")
+    ap.add_argument("--no-scale-to-zero", action="store_true", help="skip the cold-start-after-scale-to-zero section")
     ap.add_argument("--keep-logs", action="store_true", help="keep the temp dir with server and wrk logs")
     args = ap.parse_args()
 
     guests = Path(args.guests)
     comps = {"C hello": guests / "hello-c.wasm", "Python hello": guests / "hello-py.wasm"}
+    if not args.no_js:
+        comps["JS hello"] = guests / "hello-js.wasm"
+    # Components measured with instance reuse too. JS (StarlingMonkey) cannot be reused: wisp would fall back to fresh.
+    reusable = ("C hello", "Python hello")
     for p in [Path(args.wisp), Path(args.hyper_hello), *comps.values()]:
         if not p.is_file():
             ap.error(f"missing {p} (run bench/run.sh, which builds it)")
@@ -547,9 +741,14 @@ def main() -> int:
     logdir.mkdir()
     log(f"temp dir {tmp}")
     wasmtime_flags = ["-S", "cli=y", "-O", "pooling-allocator=y"]
+    # Peer instance reuse: wasmtime's default idle timeout is 1 s; 300 s matches wisp's default idle_timeout_seconds.
+    wasmtime_reuse_flags = ["--max-instance-reuse-count", "1000000", "--idle-instance-timeout", "300s"]
     rows: list[dict] = []
     cold: dict = {}
+    bursts: list[dict] = []
+    stz: dict = {}
     notes: list[str] = []
+    n_functions = None
     t_start = time.perf_counter()
     try:
         # 1a. native hyper
@@ -558,17 +757,28 @@ def main() -> int:
             wait_200(port, "/", 30, s)
             rows.append(measure_target(args, "native hyper", "—", port, "/", logdir))
 
-        # 1b. wasmtime serve, one process per component
+        # 1b. wasmtime serve, one process per component (and per mode)
         for comp, path in comps.items():
-            port = free_port()
-            cmd = [args.wasmtime, "serve", *wasmtime_flags, "--addr", f"127.0.0.1:{port}", str(path)]
-            with running(f"wasmtime-serve-{path.stem}", cmd, logdir) as s:
-                t = time.perf_counter()
-                wait_200(port, "/", args.startup_timeout, s, poll_s=0.05)
-                log(f"wasmtime serve {path.name}: first 200 after {time.perf_counter() - t:.1f} s (includes compilation)")
-                rows.append(measure_target(args, "wasmtime serve", comp, port, "/", logdir))
+            modes = [("wasmtime serve", [])]
+            if comp in reusable and not args.no_peer_reuse:
+                modes.append(("wasmtime serve (reuse)", wasmtime_reuse_flags))
+            for label, extra in modes:
+                port = free_port()
+                cmd = [args.wasmtime, "serve", *wasmtime_flags, *extra, "--addr", f"127.0.0.1:{port}", str(path)]
+                tag = f"wasmtime-serve-{path.stem}" + ("-reuse" if extra else "")
+                try:
+                    with running(tag, cmd, logdir) as s:
+                        t = time.perf_counter()
+                        wait_200(port, "/", args.startup_timeout, s, poll_s=0.05)
+                        log(f"{label} {path.name}: first 200 after {time.perf_counter() - t:.1f} s (includes compilation)")
+                        rows.append(measure_target(args, label, comp, port, "/", logdir))
+                except (RuntimeError, TimeoutError) as e:
+                    if not extra:
+                        raise
+                    notes.append(f"- {label} for {comp} not measured: {str(e).splitlines()[0]}")
+                    log(f"{label} {comp} failed: {e}")
 
-        # 1c. wisp: one node, both components deployed, then the cold-start measurements on the same node
+        # 1c. wisp: one node, all components deployed, then the cold-start measurements on the same node
         data = tmp / "wisp-data"
         s, port = start_wisp(args.wisp, data, logdir, "wisp")
         try:
@@ -582,7 +792,7 @@ def main() -> int:
                 api.deploy(name, sha, f"/{name}")
                 log(f"wisp: deployed {name} in {(time.perf_counter() - t) * 1e3:.0f} ms (includes compilation)")
                 routes[comp] = f"/{name}"
-                if not args.no_reuse:
+                if not args.no_reuse and comp in reusable:
                     # Same artifact, instance reuse (warm instances serve request after request).
                     try:
                         api.deploy(f"{name}-reuse", sha, f"/{name}-reuse", {"scaling": {"instance_mode": "reuse"}})
@@ -592,149 +802,113 @@ def main() -> int:
             for comp, route in routes.items():
                 if isinstance(comp, tuple):
                     rows.append(measure_target(args, "wisp (reuse)", comp[0], port, route, logdir))
+                    _, v = api.call("GET", function_path(route.lstrip("/")))
+                    mode = v.get("function", {}).get("instance_mode")
+                    if mode != "reuse":
+                        notes.append(f"- wisp (reuse) {comp[0]}: instance_mode in force is `{mode}` (fell back)")
                 else:
                     rows.append(measure_target(args, "wisp", comp, port, route, logdir))
 
-            # 2a. deploy -> first 200, same bytes (compiled-cache hit)
             c_bytes = comps["C hello"].read_bytes()
-            c_sha = api.upload(c_bytes)
-            before = api.status().get("compilations")
-            cached, put_ms, get_ms = [], [], []
-            for i in range(args.cold_n):
-                t0 = time.perf_counter()
-                api.deploy(f"cs-{i}", c_sha, f"/cs-{i}")
-                t1 = time.perf_counter()
-                t2 = wait_200(port, f"/cs-{i}", 30, s, poll_s=0.0005)
-                cached.append((t2 - t0) * 1e3)
-                put_ms.append((t1 - t0) * 1e3)
-                get_ms.append((t2 - t1) * 1e3)
-            after = api.status().get("compilations")
-            cold["cached"] = {"samples": cached, "put": put_ms, "get": get_ms, "compilations": (before, after)}
-            log(f"deploy->200 cached: p50 {pct(cached, 50):.2f} ms, p99 {pct(cached, 99):.2f} ms")
+            if not args.no_cold_start:
+                # 2a. deploy -> first 200, same bytes (compiled-cache hit)
+                c_sha = api.upload(c_bytes)
+                before = api.status().get("compilations")
+                cached, put_ms, get_ms = [], [], []
+                for i in range(args.cold_n):
+                    t0 = time.perf_counter()
+                    api.deploy(f"cs-{i}", c_sha, f"/cs-{i}")
+                    t1 = time.perf_counter()
+                    t2 = wait_200(port, f"/cs-{i}", 30, s, poll_s=0.0005)
+                    cached.append((t2 - t0) * 1e3)
+                    put_ms.append((t1 - t0) * 1e3)
+                    get_ms.append((t2 - t1) * 1e3)
+                after = api.status().get("compilations")
+                cold["cached"] = {"samples": cached, "put": put_ms, "get": get_ms, "compilations": (before, after)}
+                log(f"deploy->200 cached: p50 {pct(cached, 50):.2f} ms, p99 {pct(cached, 99):.2f} ms")
 
-            # 2a'. deploy -> first 200, brand-new artifacts (validation + compilation)
-            fresh, upload_ms, compile_ms = [], [], []
-            stamp = str(time.time_ns()).encode()
-            before = api.status().get("compilations")
-            for i in range(args.new_n):
-                wasm = with_custom_section(c_bytes, "wisp-bench", stamp + b"-" + str(i).encode())
-                tu = time.perf_counter()
-                sha = api.upload(wasm)
-                t0 = time.perf_counter()
-                body = api.deploy(f"cn-{i}", sha, f"/cn-{i}")
-                t2 = wait_200(port, f"/cn-{i}", 60, s, poll_s=0.0005)
-                fresh.append((t2 - t0) * 1e3)
-                upload_ms.append((t0 - tu) * 1e3)
-                if body.get("compile_ms") is not None:
-                    compile_ms.append(float(body["compile_ms"]))
-            after = api.status().get("compilations")
-            cold["new"] = {"samples": fresh, "upload": upload_ms, "compile": compile_ms, "compilations": (before, after)}
-            log(f"deploy->200 new artifact: p50 {pct(fresh, 50):.1f} ms, max {max(fresh):.1f} ms")
+                # 2a'. deploy -> first 200, brand-new artifacts (validation + compilation)
+                fresh, upload_ms, compile_ms = [], [], []
+                stamp = str(time.time_ns()).encode()
+                before = api.status().get("compilations")
+                for i in range(args.new_n):
+                    wasm = with_custom_section(c_bytes, "wisp-bench", stamp + b"-" + str(i).encode())
+                    tu = time.perf_counter()
+                    sha = api.upload(wasm)
+                    t0 = time.perf_counter()
+                    body = api.deploy(f"cn-{i}", sha, f"/cn-{i}")
+                    t2 = wait_200(port, f"/cn-{i}", 60, s, poll_s=0.0005)
+                    fresh.append((t2 - t0) * 1e3)
+                    upload_ms.append((t0 - tu) * 1e3)
+                    if body.get("compile_ms") is not None:
+                        compile_ms.append(float(body["compile_ms"]))
+                after = api.status().get("compilations")
+                cold["new"] = {"samples": fresh, "upload": upload_ms, "compile": compile_ms, "compilations": (before, after)}
+                log(f"deploy->200 new artifact: p50 {pct(fresh, 50):.1f} ms, max {max(fresh):.1f} ms")
             n_functions = api.status().get("functions")
             api.close()
         finally:
             s.stop()
 
         # 2b. restart -> first 200, on the data dir above (all functions) and on a dir with only hello-c
-        small = tmp / "wisp-data-small"
-        s2, port2 = start_wisp(args.wisp, small, logdir, "wisp-small")
-        try:
-            wait_line(s2, "wisp listening on", 60)
-            api = Api(port2, (small / "api-token").read_text().strip())
-            api.deploy("hello-c", api.upload(c_bytes), "/hello-c")
-            api.close()
-        finally:
-            s2.stop()
-        for label, d, nf in (("1 function", small, 1), (f"{n_functions} functions", data, n_functions)):
-            to_200, to_listen = [], []
-            for i in range(args.restarts):
-                sr, pr = start_wisp(args.wisp, d, logdir, f"wisp-restart-{nf}-{i}")
-                try:
-                    t_ok = wait_200(pr, "/hello-c", 60, sr, poll_s=0.001)
-                    to_200.append((t_ok - sr.t_spawn) * 1e3)
-                    tl = sr.first_line_time("wisp listening on")
-                    if tl is not None:
-                        to_listen.append((tl - sr.t_spawn) * 1e3)
-                finally:
-                    sr.stop()
-            cold[f"restart {label}"] = {"samples": to_200, "listen": to_listen}
-            log(f"restart ({label}) -> first 200: p50 {pct(to_200, 50):.1f} ms, max {max(to_200):.1f} ms")
+        if not args.no_cold_start:
+            small = tmp / "wisp-data-small"
+            s2, port2 = start_wisp(args.wisp, small, logdir, "wisp-small")
+            try:
+                wait_line(s2, "wisp listening on", 60)
+                api = Api(port2, (small / "api-token").read_text().strip())
+                api.deploy("hello-c", api.upload(c_bytes), "/hello-c")
+                api.close()
+            finally:
+                s2.stop()
+            for label, d, nf in (("1 function", small, 1), (f"{n_functions} functions", data, n_functions)):
+                to_200, to_listen = [], []
+                for i in range(args.restarts):
+                    sr, pr = start_wisp(args.wisp, d, logdir, f"wisp-restart-{nf}-{i}")
+                    try:
+                        t_ok = wait_200(pr, "/hello-c", 60, sr, poll_s=0.001)
+                        to_200.append((t_ok - sr.t_spawn) * 1e3)
+                        tl = sr.first_line_time("wisp listening on")
+                        if tl is not None:
+                            to_listen.append((tl - sr.t_spawn) * 1e3)
+                    finally:
+                        sr.stop()
+                cold[f"restart {label}"] = {"samples": to_200, "listen": to_listen}
+                log(f"restart ({label}) -> first 200: p50 {pct(to_200, 50):.1f} ms, max {max(to_200):.1f} ms")
+
+        # 3 + 4. burst from zero, cold start after scale-to-zero: a new `wisp up` on the same data dir (compiled
+        # cache hits; no warm instances left over from the throughput runs), new functions that were never invoked.
+        if not (args.no_burst and args.no_scale_to_zero):
+            s3, port3 = start_wisp(args.wisp, data, logdir, "wisp-scaling")
+            try:
+                wait_line(s3, "wisp listening on", 120)
+                token = (data / "api-token").read_text().strip()
+                api = Api(port3, token)
+                py_sha = api.upload(comps["Python hello"].read_bytes())
+                c_sha = api.upload(c_bytes)
+                if not args.no_burst:
+                    lua = tmp / "statuses.lua"
+                    lua.write_text(STATUS_LUA)
+                    for name, scaling in (
+                        ("burst-py", {"instance_mode": "reuse", "max_queue_depth": 100, "queue_timeout_ms": 10000}),
+                        ("burst-py-limited", {"instance_mode": "reuse", "max_instances": 4, "max_queue_depth": 16,
+                                              "queue_timeout_ms": 200}),
+                    ):
+                        bursts.append(burst(args, api, port3, token, name, py_sha, scaling, logdir, lua))
+                if not args.no_scale_to_zero:
+                    stz["C hello"] = scale_to_zero(args, api, port3, "stz-c", c_sha)
+                    stz["Python hello"] = scale_to_zero(args, api, port3, "stz-py", py_sha)
+                api.close()
+            finally:
+                s3.stop()
     finally:
         if args.keep_logs:
             log(f"logs kept in {logdir}")
         else:
             shutil.rmtree(tmp, ignore_errors=True)
 
-    # ------------------------------------------------------------- report ---
-    native = next(r for r in rows if r["label"] == "native hyper")
-    peer = {r["component"]: r for r in rows if r["label"] == "wasmtime serve"}
-    out = []
-    out.append("# wisp benchmark\n")
-    out.append(
-        f"{datetime.datetime.now().isoformat(timespec='seconds')} · wisp `{git}` · {os.cpu_count()} CPUs · "
-        f"{platform.platform()} · {wasmtime_version} · {' '.join(wrk_version)} · run took {time.perf_counter() - t_start:.0f} s\n"
-    )
-    out.append("## Throughput\n")
-    out.append(
-        f"`wrk -t{args.threads} -c{args.connections} -d{args.duration}s --latency` after a {args.warmup} s warm-up, one target at a time. "
-        f"`wasmtime serve {' '.join(wasmtime_flags)}` (fresh instance per request, its default for WASIp2). "
-        "wisp: default `wisp up`, functions in the default `fresh` mode (new instance per request); "
-        "`wisp (reuse)` = the same artifact deployed with `scaling.instance_mode = \"reuse\"` (warm instances), "
-        "its ratio is still against `wasmtime serve` in fresh mode. "
-        "Errors = wrk's `Non-2xx or 3xx responses` + socket errors.\n"
-    )
-    out.append("| target | component | rps | p50 | p99 | errors | rps vs `wasmtime serve` | rps vs native hyper |")
-    out.append("|---|---|---:|---:|---:|---:|---:|---:|")
-    for r in rows:
-        p = peer.get(r["component"])
-        errs = r["non2xx"] + r["socket_errors"]
-        out.append(
-            f"| {r['label']} | {r['component']} | {r['rps']:,.0f} | {fmt_ms(r['p50'])} | {fmt_ms(r['p99'])} | {errs} | "
-            f"{fmt_ratio(r['rps'], p['rps']) if p else '—'} | {fmt_ratio(r['rps'], native['rps'])} |"
-        )
-    out.append("")
-    out.append("## Cold start\n")
-    out.append("| measurement | n | p50 | p99 | max | notes |")
-    out.append("|---|---:|---:|---:|---:|---|")
-    c = cold["cached"]
-    b, a = c["compilations"]
-    out.append(
-        f"| deploy → first 200, same C bytes (compiled cache hit) | {len(c['samples'])} | {fmt_ms(pct(c['samples'], 50))} | "
-        f"{fmt_ms(pct(c['samples'], 99))} | {fmt_ms(max(c['samples']))} | PUT p50 {fmt_ms(pct(c['put'], 50))}, "
-        f"first GET p50 {fmt_ms(pct(c['get'], 50))}; compilations {b}→{a} |"
-    )
-    c = cold["new"]
-    b, a = c["compilations"]
-    cm = f"server compile_ms p50 {fmt_ms(pct(c['compile'], 50))}; " if c["compile"] else ""
-    out.append(
-        f"| deploy → first 200, new C artifact (validate + compile) | {len(c['samples'])} | {fmt_ms(pct(c['samples'], 50))} | "
-        f"{fmt_ms(pct(c['samples'], 99))} | {fmt_ms(max(c['samples']))} | {cm}upload (not timed) p50 {fmt_ms(pct(c['upload'], 50))}; "
-        f"compilations {b}→{a} |"
-    )
-    for key in [k for k in cold if k.startswith("restart")]:
-        c = cold[key]
-        out.append(
-            f"| restart → first 200 from /hello-c, data dir with {key.removeprefix('restart ')} | {len(c['samples'])} | "
-            f"{fmt_ms(pct(c['samples'], 50))} | — | {fmt_ms(max(c['samples']))} | from process spawn; spawn → "
-            f"`listening` line p50 {fmt_ms(pct(c['listen'], 50))} |"
-        )
-    out.append("")
-    out.append("## Sequential request latency\n")
-    out.append(
-        f"{args.seq_n} single GETs one after another on one keep-alive connection (no concurrency), client-side time; "
-        "for wisp (fresh) and `wasmtime serve` each is a fresh instantiate + handle.\n"
-    )
-    out.append("| target | component | p50 | p99 | max |")
-    out.append("|---|---|---:|---:|---:|")
-    for r in rows:
-        out.append(f"| {r['label']} | {r['component']} | {fmt_ms(r['seq_p50'])} | {fmt_ms(r['seq_p99'])} | {fmt_ms(r['seq_max'])} |")
-    out.append("")
-    if any(r["non2xx"] or r["socket_errors"] for r in rows):
-        out.append("**wrk errors:** " + "; ".join(
-            f"{r['label']} {r['component']}: non-2xx {r['non2xx']}, {r['socket_errors_text'] or 'no socket errors'}"
-            for r in rows if r["non2xx"] or r["socket_errors"]) + "\n")
-    out.extend(notes)
-    report = "\n".join(out)
+    report = render(args, rows, cold, bursts, stz, notes, comps, wasmtime_flags, wasmtime_reuse_flags,
+                    wasmtime_version, wrk_version, git, t_start)
     print(report)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(report + "\n")

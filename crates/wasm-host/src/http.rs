@@ -376,8 +376,10 @@ impl Code {
         let CodeInner::Http(pre) = &self.inner else {
             return Ok(0);
         };
+        // Bounded by the deficit seen now: requests taking instances meanwhile must not make this loop forever.
+        let wanted = pool.missing();
         let mut made = 0;
-        while pool.missing() > 0 {
+        while made < wanted && pool.missing() > 0 {
             let logs = LogPipe::new(ctx.limits.max_log_bytes as usize);
             let state = HttpState {
                 wasi: wasi_ctx(ctx, &logs).build(),
