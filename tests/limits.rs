@@ -67,11 +67,16 @@ async fn request_body_over_limit_is_413() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn oversized_headers_are_rejected_by_the_gateway() {
+async fn too_many_headers_are_rejected_by_the_gateway() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(&dir.path().join("data"));
     s.deploy("ok", "hello-c", json!({"routes": ["/ok"]})).await;
-    let r = s.http.get(format!("{}/ok", s.url)).header("x-big", "a".repeat(100_000)).send().await.unwrap();
-    assert_eq!(r.status(), 431);
+    // Over the gateway's cap of 100 headers: 431. (A small request, so the server reads all of it before
+    // answering and the client always sees the 431 rather than a reset mid-upload.)
+    let mut req = s.http.get(format!("{}/ok", s.url));
+    for i in 0..150 {
+        req = req.header(format!("x-h{i}"), "v");
+    }
+    assert_eq!(req.send().await.unwrap().status(), 431);
     assert_eq!(s.get("/ok").await.0, 200);
 }

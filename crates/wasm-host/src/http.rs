@@ -337,17 +337,20 @@ impl Code {
                 }
                 _ => {}
             }
-            if let (Ok(_), Some(proxy)) = (&outcome, instance) {
-                pool.checkin(Warm {
-                    store,
-                    proxy,
-                    logs: reporter.logs.clone(),
-                    served: served + 1,
-                    idle_since: Instant::now(),
-                });
-            }
+            // A clean instance goes back to the pool before the report, so the client's next request finds it
+            // warm; anything else (a fresh-mode instance, a failed one) is torn down after the report — the
+            // response ends with the report, and deallocating a big instance must not delay it.
+            let teardown = match (&outcome, instance) {
+                (Ok(_), Some(proxy)) => {
+                    let logs = reporter.logs.clone();
+                    let warm = Warm { store, proxy, logs, served: served + 1, idle_since: Instant::now() };
+                    pool.checkin(warm).map(|rejected| rejected.store)
+                }
+                _ => Some(store),
+            };
             reporter.done(outcome.clone(), instantiate);
             let _ = reported_tx.send(());
+            drop(teardown);
             TaskEnd::Reported(outcome)
         });
 
@@ -396,7 +399,7 @@ impl Code {
                 .await
                 .map_err(|e| classify(&e, store.data().limiter.exceeded, ctx.limits.timeout_ms))?;
             logs.take(); // initialisation output belongs to no invocation
-            pool.checkin(Warm { store, proxy, logs, served: 0, idle_since: Instant::now() });
+            drop(pool.checkin(Warm { store, proxy, logs, served: 0, idle_since: Instant::now() }));
             made += 1;
         }
         Ok(made)

@@ -128,15 +128,20 @@ impl Pool {
         self.config().min.saturating_sub(self.idle())
     }
 
-    pub(crate) fn checkin(&self, mut w: Warm) {
+    /// Returns a clean instance to the pool, or hands it back when the pool does not keep it (fresh mode,
+    /// request cap reached, pool full) so the caller decides when to pay for tearing it down.
+    pub(crate) fn checkin(&self, mut w: Warm) -> Option<Warm> {
         let c = self.config();
         if self.mode() != InstanceMode::Reuse || w.served >= c.max_requests_per_instance {
-            return;
+            return Some(w);
         }
         w.idle_since = Instant::now();
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         if idle.len() < c.max_idle {
             idle.push_back(w);
+            None
+        } else {
+            Some(w)
         }
     }
 
