@@ -645,7 +645,7 @@ def render(args, rows, cold, bursts, stz, notes, comps, wasmtime_flags, wasmtime
             va = b["view_after"]
             out.append(
                 f"| {b['name']} | reuse, {sc} | {b['requests'] or 0:,} | {b['rps'] or 0:,.0f} | "
-                f"{ok / args.burst_duration:,.0f} | {fmt_ms(b['p50'])} | {fmt_ms(b['p99'])} | {fmt_ms(b['max'])} | "
+                f"{(b['rps'] or 0) * ok / max(1, sum(st.values())):,.0f} | {fmt_ms(b['p50'])} | {fmt_ms(b['p99'])} | {fmt_ms(b['max'])} | "
                 f"{ok:,} | {r429:,} | {r503:,} | {other:,} | {b['socket_errors_text'].removeprefix('Socket errors: ') or 0} | "
                 f"{max((x[1] or 0) for x in sm) if sm else '—'} | {max((x[2] or 0) for x in sm) if sm else '—'} | "
                 f"{va.get('idle_instances', '—')} | {va.get('invocations', '—')} |"
