@@ -229,10 +229,9 @@ fn view(api: &Api, r: &wisp_core::FunctionRecord) -> FunctionView {
         deployed_at_ms: r.deployed_at_ms,
         generation: r.generation,
         active: active.is_some(),
-        instance_mode: active.as_ref().map_or_else(
-            || format!("{:?}", r.scaling.mode(r.revision.kind)).to_lowercase(),
-            |a| a.instance_mode().to_string(),
-        ),
+        instance_mode: active
+            .as_ref()
+            .map_or_else(|| r.scaling.mode(r.revision.kind).as_str().to_string(), |a| a.instance_mode().to_string()),
         idle_instances: active.as_ref().map_or(0, |a| a.idle_instances()),
         in_flight: active.as_ref().map_or(0, |a| a.in_flight()),
         queued: active.as_ref().map_or(0, |a| a.queued()),

@@ -27,6 +27,16 @@ pub enum InstanceMode {
     Reuse,
 }
 
+impl InstanceMode {
+    /// The mode as written in `wisp.toml` and the API: `fresh` or `reuse`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstanceMode::Fresh => "fresh",
+            InstanceMode::Reuse => "reuse",
+        }
+    }
+}
+
 /// Scaling settings of a function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

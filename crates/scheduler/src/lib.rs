@@ -66,10 +66,7 @@ pub struct Active {
 impl Active {
     /// The instance mode in force (`fresh` or `reuse`), after any automatic fallback.
     pub fn instance_mode(&self) -> &'static str {
-        match self.pool.mode() {
-            wisp_core::InstanceMode::Fresh => "fresh",
-            wisp_core::InstanceMode::Reuse => "reuse",
-        }
+        self.pool.mode().as_str()
     }
 
     /// Whether the guest failed on reuse and now runs fresh.
@@ -169,20 +166,11 @@ impl Scheduler {
     pub fn activate(&self, record: FunctionRecord, code: Code) {
         self.update(|functions| {
             let key = record.key.clone();
-            let (ring, invocations, gate) = match functions.get(&key) {
-                Some(prev) if prev.record.scaling == record.scaling => {
-                    (prev.ring.clone(), prev.invocations.clone(), prev.gate.clone())
-                }
-                Some(prev) => (
-                    prev.ring.clone(),
-                    prev.invocations.clone(),
-                    Arc::new(admission::Gate::new(self.node.clone(), &record.scaling)),
-                ),
-                None => (
-                    Default::default(),
-                    Default::default(),
-                    Arc::new(admission::Gate::new(self.node.clone(), &record.scaling)),
-                ),
+            let prev = functions.get(&key);
+            let gate = self.gate_for(prev, &record);
+            let (ring, invocations) = match prev {
+                Some(prev) => (prev.ring.clone(), prev.invocations.clone()),
+                None => Default::default(),
             };
             let env: Arc<[(String, String)]> =
                 record.revision.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<Vec<_>>().into();
@@ -191,6 +179,15 @@ impl Scheduler {
             let active = Active { record, code, env, name, ring, invocations, pool, gate };
             functions.insert(key, Arc::new(active));
         });
+    }
+
+    /// The admission gate for `record`: the previous one while the scaling settings are unchanged (its
+    /// in-flight count and queue carry over), else a new one.
+    fn gate_for(&self, prev: Option<&Arc<Active>>, record: &FunctionRecord) -> Arc<admission::Gate> {
+        match prev {
+            Some(prev) if prev.record.scaling == record.scaling => prev.gate.clone(),
+            _ => Arc::new(admission::Gate::new(self.node.clone(), &record.scaling)),
+        }
     }
 
     /// Applies a changed record of the same revision (scaling, routes) without reloading code; the warm pool
@@ -203,13 +200,8 @@ impl Scheduler {
                 return;
             }
             prev.pool.set_config(PoolConfig::new(&record.scaling, record.revision.kind));
-            let gate = if prev.record.scaling == record.scaling {
-                prev.gate.clone()
-            } else {
-                Arc::new(admission::Gate::new(self.node.clone(), &record.scaling))
-            };
             let active = Active {
-                gate,
+                gate: self.gate_for(Some(prev), &record),
                 record: record.clone(),
                 code: prev.code.clone(),
                 env: prev.env.clone(),
