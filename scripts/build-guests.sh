@@ -55,6 +55,8 @@ counter-py py        tests/guests/counter-py -
 hello-js   js        examples/hello-js       -
 echo-js    js        examples/echo-js        -
 hello-wagi wagi      examples/hello-wagi     -
+primes-wagi wagi     examples/primes-wagi    -
+badinit-wagi wagi    tests/guests/badinit-wagi -
 trap-c     c-proxy   tests/guests/trap-c     tests/guests/common
 loop-c     c-proxy   tests/guests/loop-c     tests/guests/common
 membomb-c  c-proxy   tests/guests/membomb-c  tests/guests/common

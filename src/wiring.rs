@@ -20,6 +20,7 @@ pub struct NodeConfig {
     pub max_artifact_bytes: usize,
     pub store_sync: wisp_store::embedded::Sync,
     pub max_concurrency: usize,
+    pub autoscale_tick: std::time::Duration,
 }
 
 /// A started (but not yet serving) node.
@@ -56,6 +57,7 @@ pub async fn build(config: NodeConfig) -> anyhow::Result<Node> {
             tracing::warn!(function = %key, error = %e.message, "cannot start provisioned instances");
         }
     }
+    scheduler.spawn_autoscaler(config.autoscale_tick);
     let token_created = token_created.then(|| token.clone());
     let api =
         wisp_api::router(Arc::new(Api { registry, scheduler: scheduler.clone(), token, started: Instant::now() }));

@@ -2,40 +2,8 @@
 
 mod common;
 
-use common::Server;
-use serde_json::{Value, json};
-use std::time::Duration;
-
-/// Waits (bounded) until the function's live counters satisfy `pred`.
-async fn until(s: &Server, name: &str, pred: impl Fn(&Value) -> bool) {
-    for _ in 0..1000 {
-        if pred(&s.function(name).await) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    panic!("{name} never reached the expected state: {}", s.function(name).await);
-}
-
-fn get(s: &Server, path: &str) -> tokio::task::JoinHandle<u16> {
-    let (http, url) = (s.http.clone(), format!("{}{path}", s.url));
-    tokio::spawn(async move { http.get(url).send().await.unwrap().status().as_u16() })
-}
-
-/// A POST whose body the test controls: the echo guest keeps reading it, so the invocation stays in flight
-/// until the sender is dropped. Returns the status and the echoed body.
-fn held(s: &Server, path: &str) -> (tokio::task::JoinHandle<(u16, String)>, tokio::sync::mpsc::Sender<Vec<u8>>) {
-    let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(1);
-    let stream =
-        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (Ok::<_, std::io::Error>(b), rx)) });
-    let (http, url) = (s.http.clone(), format!("{}{path}", s.url));
-    let task = tokio::spawn(async move {
-        let r = http.post(url).body(reqwest::Body::wrap_stream(stream)).send().await.unwrap();
-        let status = r.status().as_u16();
-        (status, r.text().await.unwrap())
-    });
-    (task, tx)
-}
+use common::{Server, get, held, until};
+use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_full_queue_answers_429_with_retry_after() {

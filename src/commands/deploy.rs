@@ -200,6 +200,9 @@ async fn deploy_one(client: &Client, mut p: Plan) -> anyhow::Result<()> {
         Some(ms) => println!("✓ {}: validated and compiled in {ms:.0} ms", p.name),
         None => println!("✓ {}: precompiled code reused", p.name),
     }
+    if let Some(note) = &d.preinit {
+        println!("✓ {}: pre-initialised: {note}", p.name);
+    }
     let rev = wisp_core::spec::short_id(&d.function.revision);
     let routes = if d.function.routes.is_empty() {
         "no routes (wisp invoke only)".to_string()

@@ -35,14 +35,19 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
             Err(_) => continue,
         };
         let err = r.error.as_deref().map(|e| format!(" — {e}")).unwrap_or_default();
+        let ms = |us: u64| us as f64 / 1000.0;
         println!(
-            "{} {} status={} {} {:.2}ms (instantiate {:.3}ms) rev {}{err}",
+            "{} {} status={} {} {:.3}ms (queue {:.3} instantiate {:.3} init {:.3} handler {:.3} response {:.3} ms) rev {}{err}",
             ago(r.at_ms),
             r.id,
             r.status,
             if r.cold { "cold" } else { "warm" },
-            r.duration_us as f64 / 1000.0,
-            r.instantiate_us as f64 / 1000.0,
+            ms(r.duration_us),
+            ms(r.queue_us),
+            ms(r.instantiate_us),
+            ms(r.init_us),
+            ms(r.handler_us),
+            ms(r.response_us),
             r.revision
         );
         for line in r.logs.lines() {

@@ -37,6 +37,24 @@ pub struct Args {
     /// Keep this many warm instances ready whatever the load (reuse mode).
     #[arg(long, env = "WISP_SCALE_MIN_INSTANCES")]
     min_instances: Option<u32>,
+    /// Requests one instance serves at once (1: wasi:http 0.2 and WAGI instances serve one at a time).
+    #[arg(long, env = "WISP_SCALE_CONCURRENCY_PER_INSTANCE")]
+    concurrency_per_instance: Option<u32>,
+    /// In-flight requests per instance the autoscaler aims for.
+    #[arg(long, env = "WISP_SCALE_TARGET_CONCURRENCY")]
+    target_concurrency: Option<u32>,
+    /// Percentage of the target concurrency to aim for (the rest is burst headroom).
+    #[arg(long, env = "WISP_SCALE_TARGET_UTILIZATION_PERCENT")]
+    target_utilization_percent: Option<u32>,
+    /// Autoscaler stable window, seconds.
+    #[arg(long, env = "WISP_SCALE_STABLE_WINDOW_SECONDS")]
+    stable_window_seconds: Option<u32>,
+    /// Autoscaler panic window, percent of the stable window.
+    #[arg(long, env = "WISP_SCALE_PANIC_WINDOW_PERCENT")]
+    panic_window_percent: Option<u32>,
+    /// Seconds without requests before warm instances are dropped to zero (or min-instances).
+    #[arg(long, env = "WISP_SCALE_SCALE_TO_ZERO_GRACE_SECONDS")]
+    scale_to_zero_grace_seconds: Option<u32>,
 }
 
 /// `--instance-mode` values.
@@ -62,30 +80,25 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
     if let Some(m) = a.instance_mode {
         s.instance_mode = Some(m.into());
     }
-    if let Some(v) = a.max_requests_per_instance {
-        s.max_requests_per_instance = v;
+    macro_rules! apply {
+        ($($field:ident),*) => { $(if let Some(v) = a.$field { s.$field = v; })* };
     }
-    if let Some(v) = a.idle_timeout_seconds {
-        s.idle_timeout_seconds = v;
-    }
-    if let Some(v) = a.max_idle_instances {
-        s.max_idle_instances = v;
-    }
-    if let Some(v) = a.min_instances {
-        s.min_instances = v;
-    }
-    if let Some(v) = a.max_instances {
-        s.max_instances = v;
-    }
-    if let Some(v) = a.max_queue_depth {
-        s.max_queue_depth = v;
-    }
-    if let Some(v) = a.queue_timeout_ms {
-        s.queue_timeout_ms = v;
-    }
-    if let Some(v) = a.reserved_concurrency {
-        s.reserved_concurrency = v;
-    }
+    apply!(
+        max_requests_per_instance,
+        idle_timeout_seconds,
+        max_idle_instances,
+        min_instances,
+        max_instances,
+        max_queue_depth,
+        queue_timeout_ms,
+        reserved_concurrency,
+        concurrency_per_instance,
+        target_concurrency,
+        target_utilization_percent,
+        stable_window_seconds,
+        panic_window_percent,
+        scale_to_zero_grace_seconds
+    );
     let s: Scaling = client.json(client.request(Method::PUT, &path).json(&s)).await?;
     println!("✓ {} scaling: {}", a.name, serde_json::to_string(&s)?);
     Ok(ExitCode::SUCCESS)

@@ -43,7 +43,11 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
             );
             println!("  routes:      {}", if f.routes.is_empty() { "-".into() } else { f.routes.join(", ") });
             println!("  revision:    {} (deployed {}, generation {})", f.revision, ago(f.deployed_at_ms), f.generation);
-            println!("  artifact:    sha256 {}", f.artifact);
+            println!(
+                "  artifact:    sha256 {}{}",
+                f.artifact,
+                f.load_us.map(|us| format!(" (loaded in {:.2} ms)", us as f64 / 1000.0)).unwrap_or_default()
+            );
             println!(
                 "  limits:      timeout {} ms, memory {} MiB, body {} bytes, logs {} bytes",
                 f.limits.timeout_ms, f.limits.memory_mb, f.limits.max_body_bytes, f.limits.max_log_bytes
@@ -57,6 +61,35 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
                 "  instances:   {} mode, {} warm idle (min {})",
                 f.instance_mode, f.idle_instances, f.scaling.min_instances
             );
+            if let Some(d) = &f.autoscaler {
+                println!(
+                    "  autoscaler:  desired {}{}, concurrency {:.2} (stable {} s) / {:.2} (panic window); {} in flight, {} queued",
+                    d.desired,
+                    if d.panicking { " (panic)" } else { "" },
+                    d.stable_concurrency,
+                    f.scaling.stable_window_seconds,
+                    d.panic_concurrency,
+                    f.in_flight,
+                    f.queued
+                );
+            }
+            if let Some(p) = &s.phases {
+                println!("  recent:      {} invocations, {} failed (phase p50 / p99, ms)", p.invocations, p.errors);
+                for (label, stats) in [("cold", &p.cold), ("warm", &p.warm)] {
+                    let Some(x) = stats else { continue };
+                    let f = |v: [u64; 2]| format!("{:.3}/{:.3}", v[0] as f64 / 1000.0, v[1] as f64 / 1000.0);
+                    println!(
+                        "    {label} ×{}: total {}  queue {}  instantiate {}  init {}  handler {}  response {}",
+                        x.count,
+                        f(x.duration_us),
+                        f(x.queue_us),
+                        f(x.instantiate_us),
+                        f(x.init_us),
+                        f(x.handler_us),
+                        f(x.response_us)
+                    );
+                }
+            }
             println!("  revisions:   {}", s.revisions.len());
             for r in &s.revisions {
                 println!("    {} {}", wisp_core::spec::short_id(&r.id), ago(r.created_at_ms));

@@ -24,6 +24,22 @@ pub struct Args {
     #[arg(long, env = "WISP_MAX_CONCURRENCY", default_value_t = wisp_scheduler::DEFAULT_MAX_CONCURRENCY as u64,
           value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     max_concurrency: u64,
+    /// MiB of each linear memory a finished instance leaves resident for the next one in its slot, reset
+    /// in place instead of decommitted and faulted in again.
+    #[arg(long, env = "WISP_POOL_KEEP_RESIDENT_MB", default_value_t = (wisp_wasm_host::HostConfig::default().keep_resident_bytes >> 20) as u32,
+          value_parser = clap::value_parser!(u32).range(0..=4096))]
+    pool_keep_resident_mb: u32,
+    /// Reset only the pages an instance dirtied, found with Linux's PAGEMAP_SCAN (kernel 6.7+; ignored elsewhere).
+    #[arg(long, env = "WISP_POOL_PAGEMAP_SCAN", default_value_t = wisp_wasm_host::HostConfig::default().pagemap_scan, action = clap::ArgAction::Set)]
+    pool_pagemap_scan: bool,
+    /// Snapshot WAGI modules' initialisation export at deploy (Wizer), so instances start initialised;
+    /// `false` runs the init in every instance.
+    #[arg(long, env = "WISP_PREINIT_SNAPSHOTS", default_value_t = true, action = clap::ArgAction::Set)]
+    preinit_snapshots: bool,
+    /// Milliseconds between autoscaling decisions (load is averaged over each interval).
+    #[arg(long, env = "WISP_AUTOSCALE_TICK_MS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(50..=60_000))]
+    autoscale_tick_ms: u64,
     /// Seconds in-flight requests get to finish at shutdown.
     #[arg(long, env = "WISP_DRAIN_TIMEOUT_SECONDS", default_value_t = wisp_gateway::DEFAULT_DRAIN_TIMEOUT_SECONDS)]
     drain_timeout_seconds: u64,
@@ -54,10 +70,18 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
         .init();
     let node = build(NodeConfig {
         data_dir: g.data_dir.clone(),
-        host: HostConfig { max_instances: a.max_instances, max_memory_mb: a.max_memory_mb, ..HostConfig::default() },
+        host: HostConfig {
+            max_instances: a.max_instances,
+            max_memory_mb: a.max_memory_mb,
+            preinit_snapshots: a.preinit_snapshots,
+            keep_resident_bytes: (a.pool_keep_resident_mb as usize) << 20,
+            pagemap_scan: a.pool_pagemap_scan,
+            ..HostConfig::default()
+        },
         gateway: GatewayConfig { drain_timeout_seconds: a.drain_timeout_seconds, ..GatewayConfig::default() },
         max_artifact_bytes: a.max_artifact_bytes,
         max_concurrency: a.max_concurrency as usize,
+        autoscale_tick: std::time::Duration::from_millis(a.autoscale_tick_ms),
         store_sync: match a.store_sync {
             StoreSync::Normal => wisp_store::embedded::Sync::Normal,
             StoreSync::Full => wisp_store::embedded::Sync::Full,

@@ -178,6 +178,38 @@ impl Server {
     }
 }
 
+/// Waits (bounded) until the function's live counters satisfy `pred`.
+pub async fn until(s: &Server, name: &str, pred: impl Fn(&Value) -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while std::time::Instant::now() < deadline {
+        if pred(&s.function(name).await) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("{name} never reached the expected state: {}", s.function(name).await);
+}
+
+pub fn get(s: &Server, path: &str) -> tokio::task::JoinHandle<u16> {
+    let (http, url) = (s.http.clone(), format!("{}{path}", s.url));
+    tokio::spawn(async move { http.get(url).send().await.unwrap().status().as_u16() })
+}
+
+/// A POST whose body the test controls: the echo guest keeps reading it, so the invocation stays in flight
+/// until the sender is dropped. Returns the status and the echoed body.
+pub fn held(s: &Server, path: &str) -> (tokio::task::JoinHandle<(u16, String)>, tokio::sync::mpsc::Sender<Vec<u8>>) {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(1);
+    let stream =
+        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (Ok::<_, std::io::Error>(b), rx)) });
+    let (http, url) = (s.http.clone(), format!("{}{path}", s.url));
+    let task = tokio::spawn(async move {
+        let r = http.post(url).body(reqwest::Body::wrap_stream(stream)).send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.text().await.unwrap())
+    });
+    (task, tx)
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {

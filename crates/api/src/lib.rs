@@ -214,6 +214,26 @@ pub struct FunctionView {
     pub in_flight: usize,
     /// Requests waiting for admission on this node now.
     pub queued: usize,
+    /// Time this node took to load the serving revision's precompiled code, microseconds (once per
+    /// revision, at deploy or start).
+    #[serde(default)]
+    pub load_us: Option<u64>,
+    /// The autoscaler's latest decision on this node (absent before its first step).
+    #[serde(default)]
+    pub autoscaler: Option<AutoscalerView>,
+}
+
+/// An autoscaling decision as shown.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AutoscalerView {
+    /// Instances the function should have.
+    pub desired: u32,
+    /// Whether a burst put it in panic mode (following the short window, never scaling down).
+    pub panicking: bool,
+    /// Average requests in flight over the stable window.
+    pub stable_concurrency: f64,
+    /// Average requests in flight over the panic window.
+    pub panic_concurrency: f64,
 }
 
 fn view(api: &Api, r: &wisp_core::FunctionRecord) -> FunctionView {
@@ -235,6 +255,13 @@ fn view(api: &Api, r: &wisp_core::FunctionRecord) -> FunctionView {
         idle_instances: active.as_ref().map_or(0, |a| a.idle_instances()),
         in_flight: active.as_ref().map_or(0, |a| a.in_flight()),
         queued: active.as_ref().map_or(0, |a| a.queued()),
+        load_us: active.as_ref().map(|a| a.load_time().as_micros() as u64),
+        autoscaler: active.as_ref().and_then(|a| a.last_decision()).map(|d| AutoscalerView {
+            desired: d.desired,
+            panicking: d.panicking,
+            stable_concurrency: d.stable_concurrency,
+            panic_concurrency: d.panic_concurrency,
+        }),
         invocations: active.map_or(0, |a| a.invocations()),
         limits: r.revision.limits,
         scaling: r.scaling,
@@ -254,13 +281,17 @@ pub struct ShowBody {
     pub function: FunctionView,
     /// Its revisions, oldest first.
     pub revisions: Vec<wisp_core::RevisionRecord>,
+    /// Phase timings of its recent invocations on this node (absent when it is not active here).
+    #[serde(default)]
+    pub phases: Option<wisp_scheduler::PhaseSummary>,
 }
 
 async fn show(State(api): State<Arc<Api>>, Path((ns, name)): Path<(String, String)>) -> ApiResult<Json<ShowBody>> {
     let key = key(&ns, &name)?;
     let record = api.registry.get(&key).await?;
     let revisions = api.registry.revisions(&key).await?;
-    Ok(Json(ShowBody { function: view(&api, &record), revisions }))
+    let phases = api.scheduler.logs(&key, usize::MAX).map(|r| wisp_scheduler::PhaseSummary::of(&r));
+    Ok(Json(ShowBody { function: view(&api, &record), revisions, phases }))
 }
 
 /// `PUT .../functions/{name}` response.
@@ -275,6 +306,9 @@ pub struct DeployBody {
     /// Why provisioned instances (`min_instances`) could not be started, if they could not.
     #[serde(default)]
     pub warm_error: Option<String>,
+    /// What pre-initialisation did (a WAGI module with an init export, compiled by this deploy).
+    #[serde(default)]
+    pub preinit: Option<String>,
 }
 
 async fn deploy(
@@ -309,6 +343,15 @@ async fn deploy(
         function: view(&api, &deployed.record),
         compile_ms: deployed.compile.map(|d| d.as_secs_f64() * 1e3),
         warm_error,
+        preinit: deployed.preinit.map(|p| match p {
+            wisp_wasm_host::Preinit::Snapshotted { export, init } => format!(
+                "`{export}` ran at deploy in {:.1} ms; instances start from its snapshot",
+                init.as_secs_f64() * 1e3
+            ),
+            wisp_wasm_host::Preinit::PerInstance { export, reason } => {
+                format!("not snapshotted, `{export}` runs in every instance: {reason}")
+            }
+        }),
     }))
 }
 

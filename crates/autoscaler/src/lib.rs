@@ -197,12 +197,20 @@ pub struct Autoscaler {
     panic_since_ms: Option<u64>,
     max_panic: u32,
     last_active_ms: Option<u64>,
+    active_now: bool,
 }
 
 impl Autoscaler {
     /// A new autoscaler. `config` should have passed [`Config::validate`].
     pub fn new(config: Config) -> Self {
-        Autoscaler { config, samples: Buckets::default(), panic_since_ms: None, max_panic: 0, last_active_ms: None }
+        Autoscaler {
+            config,
+            samples: Buckets::default(),
+            panic_since_ms: None,
+            max_panic: 0,
+            last_active_ms: None,
+            active_now: false,
+        }
     }
 
     /// Replaces the settings (applied without a redeploy); observations are kept.
@@ -219,7 +227,8 @@ impl Autoscaler {
     /// while the function exists, and whenever a request arrives at a function with no instances.
     pub fn record(&mut self, now_ms: u64, concurrency: f64) {
         self.samples.record(now_ms, concurrency, self.config.stable_window_seconds + 1);
-        if concurrency > 0.0 {
+        self.active_now = concurrency > 0.0;
+        if self.active_now {
             self.last_active_ms = Some(now_ms);
         }
     }
@@ -254,7 +263,7 @@ impl Autoscaler {
         };
 
         let idle_ms = self.last_active_ms.map_or(u64::MAX, |t| now_ms.saturating_sub(t));
-        if !panicking && idle_ms >= c.scale_to_zero_grace_seconds * 1000 {
+        if !panicking && !self.active_now && idle_ms >= c.scale_to_zero_grace_seconds * 1000 {
             desired = 0;
         } else if desired == 0 && idle_ms < c.scale_to_zero_grace_seconds * 1000 && self.last_active_ms.is_some() {
             // Recently active: keep one warm until the grace period has passed.
@@ -352,6 +361,13 @@ mod tests {
         assert_eq!(d.last().unwrap().desired, 2);
         // No traffic at all: zero from the start (min 0).
         assert_eq!(simulate(cfg(), 0, |_| 0.0, 5).last().unwrap().desired, 0);
+    }
+
+    #[test]
+    fn a_zero_grace_period_never_scales_away_a_loaded_function() {
+        let d = simulate(Config { scale_to_zero_grace_seconds: 0, ..cfg() }, 3, |t| if t < 20 { 3.0 } else { 0.0 }, 30);
+        assert!(d[..20].iter().all(|x| x.desired >= 3), "{d:?}");
+        assert_eq!(d[20].desired, 0, "the first second without load");
     }
 
     #[test]

@@ -14,6 +14,14 @@ pub const DEFAULT_MAX_IDLE_INSTANCES: u32 = 64;
 pub const DEFAULT_MAX_QUEUE_DEPTH: u32 = 100;
 /// Default longest wait for an instance.
 pub const DEFAULT_QUEUE_TIMEOUT_MS: u32 = 10_000;
+/// Default share of an instance's concurrency the autoscaler aims for (headroom for bursts).
+pub const DEFAULT_TARGET_UTILIZATION_PERCENT: u32 = 70;
+/// Default autoscaler stable window.
+pub const DEFAULT_STABLE_WINDOW_SECONDS: u32 = 60;
+/// Default autoscaler panic window, as a percentage of the stable window.
+pub const DEFAULT_PANIC_WINDOW_PERCENT: u32 = 10;
+/// Default time without any request in flight before warm instances are dropped to zero.
+pub const DEFAULT_SCALE_TO_ZERO_GRACE_SECONDS: u32 = 30;
 
 /// How instances serve requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
@@ -61,6 +69,19 @@ pub struct Scaling {
     pub queue_timeout_ms: u32,
     /// Invocations guaranteed to this function out of the node's capacity, whatever other functions do.
     pub reserved_concurrency: u32,
+    /// Requests one instance serves at once. Always 1 today: a wasi:http 0.2 instance (and a WAGI process)
+    /// handles one request at a time, so concurrency comes from more instances.
+    pub concurrency_per_instance: u32,
+    /// In-flight requests per instance the autoscaler aims for, at most `concurrency_per_instance`.
+    pub target_concurrency: u32,
+    /// Percentage of `target_concurrency` the autoscaler aims for (the rest is headroom for bursts).
+    pub target_utilization_percent: u32,
+    /// Autoscaler stable window: the concurrency average normal decisions follow.
+    pub stable_window_seconds: u32,
+    /// Autoscaler panic window, as a percentage of the stable window: followed during bursts.
+    pub panic_window_percent: u32,
+    /// With no request in flight for this long, warm instances are dropped (down to `min_instances`).
+    pub scale_to_zero_grace_seconds: u32,
 }
 
 impl Default for Scaling {
@@ -75,6 +96,12 @@ impl Default for Scaling {
             max_queue_depth: DEFAULT_MAX_QUEUE_DEPTH,
             queue_timeout_ms: DEFAULT_QUEUE_TIMEOUT_MS,
             reserved_concurrency: 0,
+            concurrency_per_instance: 1,
+            target_concurrency: 1,
+            target_utilization_percent: DEFAULT_TARGET_UTILIZATION_PERCENT,
+            stable_window_seconds: DEFAULT_STABLE_WINDOW_SECONDS,
+            panic_window_percent: DEFAULT_PANIC_WINDOW_PERCENT,
+            scale_to_zero_grace_seconds: DEFAULT_SCALE_TO_ZERO_GRACE_SECONDS,
         }
     }
 }
@@ -90,7 +117,19 @@ impl Scaling {
 
     /// Checks ranges; the message names key, value and range.
     pub fn validate(&self) -> Result<(), String> {
-        let checks: [(&str, u32, u32, u32); 8] = [
+        if self.concurrency_per_instance != 1 {
+            return Err(format!(
+                "scaling.concurrency_per_instance = {} is out of range: allowed 1..=1 (an instance serves one request at a time under wasi:http 0.2 and WAGI; raise max_instances for more concurrency)",
+                self.concurrency_per_instance
+            ));
+        }
+        if !(1..=self.concurrency_per_instance).contains(&self.target_concurrency) {
+            return Err(format!(
+                "scaling.target_concurrency = {} is out of range: allowed 1..=concurrency_per_instance ({})",
+                self.target_concurrency, self.concurrency_per_instance
+            ));
+        }
+        let checks: [(&str, u32, u32, u32); 12] = [
             ("max_instances", self.max_instances, 0, 100_000),
             ("max_queue_depth", self.max_queue_depth, 0, 1_000_000),
             ("queue_timeout_ms", self.queue_timeout_ms, 1, 900_000),
@@ -99,7 +138,17 @@ impl Scaling {
             ("idle_timeout_seconds", self.idle_timeout_seconds, 1, 86_400),
             ("max_idle_instances", self.max_idle_instances, 0, 10_000),
             ("min_instances", self.min_instances, 0, 10_000),
+            ("target_utilization_percent", self.target_utilization_percent, 1, 100),
+            ("stable_window_seconds", self.stable_window_seconds, 6, 3600),
+            ("panic_window_percent", self.panic_window_percent, 1, 100),
+            ("scale_to_zero_grace_seconds", self.scale_to_zero_grace_seconds, 0, 86_400),
         ];
+        if self.max_instances > 0 && self.min_instances > self.max_instances {
+            return Err(format!(
+                "scaling.min_instances = {} is out of range: allowed 0..=max_instances ({})",
+                self.min_instances, self.max_instances
+            ));
+        }
         if self.min_instances > self.max_idle_instances {
             return Err(format!(
                 "scaling.min_instances = {} is out of range: allowed 0..=max_idle_instances ({})",

@@ -116,6 +116,8 @@ pub struct Deployed {
     pub code: Option<Code>,
     /// Time spent validating + compiling (`None` when served from the compiled cache).
     pub compile: Option<Duration>,
+    /// What pre-initialisation did, when this deploy compiled a WAGI module with an init export.
+    pub preinit: Option<wisp_wasm_host::Preinit>,
 }
 
 /// The deploy pipeline.
@@ -186,9 +188,16 @@ impl Registry {
             && cur.app == spec.app
             && cur.scaling == spec.scaling
         {
-            return Ok(Deployed { change: DeployChange::Unchanged, record: cur.clone(), code: None, compile: None });
+            return Ok(Deployed {
+                change: DeployChange::Unchanged,
+                record: cur.clone(),
+                code: None,
+                compile: None,
+                preinit: None,
+            });
         }
-        let (code, compile) = self.ensure_compiled(spec.kind, &spec.artifact).await?;
+        let (code, compiled) = self.ensure_compiled(spec.kind, &spec.artifact).await?;
+        let (compile, preinit) = compiled.map_or((None, None), |(t, p)| (Some(t), p));
         let now = now_ms();
         let revision = match &current {
             Some((cur, _)) if cur.revision.id == revision_id => cur.revision.clone(),
@@ -221,7 +230,7 @@ impl Registry {
         let expect = current.as_ref().map_or(Expect::Absent, |(_, rev)| Expect::Revision(*rev));
         self.store.kv.put(FUNCTIONS, &key.store_key(), to_json(&record), expect).await?;
         tracing::info!(function = %key, revision = %wisp_core::spec::short_id(&revision.id), ?change, "deployed");
-        Ok(Deployed { change, record, code: Some(code), compile })
+        Ok(Deployed { change, record, code: Some(code), compile, preinit })
     }
 
     /// Changes a function's scaling settings without a redeploy; returns the updated record.
@@ -289,7 +298,7 @@ impl Registry {
         for (record, _) in self.list(None).await? {
             match self.ensure_compiled(record.revision.kind, &record.revision.artifact).await {
                 Ok((code, compiled)) => {
-                    if let Some(t) = compiled {
+                    if let Some((t, _)) = compiled {
                         tracing::warn!(function = %record.key, ms = t.as_millis() as u64, "compiled cache miss: recompiled at start-up");
                     }
                     out.push((record, code));
@@ -307,7 +316,7 @@ impl Registry {
         &self,
         kind: FunctionKind,
         artifact: &str,
-    ) -> Result<(Code, Option<Duration>), DeployError> {
+    ) -> Result<(Code, Option<(Duration, Option<wisp_wasm_host::Preinit>)>), DeployError> {
         let path = self.compiled_dir.join(format!("{artifact}.{kind}.cwasm"));
         if path.exists() {
             let host = self.host.clone();
@@ -330,6 +339,10 @@ impl Registry {
         let compiled =
             tokio::task::spawn_blocking(move || host.compile(kind, &bytes)).await.map_err(anyhow::Error::from)??;
         let elapsed = t0.elapsed();
+        let preinit = compiled.preinit.clone();
+        if let Some(p) = &preinit {
+            tracing::info!(artifact, preinit = ?p, "pre-initialisation");
+        }
         let p = path.clone();
         tokio::task::spawn_blocking(move || wisp_store::embedded::write_atomically(&p, &compiled.bytes))
             .await
@@ -337,7 +350,7 @@ impl Registry {
             .map_err(|e| anyhow::anyhow!("writing compiled cache {}: {e}", path.display()))?;
         let host = self.host.clone();
         let code = tokio::task::spawn_blocking(move || host.load(kind, &path)).await.map_err(anyhow::Error::from)??;
-        Ok((code, Some(elapsed)))
+        Ok((code, Some((elapsed, preinit))))
     }
 }
 

@@ -5,9 +5,10 @@
 //! `queue_timeout_ms` (→ 503). A waiting request whose client goes away simply leaves the queue: waiting is
 //! cancel-safe. Permits are released when the guest is done (the invocation is reported).
 
+use parking_lot::Mutex;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wisp_core::{ErrorClass, Scaling};
 use wisp_wasm_host::InvokeError;
@@ -57,6 +58,75 @@ impl Node {
     }
 }
 
+/// Time-weighted average of the requests at a function (waiting or running): the autoscaler's input. Exact
+/// (an integral over time, by Little's law), so short requests at high rates count as they should.
+pub struct Meter(Mutex<MeterState>);
+
+struct MeterState {
+    current: u64,
+    last: Instant,
+    window_start: Instant,
+    area_ns: u128,
+}
+
+impl MeterState {
+    fn advance(&mut self, now: Instant) {
+        if now > self.last {
+            self.area_ns += u128::from(self.current) * (now - self.last).as_nanos();
+            self.last = now;
+        }
+    }
+}
+
+impl Default for Meter {
+    fn default() -> Self {
+        let now = Instant::now();
+        Meter(Mutex::new(MeterState { current: 0, last: now, window_start: now, area_ns: 0 }))
+    }
+}
+
+impl Meter {
+    fn enter(&self) {
+        let mut m = self.0.lock();
+        m.advance(Instant::now());
+        m.current += 1;
+    }
+
+    fn exit(&self) {
+        let mut m = self.0.lock();
+        m.advance(Instant::now());
+        m.current = m.current.saturating_sub(1);
+    }
+
+    /// The average number of requests since the last call (or since creation), and starts a new window.
+    pub fn take_average(&self) -> f64 {
+        let now = Instant::now();
+        let mut m = self.0.lock();
+        m.advance(now);
+        let span = now.saturating_duration_since(m.window_start).as_nanos();
+        let avg = if span == 0 { m.current as f64 } else { m.area_ns as f64 / span as f64 };
+        m.area_ns = 0;
+        m.window_start = now;
+        avg
+    }
+}
+
+/// Counts one request in the meter until dropped.
+struct Metered(Arc<Meter>);
+
+impl Metered {
+    fn new(meter: &Arc<Meter>) -> Self {
+        meter.enter();
+        Metered(meter.clone())
+    }
+}
+
+impl Drop for Metered {
+    fn drop(&mut self) {
+        self.0.exit();
+    }
+}
+
 /// One function's admission state.
 pub struct Gate {
     node: Arc<Node>,
@@ -67,6 +137,7 @@ pub struct Gate {
     in_flight: Arc<AtomicUsize>,
     max_queue_depth: usize,
     queue_timeout: Duration,
+    meter: Arc<Meter>,
 }
 
 /// Held for the duration of one invocation.
@@ -74,6 +145,7 @@ pub struct Admission {
     _limit: Option<OwnedSemaphorePermit>,
     _node: OwnedSemaphorePermit,
     in_flight: Arc<AtomicUsize>,
+    _metered: Metered,
 }
 
 impl Drop for Admission {
@@ -104,7 +176,13 @@ impl Gate {
             in_flight: Arc::new(AtomicUsize::new(0)),
             max_queue_depth: scaling.max_queue_depth as usize,
             queue_timeout: Duration::from_millis(scaling.queue_timeout_ms.into()),
+            meter: Arc::default(),
         }
+    }
+
+    /// The load meter (requests waiting or running, averaged over time).
+    pub fn meter(&self) -> &Meter {
+        &self.meter
     }
 
     /// Requests waiting for admission.
@@ -119,10 +197,13 @@ impl Gate {
 
     /// Admits one invocation, waiting in the queue if needed.
     pub async fn admit(&self) -> Result<Admission, InvokeError> {
+        // Rejected and cancelled requests count as load for as long as they were here.
+        let metered = Metered::new(&self.meter);
         // Fast path: no waiting needed.
-        if let Some(a) = self.try_admit() {
-            return Ok(a);
-        }
+        let metered = match self.try_admit(metered) {
+            Ok(a) => return Ok(a),
+            Err(m) => m,
+        };
         if self.waiting.fetch_add(1, Ordering::Relaxed) >= self.max_queue_depth {
             self.waiting.fetch_sub(1, Ordering::Relaxed);
             return Err(InvokeError {
@@ -131,7 +212,7 @@ impl Gate {
             });
         }
         let _waiting = Waiting(&self.waiting);
-        match tokio::time::timeout(self.queue_timeout, self.admit_waiting()).await {
+        match tokio::time::timeout(self.queue_timeout, self.admit_waiting(metered)).await {
             Ok(a) => Ok(a),
             Err(_) => Err(InvokeError {
                 class: ErrorClass::Unavailable,
@@ -143,17 +224,21 @@ impl Gate {
         }
     }
 
-    fn try_admit(&self) -> Option<Admission> {
+    fn try_admit(&self, metered: Metered) -> Result<Admission, Metered> {
         let limit = match &self.limit {
-            Some(l) => Some(l.clone().try_acquire_owned().ok()?),
+            Some(l) => match l.clone().try_acquire_owned() {
+                Ok(p) => Some(p),
+                Err(_) => return Err(metered),
+            },
             None => None,
         };
-        let node =
-            self.reserved.clone().try_acquire_owned().or_else(|_| self.node.shared.clone().try_acquire_owned()).ok()?;
-        Some(self.admitted(limit, node))
+        match self.reserved.clone().try_acquire_owned().or_else(|_| self.node.shared.clone().try_acquire_owned()) {
+            Ok(node) => Ok(self.admitted(limit, node, metered)),
+            Err(_) => Err(metered),
+        }
     }
 
-    async fn admit_waiting(&self) -> Admission {
+    async fn admit_waiting(&self, metered: Metered) -> Admission {
         let limit = match &self.limit {
             Some(l) => Some(l.clone().acquire_owned().await.expect("never closed")),
             None => None,
@@ -163,12 +248,12 @@ impl Gate {
             p = self.node.shared.clone().acquire_owned() => p,
         }
         .expect("never closed");
-        self.admitted(limit, node)
+        self.admitted(limit, node, metered)
     }
 
-    fn admitted(&self, limit: Option<OwnedSemaphorePermit>, node: OwnedSemaphorePermit) -> Admission {
+    fn admitted(&self, limit: Option<OwnedSemaphorePermit>, node: OwnedSemaphorePermit, m: Metered) -> Admission {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
-        Admission { _limit: limit, _node: node, in_flight: self.in_flight.clone() }
+        Admission { _limit: limit, _node: node, in_flight: self.in_flight.clone(), _metered: m }
     }
 }
 

@@ -2,8 +2,10 @@
 //! function — swapped atomically on every deploy (readers never lock), and dispatches invocations to the
 //! wasm host. Each function keeps a bounded ring of recent invocation records with captured guest output.
 //!
-//! Scaling policy (instance pools, reuse, autoscaling, admission control) grows here and in `pool` and
-//! `autoscaler`; today every invocation gets a fresh instance from the pooling allocator.
+//! Scaling: every invocation passes the function's admission gate ([`admission`]), which also meters its
+//! load; [`Scheduler::autoscale`] feeds that load to each function's KPA autoscaler (`wisp-autoscaler`) and
+//! carries the decision out on the revision's warm pool (reuse mode): idle instances beyond the desired count
+//! are dropped (to zero after the grace period), missing ones are created ahead of requests.
 
 #![warn(missing_docs)]
 
@@ -17,7 +19,8 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
-use wisp_core::{FunctionKey, FunctionRecord, RoutePattern};
+use wisp_autoscaler::{Autoscaler, Decision};
+use wisp_core::{FunctionKey, FunctionRecord, InstanceMode, RoutePattern, Scaling};
 use wisp_router::RouteTable;
 use wisp_wasm_host::{BoxError, Code, InvocationCtx, InvokeError, Pool, PoolConfig, Report, ResponseBody};
 
@@ -40,14 +43,97 @@ pub struct InvocationRecord {
     /// Whether a new instance was created for it (cold) rather than a warm one reused.
     #[serde(default)]
     pub cold: bool,
-    /// Time to instantiate, microseconds.
+    /// Waiting for admission (an instance slot), microseconds.
+    #[serde(default)]
+    pub queue_us: u64,
+    /// Creating the instance, microseconds (zero when warm).
     pub instantiate_us: u64,
-    /// Total time, microseconds.
+    /// The guest's initialisation export, microseconds (zero unless a WAGI module exports one and was not
+    /// snapshotted at deploy).
+    #[serde(default)]
+    pub init_us: u64,
+    /// Handler until the response head, microseconds.
+    #[serde(default)]
+    pub handler_us: u64,
+    /// Response head until the guest finished, microseconds.
+    #[serde(default)]
+    pub response_us: u64,
+    /// Total time from arrival, microseconds (queue included).
     pub duration_us: u64,
     /// Guest stdout + stderr (lossy UTF-8).
     pub logs: String,
     /// Whether guest output was cut at the function's `max_log_bytes`.
     pub logs_truncated: bool,
+}
+
+/// Phase timings over a function's recent invocations, split by cold and warm starts: the cold-start
+/// transparency `wisp status NAME` shows.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct PhaseSummary {
+    /// Invocations summarised (the most recent ones kept).
+    pub invocations: usize,
+    /// Of those, how many failed.
+    pub errors: usize,
+    /// Invocations that started a new instance.
+    pub cold: Option<PhaseStats>,
+    /// Invocations served by a warm instance.
+    pub warm: Option<PhaseStats>,
+}
+
+/// Median and 99th percentile per phase, microseconds.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct PhaseStats {
+    /// Invocations in this group.
+    pub count: usize,
+    /// `[p50, p99]` of the queue wait.
+    pub queue_us: [u64; 2],
+    /// `[p50, p99]` of instantiation.
+    pub instantiate_us: [u64; 2],
+    /// `[p50, p99]` of guest initialisation.
+    pub init_us: [u64; 2],
+    /// `[p50, p99]` of handler until response head.
+    pub handler_us: [u64; 2],
+    /// `[p50, p99]` of response streaming.
+    pub response_us: [u64; 2],
+    /// `[p50, p99]` of the whole invocation.
+    pub duration_us: [u64; 2],
+}
+
+impl PhaseStats {
+    fn of(records: &[&InvocationRecord]) -> Option<Self> {
+        if records.is_empty() {
+            return None;
+        }
+        let pct = |f: fn(&InvocationRecord) -> u64| {
+            let mut v: Vec<u64> = records.iter().map(|r| f(r)).collect();
+            v.sort_unstable();
+            let at = |q: f64| v[((v.len() as f64 * q).ceil() as usize).clamp(1, v.len()) - 1];
+            [at(0.5), at(0.99)]
+        };
+        Some(PhaseStats {
+            count: records.len(),
+            queue_us: pct(|r| r.queue_us),
+            instantiate_us: pct(|r| r.instantiate_us),
+            init_us: pct(|r| r.init_us),
+            handler_us: pct(|r| r.handler_us),
+            response_us: pct(|r| r.response_us),
+            duration_us: pct(|r| r.duration_us),
+        })
+    }
+}
+
+impl PhaseSummary {
+    /// Summarises `records`: phase statistics over the successful ones, failures counted.
+    pub fn of(records: &[InvocationRecord]) -> Self {
+        let (cold, warm): (Vec<&InvocationRecord>, Vec<&InvocationRecord>) =
+            records.iter().filter(|r| r.error.is_none()).partition(|r| r.cold);
+        PhaseSummary {
+            invocations: records.len(),
+            errors: records.iter().filter(|r| r.error.is_some()).count(),
+            cold: PhaseStats::of(&cold),
+            warm: PhaseStats::of(&warm),
+        }
+    }
 }
 
 /// A function ready to serve.
@@ -61,6 +147,33 @@ pub struct Active {
     invocations: Arc<AtomicU64>,
     pool: Arc<Pool>,
     gate: Arc<admission::Gate>,
+    scaler: Arc<Mutex<Scaler>>,
+}
+
+/// A function's autoscaler and its latest decision.
+struct Scaler {
+    autoscaler: Autoscaler,
+    last: Option<Decision>,
+}
+
+impl Scaler {
+    fn new(scaling: &Scaling) -> Self {
+        Scaler { autoscaler: Autoscaler::new(autoscaler_config(scaling)), last: None }
+    }
+}
+
+/// The autoscaler settings of a function's scaling settings.
+pub fn autoscaler_config(s: &Scaling) -> wisp_autoscaler::Config {
+    wisp_autoscaler::Config {
+        target_concurrency: f64::from(s.target_concurrency),
+        target_utilization: f64::from(s.target_utilization_percent) / 100.0,
+        stable_window_seconds: s.stable_window_seconds.into(),
+        panic_window_percent: s.panic_window_percent.into(),
+        scale_to_zero_grace_seconds: s.scale_to_zero_grace_seconds.into(),
+        min_instances: s.min_instances,
+        max_instances: s.max_instances,
+        ..wisp_autoscaler::Config::default()
+    }
 }
 
 impl Active {
@@ -92,6 +205,16 @@ impl Active {
     /// Invocations served since this node started.
     pub fn invocations(&self) -> u64 {
         self.invocations.load(Ordering::Relaxed)
+    }
+
+    /// How long loading the serving revision's code took.
+    pub fn load_time(&self) -> std::time::Duration {
+        self.code.load_time()
+    }
+
+    /// The autoscaler's latest decision, if it has made one.
+    pub fn last_decision(&self) -> Option<Decision> {
+        self.scaler.lock().last
     }
 }
 
@@ -168,15 +291,18 @@ impl Scheduler {
             let key = record.key.clone();
             let prev = functions.get(&key);
             let gate = self.gate_for(prev, &record);
-            let (ring, invocations) = match prev {
-                Some(prev) => (prev.ring.clone(), prev.invocations.clone()),
-                None => Default::default(),
+            let (ring, invocations, scaler) = match prev {
+                Some(prev) => {
+                    prev.scaler.lock().autoscaler.set_config(autoscaler_config(&record.scaling));
+                    (prev.ring.clone(), prev.invocations.clone(), prev.scaler.clone())
+                }
+                None => (Default::default(), Default::default(), Arc::new(Mutex::new(Scaler::new(&record.scaling)))),
             };
             let env: Arc<[(String, String)]> =
                 record.revision.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<Vec<_>>().into();
             let name = Arc::from(record.key.name.as_str());
             let pool = Arc::new(Pool::new(PoolConfig::new(&record.scaling, record.revision.kind)));
-            let active = Active { record, code, env, name, ring, invocations, pool, gate };
+            let active = Active { record, code, env, name, ring, invocations, pool, gate, scaler };
             functions.insert(key, Arc::new(active));
         });
     }
@@ -200,7 +326,9 @@ impl Scheduler {
                 return;
             }
             prev.pool.set_config(PoolConfig::new(&record.scaling, record.revision.kind));
+            prev.scaler.lock().autoscaler.set_config(autoscaler_config(&record.scaling));
             let active = Active {
+                scaler: prev.scaler.clone(),
                 gate: self.gate_for(Some(prev), &record),
                 record: record.clone(),
                 code: prev.code.clone(),
@@ -220,6 +348,14 @@ impl Scheduler {
         let Some(active) = self.get(key) else {
             return Ok(0);
         };
+        let made = Self::create_warm(&active).await?;
+        if made > 0 {
+            tracing::info!(function = %key, instances = made, "provisioned warm instances");
+        }
+        Ok(made)
+    }
+
+    async fn create_warm(active: &Active) -> Result<usize, InvokeError> {
         let ctx = InvocationCtx {
             id: Arc::from("prewarm"),
             function: active.name.clone(),
@@ -227,9 +363,76 @@ impl Scheduler {
             limits: active.record.revision.limits,
             route_prefix: Arc::from("/"),
         };
-        let made = active.code.prewarm(&active.pool, &ctx).await?;
+        active.code.prewarm(&active.pool, &ctx).await
+    }
+
+    /// One autoscaling step at `now_ms` for every active function: records its load since the last step,
+    /// asks its autoscaler for the desired instance count and, in reuse mode, sets its pool's idle target
+    /// (dropping extra idle instances now). Returns the functions whose pools now miss warm instances; the
+    /// caller creates them with [`Scheduler::prewarm_for_autoscaler`], off this path.
+    pub fn autoscale(&self, now_ms: u64) -> Vec<FunctionKey> {
+        let live = self.live.load();
+        let mut wanting = Vec::new();
+        for (key, active) in &live.functions {
+            let load = active.gate.meter().take_average();
+            let in_flight = active.gate.in_flight();
+            let ready = u32::try_from(active.pool.idle() + in_flight).unwrap_or(u32::MAX);
+            let decision = {
+                let mut s = active.scaler.lock();
+                s.autoscaler.record(now_ms, load);
+                let d = s.autoscaler.scale(now_ms, ready);
+                s.last = Some(d);
+                d
+            };
+            if active.pool.mode() != InstanceMode::Reuse {
+                continue;
+            }
+            let idle_target = (decision.desired as usize).saturating_sub(in_flight);
+            let dropped = active.pool.set_target_idle(idle_target);
+            if dropped > 0 {
+                tracing::debug!(function = %key, dropped, desired = decision.desired, "scaled down");
+            }
+            if active.pool.missing() > 0 {
+                wanting.push(key.clone());
+            }
+        }
+        wanting
+    }
+
+    /// Runs [`Scheduler::autoscale`] every `tick` until the scheduler is dropped; warm instances it asks for
+    /// are created in their own tasks.
+    pub fn spawn_autoscaler(self: &Arc<Self>, tick: std::time::Duration) -> tokio::task::JoinHandle<()> {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(tick);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                interval.tick().await;
+                let Some(scheduler) = weak.upgrade() else { return };
+                for key in scheduler.autoscale(now_ms()) {
+                    let scheduler = scheduler.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = scheduler.prewarm_for_autoscaler(&key).await {
+                            tracing::warn!(function = %key, error = %e.message, "cannot scale up");
+                        }
+                    });
+                }
+            }
+        })
+    }
+
+    /// Creates the warm instances an autoscaling step asked for, unless another task is already creating
+    /// instances for this function's pool.
+    pub async fn prewarm_for_autoscaler(&self, key: &FunctionKey) -> Result<usize, InvokeError> {
+        let Some(active) = self.get(key) else {
+            return Ok(0);
+        };
+        let Some(_claim) = active.pool.start_prewarming() else {
+            return Ok(0);
+        };
+        let made = Self::create_warm(&active).await?;
         if made > 0 {
-            tracing::info!(function = %key, instances = made, "provisioned warm instances");
+            tracing::debug!(function = %key, instances = made, "scaled up");
         }
         Ok(made)
     }
@@ -313,6 +516,9 @@ impl Scheduler {
         let revision = wisp_core::spec::short_id(&active.record.revision.id).to_string();
         let key = active.record.key.clone();
         let at_ms = now_ms();
+        let arrived = std::time::Instant::now();
+        let queued = Arc::new(AtomicU64::new(0));
+        let queued_us = queued.clone();
         let sink: wisp_wasm_host::ReportSink = Box::new(move |report: Report| {
             let (status, error) = match &report.outcome {
                 Ok(s) => (*s, None),
@@ -328,8 +534,12 @@ impl Scheduler {
                 status,
                 error,
                 cold: report.cold,
-                instantiate_us: report.instantiate.as_micros() as u64,
-                duration_us: report.total.as_micros() as u64,
+                queue_us: queued_us.load(Ordering::Relaxed),
+                instantiate_us: report.phases.instantiate.as_micros() as u64,
+                init_us: report.phases.init.as_micros() as u64,
+                handler_us: report.phases.handler.as_micros() as u64,
+                response_us: report.phases.response.as_micros() as u64,
+                duration_us: arrived.elapsed().as_micros() as u64,
                 logs: String::from_utf8_lossy(&report.logs.bytes).into_owned(),
                 logs_truncated: report.logs.truncated,
             };
@@ -345,14 +555,14 @@ impl Scheduler {
                 sink(Report {
                     id: id.clone(),
                     outcome: Err(e.clone()),
-                    instantiate: std::time::Duration::ZERO,
+                    phases: Default::default(),
                     cold: false,
-                    total: std::time::Duration::ZERO,
                     logs: Default::default(),
                 });
                 return (id, Err(e));
             }
         };
+        queued.store(arrived.elapsed().as_micros() as u64, Ordering::Relaxed);
         // The permits are released when the guest is done: with the report.
         let sink: wisp_wasm_host::ReportSink = Box::new(move |report| {
             sink(report);

@@ -2,6 +2,7 @@
 
 use crate::config::HostConfig;
 use crate::http::HttpState;
+use crate::preinit::Preinit;
 use crate::wagi::WagiState;
 use anyhow::Context as _;
 use std::hash::{Hash, Hasher};
@@ -57,6 +58,9 @@ pub enum ArtifactError {
     /// A required export is missing.
     #[error("{0}")]
     MissingExport(String),
+    /// The module's initialisation export failed when run at deploy.
+    #[error("{0}")]
+    InitFailed(String),
     /// The function asks for more memory than this node allows.
     #[error("limits.memory_mb = {asked} exceeds this node's ceiling of {ceiling} MiB (wisp up --max-memory-mb)")]
     MemoryCeiling {
@@ -83,6 +87,20 @@ pub struct Compiled {
     pub imports: Vec<String>,
     /// Export names, for display.
     pub exports: Vec<String>,
+    /// What pre-initialisation did (WAGI modules with an init export).
+    pub preinit: Option<Preinit>,
+}
+
+/// Runs `fut` to completion from a blocking thread (where `compile` runs), on the caller's runtime if any.
+fn block_on<F: Future>(fut: F) -> F::Output {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => handle.block_on(fut),
+        Err(_) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a current-thread runtime")
+            .block_on(fut),
+    }
 }
 
 pub(crate) struct Shared {
@@ -111,12 +129,41 @@ pub struct Host {
 pub struct Code {
     pub(crate) shared: Arc<Shared>,
     pub(crate) inner: CodeInner,
+    load_time: Duration,
+}
+
+impl Code {
+    /// How long loading took: mapping the precompiled artifact and resolving its imports (`InstancePre`).
+    /// Paid once per revision at deploy or start, never per request.
+    pub fn load_time(&self) -> Duration {
+        self.load_time
+    }
 }
 
 #[derive(Clone)]
 pub(crate) enum CodeInner {
     Http(ProxyPre<HttpState>),
-    Wagi(wasmtime::InstancePre<WagiState>),
+    Wagi(WagiCode),
+}
+
+/// A loaded WAGI module: what to run in each instance.
+#[derive(Clone)]
+pub(crate) struct WagiCode {
+    pub pre: wasmtime::InstancePre<WagiState>,
+    /// The init export still to run before the entry point (a module that was not snapshotted).
+    pub init: Option<&'static str>,
+    /// `wizer.resume` when an init runs first and the module has one, else `_start`.
+    pub entry: &'static str,
+}
+
+impl WagiCode {
+    fn new(pre: wasmtime::InstancePre<WagiState>, module: &Module) -> Self {
+        let init = crate::preinit::init_export(module);
+        let has_resume =
+            matches!(module.get_export(crate::preinit::RESUME_EXPORT), Some(wasmtime::ExternType::Func(_)));
+        let entry = if init.is_some() && has_resume { crate::preinit::RESUME_EXPORT } else { "_start" };
+        WagiCode { pre, init, entry }
+    }
 }
 
 impl Host {
@@ -144,8 +191,9 @@ impl Host {
                 .max_core_instance_size(4 << 20)
                 .table_elements(64 * 1024)
                 .max_memory_size(config.max_memory_mb as usize * 1024 * 1024)
-                .linear_memory_keep_resident(1 << 20)
-                .table_keep_resident(64 << 10);
+                .linear_memory_keep_resident(config.keep_resident_bytes)
+                .table_keep_resident(64 << 10)
+                .pagemap_scan(if config.pagemap_scan { wasmtime::Enabled::Auto } else { wasmtime::Enabled::No });
             c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         }
         let engine = Engine::new(&c).map_err(anyhow::Error::from).context("creating the wasmtime engine")?;
@@ -199,6 +247,7 @@ impl Host {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         self.shared.engine.precompile_compatibility_hash().hash(&mut h);
         self.shared.config.pooling.hash(&mut h);
+        self.shared.config.preinit_snapshots.hash(&mut h);
         format!("wasmtime-{}-{:016x}", wasmtime_version(), h.finish())
     }
 
@@ -243,10 +292,10 @@ impl Host {
                 }
                 self.http_pre(&component)?;
                 let bytes = component.serialize().map_err(|e| ArtifactError::Invalid(format!("{e:#}")))?;
-                Ok(Compiled { bytes, kind: actual, imports, exports })
+                Ok(Compiled { bytes, kind: actual, imports, exports, preinit: None })
             }
             (FunctionKind::Wagi, ArtifactKind::CoreModule) => {
-                let module = Module::new(engine, bytes).map_err(|e| ArtifactError::Invalid(format!("{e:#}")))?;
+                let mut module = Module::new(engine, bytes).map_err(|e| ArtifactError::Invalid(format!("{e:#}")))?;
                 self.shared.compilations.fetch_add(1, Ordering::Relaxed);
                 let imports: Vec<String> = module.imports().map(|i| format!("{}::{}", i.module(), i.name())).collect();
                 let exports: Vec<String> = module.exports().map(|e| e.name().to_string()).collect();
@@ -263,8 +312,25 @@ impl Host {
                     )));
                 }
                 self.wagi_pre(&module)?;
+                let preinit = match crate::preinit::init_export(&module) {
+                    None => None,
+                    Some(export) if !self.shared.config.preinit_snapshots => Some(Preinit::PerInstance {
+                        export,
+                        reason: "pre-initialisation snapshots are off on this node (wisp up --preinit-snapshots)".into(),
+                    }),
+                    Some(export) => match block_on(crate::preinit::snapshot(engine, bytes, export)) {
+                        Err(e) => return Err(ArtifactError::InitFailed(e.to_string())),
+                        Ok(Err(reason)) => Some(Preinit::PerInstance { export, reason }),
+                        Ok(Ok((snapshot, init))) => {
+                            module = Module::new(engine, &snapshot)
+                                .map_err(|e| ArtifactError::Invalid(format!("the snapshot does not compile: {e:#}")))?;
+                            self.wagi_pre(&module)?;
+                            Some(Preinit::Snapshotted { export, init })
+                        }
+                    },
+                };
                 let bytes = module.serialize().map_err(|e| ArtifactError::Invalid(format!("{e:#}")))?;
-                Ok(Compiled { bytes, kind: actual, imports, exports })
+                Ok(Compiled { bytes, kind: actual, imports, exports, preinit })
             }
             (FunctionKind::Http, ArtifactKind::CoreModule) => Err(ArtifactError::KindMismatch(
                 "the function kind is `http` but the artifact is a core module, not a component; componentize it for the `wasi:http/proxy` world, or set kind = \"wagi\" if it is a WAGI (CGI-style) module".into(),
@@ -296,6 +362,7 @@ impl Host {
     /// Loads precompiled code written by [`Host::compile`] and builds its `InstancePre`. Fails (and the
     /// caller recompiles) if the file was made by a different engine build or configuration.
     pub fn load(&self, kind: FunctionKind, cwasm: &Path) -> anyhow::Result<Code> {
+        let started = std::time::Instant::now();
         let engine = &self.shared.engine;
         let inner = match kind {
             FunctionKind::Http => {
@@ -313,10 +380,10 @@ impl Host {
                 let module = unsafe { Module::deserialize_file(engine, cwasm) }
                     .map_err(anyhow::Error::from)
                     .with_context(|| format!("loading precompiled module {}", cwasm.display()))?;
-                CodeInner::Wagi(self.wagi_pre(&module)?)
+                CodeInner::Wagi(WagiCode::new(self.wagi_pre(&module)?, &module))
             }
         };
-        Ok(Code { shared: self.shared.clone(), inner })
+        Ok(Code { shared: self.shared.clone(), inner, load_time: started.elapsed() })
     }
 }
 

@@ -5,7 +5,7 @@ use crate::body::{BoxError, LimitedBody, ResponseBody, UntilReported};
 use crate::host::{Code, CodeInner};
 use crate::logs::LogPipe;
 use crate::pool::{Pool, Warm};
-use crate::{InvocationCtx, InvokeError, Report, ReportSink};
+use crate::{InvocationCtx, InvokeError, Phases, Report, ReportSink};
 use bytes::Bytes;
 use http_body::Body;
 use http_body_util::BodyExt;
@@ -165,7 +165,7 @@ impl Code {
     {
         match &self.inner {
             CodeInner::Http(pre) => self.handle_http(pre, req, ctx, report, pool).await,
-            CodeInner::Wagi(pre) => crate::wagi::handle(self, pre.clone(), req, ctx, report).await,
+            CodeInner::Wagi(wagi) => crate::wagi::handle(self, wagi.clone(), req, ctx, report).await,
         }
     }
 
@@ -210,7 +210,7 @@ impl Code {
                 }
             }
             (Attempt::Retry(reporter), None) => {
-                reporter.fail(InvokeError::new(ErrorClass::Internal, "retry without a request head"), Duration::ZERO)
+                reporter.fail(InvokeError::new(ErrorClass::Internal, "retry without a request head"), Phases::default())
             }
         }
     }
@@ -273,10 +273,13 @@ impl Code {
         let (reported_tx, reported_rx) = tokio::sync::oneshot::channel::<()>();
         let status = Arc::new(AtomicU16::new(0));
         let set_status = status.clone();
+        let head_at = Arc::new(std::sync::OnceLock::<Instant>::new());
+        let set_head_at = head_at.clone();
         let setup: wasmtime::Result<_> = (|| {
             let scheme = wasmtime_wasi_http::p2::bindings::http::types::Scheme::Http;
             let req = store.data_mut().http().new_incoming_request(scheme, req)?;
             let out = store.data_mut().http().new_response_outparam_from_callback(move |r| {
+                let _ = set_head_at.set(Instant::now());
                 if let Ok(resp) = &r {
                     set_status.store(resp.status().as_u16(), Ordering::Relaxed);
                 }
@@ -288,7 +291,7 @@ impl Code {
             Ok(v) => v,
             Err(e) => {
                 let e = InvokeError::new(ErrorClass::InvalidInput, format!("unusable request: {e}"));
-                return Attempt::Done(reporter.fail(e, Duration::ZERO));
+                return Attempt::Done(reporter.fail(e, Phases::default()));
             }
         };
 
@@ -301,12 +304,14 @@ impl Code {
         let task = tokio::spawn(async move {
             let t0 = Instant::now();
             let mut instantiate = Duration::ZERO;
+            let mut handler_start = t0;
             let mut instance = proxy;
             let run = async {
                 if instance.is_none() {
                     instance = Some(pre.instantiate_async(&mut store).await?);
                     instantiate = t0.elapsed();
                 }
+                handler_start = Instant::now();
                 let proxy = instance.as_ref().expect("instantiated above");
                 proxy.wasi_http_incoming_handler().call_handle(&mut store, wreq, wout).await
             };
@@ -318,6 +323,10 @@ impl Code {
                     format!("function exceeded its timeout of {} ms", limits.timeout_ms),
                 )),
             };
+            let end = Instant::now();
+            let head = head_at.get().copied().unwrap_or(end).clamp(handler_start, end);
+            let phases =
+                Phases { instantiate, init: Duration::ZERO, handler: head - handler_start, response: end - head };
             let answered = status.load(Ordering::Relaxed);
             let outcome = match result {
                 _ if exceeded.load(Ordering::Relaxed) => Err(too_large(limits.max_body_bytes)),
@@ -348,7 +357,7 @@ impl Code {
                 }
                 _ => Some(store),
             };
-            reporter.done(outcome.clone(), instantiate);
+            reporter.done(outcome.clone(), phases);
             let _ = reported_tx.send(());
             drop(teardown);
             TaskEnd::Reported(outcome)
@@ -435,7 +444,6 @@ fn head_of<B>(req: &http::Request<B>) -> http::request::Parts {
 /// Sends an invocation's [`Report`] exactly once.
 pub(crate) struct Reporter {
     pub id: Arc<str>,
-    pub start: Instant,
     pub logs: LogPipe,
     pub sink: ReportSink,
     pub cold: bool,
@@ -450,26 +458,19 @@ impl Reporter {
         req: &http::Request<B>,
         logs: LogPipe,
     ) -> Result<Self, InvokeError> {
-        let reporter = Reporter { id: ctx.id.clone(), start: Instant::now(), logs, sink, cold: true };
+        let reporter = Reporter { id: ctx.id.clone(), logs, sink, cold: true };
         if declared_too_large(req, ctx.limits.max_body_bytes) {
-            return reporter.fail(too_large(ctx.limits.max_body_bytes), Duration::ZERO);
+            return reporter.fail(too_large(ctx.limits.max_body_bytes), Phases::default());
         }
         Ok(reporter)
     }
 
-    pub(crate) fn done(self, outcome: Result<u16, InvokeError>, instantiate: Duration) {
-        (self.sink)(Report {
-            id: self.id,
-            outcome,
-            instantiate,
-            cold: self.cold,
-            total: self.start.elapsed(),
-            logs: self.logs.take(),
-        })
+    pub(crate) fn done(self, outcome: Result<u16, InvokeError>, phases: Phases) {
+        (self.sink)(Report { id: self.id, outcome, phases, cold: self.cold, logs: self.logs.take() })
     }
 
-    pub(crate) fn fail<T>(self, e: InvokeError, instantiate: Duration) -> Result<T, InvokeError> {
-        self.done(Err(e.clone()), instantiate);
+    pub(crate) fn fail<T>(self, e: InvokeError, phases: Phases) -> Result<T, InvokeError> {
+        self.done(Err(e.clone()), phases);
         Err(e)
     }
 }

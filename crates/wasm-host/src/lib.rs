@@ -13,13 +13,15 @@ mod host;
 mod http;
 mod logs;
 mod pool;
+pub mod preinit;
 mod wagi;
 
 pub use body::{BoxError, ResponseBody, full_body};
 pub use config::HostConfig;
 pub use host::{ArtifactError, ArtifactKind, Code, Compiled, Host, artifact_kind};
 pub use logs::CapturedLogs;
-pub use pool::{Pool, PoolConfig};
+pub use pool::{Pool, PoolConfig, Prewarming};
+pub use preinit::Preinit;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -64,14 +66,26 @@ pub struct Report {
     pub id: Arc<str>,
     /// `Ok(status)` the guest answered with, or the failure.
     pub outcome: Result<u16, InvokeError>,
-    /// Time spent instantiating (zero for a warm instance).
-    pub instantiate: Duration,
+    /// Where the time went.
+    pub phases: Phases,
     /// Whether a fresh instance was created for it (a cold start) rather than a warm one reused.
     pub cold: bool,
-    /// Total time from the start of the invocation until the guest finished.
-    pub total: Duration,
     /// Guest stdout + stderr.
     pub logs: CapturedLogs,
+}
+
+/// Where an invocation's time went. Phases that did not happen are zero.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Phases {
+    /// Creating the instance: slot allocation, memory image, linking, core start functions (zero when warm).
+    pub instantiate: Duration,
+    /// The guest's own initialisation export run before the handler (`wizer.initialize` of a WAGI module
+    /// that was not snapshotted at deploy); zero for components, whose start functions are in `instantiate`.
+    pub init: Duration,
+    /// From calling the handler until the response head (for WAGI: the whole run of `_start`).
+    pub handler: Duration,
+    /// From the response head until the guest finished (streaming the body).
+    pub response: Duration,
 }
 
 /// Receives the report of each invocation. Must not block.

@@ -8,7 +8,7 @@ use crate::http::HttpState;
 use crate::logs::LogPipe;
 use std::collections::VecDeque;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use wasmtime::Store;
 use wasmtime_wasi_http::p2::bindings::Proxy;
@@ -57,6 +57,18 @@ pub struct Pool {
     unreusable: AtomicBool,
     reused: AtomicU64,
     warm_failures_in_a_row: AtomicU32,
+    /// Idle instances the autoscaler wants ready now (on top of `min`).
+    target_idle: AtomicUsize,
+    prewarming: AtomicBool,
+}
+
+/// Held while one task creates warm instances for a pool; others then leave it alone.
+pub struct Prewarming<'a>(&'a AtomicBool);
+
+impl Drop for Prewarming<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
 }
 
 impl Pool {
@@ -68,6 +80,8 @@ impl Pool {
             unreusable: AtomicBool::new(false),
             reused: AtomicU64::new(0),
             warm_failures_in_a_row: AtomicU32::new(0),
+            target_idle: AtomicUsize::new(0),
+            prewarming: AtomicBool::new(false),
         }
     }
 
@@ -120,12 +134,34 @@ impl Pool {
         w
     }
 
-    /// How many more warm instances the provisioned minimum asks for.
+    /// How many more warm instances the provisioned minimum or the autoscaler's target ask for.
     pub fn missing(&self) -> usize {
         if self.mode() != InstanceMode::Reuse {
             return 0;
         }
-        self.config().min.saturating_sub(self.idle())
+        let c = self.config();
+        let want = c.min.max(self.target_idle.load(Ordering::Relaxed)).min(c.max_idle);
+        want.saturating_sub(self.idle())
+    }
+
+    /// Carries out an autoscaling decision: `idle` warm instances should be ready besides those serving.
+    /// Extra idle instances are dropped now, oldest first (never below the provisioned minimum); missing
+    /// ones are for [`Pool::missing`] and the caller's prewarm. Returns how many were dropped.
+    pub fn set_target_idle(&self, idle: usize) -> usize {
+        self.target_idle.store(idle, Ordering::Relaxed);
+        let keep = idle.max(self.config().min);
+        let dropped: Vec<Warm> = {
+            let mut q = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+            let extra = q.len().saturating_sub(keep);
+            q.drain(..extra).collect()
+        };
+        // Instances are torn down outside the lock.
+        dropped.len()
+    }
+
+    /// Claims the right to prewarm this pool; `None` while another task is doing it.
+    pub fn start_prewarming(&self) -> Option<Prewarming<'_>> {
+        (!self.prewarming.swap(true, Ordering::AcqRel)).then(|| Prewarming(&self.prewarming))
     }
 
     /// Returns a clean instance to the pool, or hands it back when the pool does not keep it (fresh mode,

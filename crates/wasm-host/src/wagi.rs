@@ -5,7 +5,7 @@
 use crate::body::{BoxError, ResponseBody, full_body};
 use crate::host::Code;
 use crate::http::{Limiter, Reporter, arm_deadline, classify, too_large, wasi_ctx};
-use crate::{InvocationCtx, InvokeError, ReportSink};
+use crate::{InvocationCtx, InvokeError, Phases, ReportSink};
 use bytes::Bytes;
 use http_body::Body;
 use http_body_util::BodyExt;
@@ -27,7 +27,7 @@ pub(crate) struct WagiState {
 
 pub(crate) async fn handle<B>(
     code: &Code,
-    pre: wasmtime::InstancePre<WagiState>,
+    wagi: crate::host::WagiCode,
     req: http::Request<B>,
     ctx: InvocationCtx,
     report: ReportSink,
@@ -43,12 +43,12 @@ where
     let body = match http_body_util::Limited::new(body, limits.max_body_bytes as usize).collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            return reporter.fail(too_large(limits.max_body_bytes), Duration::ZERO);
+            return reporter.fail(too_large(limits.max_body_bytes), Phases::default());
         }
         Err(e) => {
             return reporter.fail(
                 InvokeError::new(ErrorClass::InvalidInput, format!("reading request body: {e}")),
-                Duration::ZERO,
+                Phases::default(),
             );
         }
     };
@@ -64,13 +64,21 @@ where
     store.limiter(|s| &mut s.limiter);
     arm_deadline(&mut store, limits.timeout_ms);
 
-    let t0 = Instant::now();
-    let mut instantiate = Duration::ZERO;
+    let mut phases = Phases::default();
     let run = async {
-        let instance = pre.instantiate_async(&mut store).await?;
-        instantiate = t0.elapsed();
-        let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
-        start.call_async(&mut store, ()).await
+        let t0 = Instant::now();
+        let instance = wagi.pre.instantiate_async(&mut store).await?;
+        phases.instantiate = t0.elapsed();
+        if let Some(init) = wagi.init {
+            let t = Instant::now();
+            instance.get_typed_func::<(), ()>(&mut store, init)?.call_async(&mut store, ()).await?;
+            phases.init = t.elapsed();
+        }
+        let t = Instant::now();
+        let start = instance.get_typed_func::<(), ()>(&mut store, wagi.entry)?;
+        let r = start.call_async(&mut store, ()).await;
+        phases.handler = t.elapsed();
+        r
     };
     let result = tokio::time::timeout(Duration::from_millis(limits.timeout_ms), run).await;
     let outcome = match result {
@@ -89,14 +97,14 @@ where
     };
     drop(store);
     if let Err(e) = outcome {
-        return reporter.fail(e, instantiate);
+        return reporter.fail(e, phases);
     }
     match parse_cgi(&stdout.contents()) {
         Ok(resp) => {
-            reporter.done(Ok(resp.status().as_u16()), instantiate);
+            reporter.done(Ok(resp.status().as_u16()), phases);
             Ok(resp)
         }
-        Err(msg) => reporter.fail(InvokeError::new(ErrorClass::GuestFailure, msg), instantiate),
+        Err(msg) => reporter.fail(InvokeError::new(ErrorClass::GuestFailure, msg), phases),
     }
 }
 
