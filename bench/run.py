@@ -215,9 +215,9 @@ class Api:
         self.conn.close()
 
 
-def start_wisp(wisp: str, data_dir: Path, logdir: Path, tag: str) -> tuple[Server, int]:
+def start_wisp(wisp: str, data_dir: Path, logdir: Path, tag: str, extra: list[str] | None = None) -> tuple[Server, int]:
     port = free_port()
-    s = Server(tag, [wisp, "up", "--data-dir", str(data_dir), "--listen", f"127.0.0.1:{port}"], logdir)
+    s = Server(tag, [wisp, "up", "--data-dir", str(data_dir), "--listen", f"127.0.0.1:{port}", *(extra or [])], logdir)
     return s, port
 
 
@@ -362,7 +362,8 @@ def function_path(name: str) -> str:
 
 class ViewSampler:
     """Polls GET .../functions/{name} every `interval` s on its own connection; samples are
-    (t, in_flight, queued, idle_instances, instance_mode, invocations) with t relative to `t0` (set by the caller)."""
+    (t, in_flight, queued, idle_instances, instance_mode, invocations, desired, ready, peak_in_flight, peak_queued)
+    with t relative to `t0` (set by the caller); the last four are the autoscaler's latest step (its window's peaks)."""
 
     def __init__(self, port: int, token: str, name: str, interval: float = 0.1):
         self.api = Api(port, token)
@@ -386,8 +387,10 @@ class ViewSampler:
                 status, body = self.api.call("GET", function_path(self.name))
                 f = body.get("function", {}) if status == 200 else {}
                 if status == 200:
+                    a = f.get("autoscaler") or {}
                     self.samples.append((ts - self.t0, f.get("in_flight"), f.get("queued"), f.get("idle_instances"),
-                                         f.get("instance_mode"), f.get("invocations")))
+                                         f.get("instance_mode"), f.get("invocations"), a.get("desired"),
+                                         a.get("ready"), a.get("peak_in_flight"), a.get("peak_queued")))
                 else:
                     self.errors += 1
             except (OSError, http.client.HTTPException):
@@ -441,7 +444,7 @@ def burst(args, api: Api, port: int, token: str, name: str, sha: str, scaling: d
     )
     st = r["statuses"]
     log(f"burst {name}: {r['rps']} rps, p50 {r['p50']} ms, p99 {r['p99']} ms, statuses {st}, "
-        f"socket errors {r['socket_errors']}, peak in_flight {max((x[1] or 0) for x in sampler.samples) if sampler.samples else '?'}")
+        f"socket errors {r['socket_errors']}, peak in_flight {max((x[8] or 0) for x in sampler.samples) if sampler.samples else '?'}")
     return r
 
 
@@ -510,11 +513,12 @@ def scale_to_zero(args, api: Api, port: int, name: str, sha: str) -> dict:
 
 # ------------------------------------------------------------------ report ---
 
+AUTOSCALE_TICK_MS = 250
 THROUGHPUT_ORDER = ["native hyper", "wasmtime serve", "wasmtime serve (reuse)", "wisp", "wisp (reuse)"]
 STZ_TARGET_P99_MS = {"C hello": 2.0, "Python hello": 10.0}
 
 
-def render(args, rows, cold, bursts, stz, notes, comps, wasmtime_flags, wasmtime_reuse_flags,
+def render(args, rows, cold, bursts, stz, preinit, notes, comps, wasmtime_flags, wasmtime_reuse_flags,
            wasmtime_version, wrk_version, git, t_start) -> str:
     native = next((r for r in rows if r["label"] == "native hyper"), None)
     peer = {r["component"]: r for r in rows if r["label"] == "wasmtime serve"}
@@ -626,41 +630,47 @@ def render(args, rows, cold, bursts, stz, notes, comps, wasmtime_flags, wasmtime
     if bursts:
         out.append("## Burst from zero\n")
         out.append(
-            f"A Python hello function deployed in reuse mode and never invoked, then `wrk -t{args.threads} "
+            f"Functions deployed in reuse mode and never invoked, then `wrk -t{args.threads} "
             f"-c{args.burst_connections} -d{args.burst_duration}s --latency` with a Lua script counting responses per "
-            "status (adds a little client overhead), starting with no instance at all. Meanwhile "
-            "`GET /_wisp/v1/namespaces/default/functions/{name}` is sampled every 100 ms. rps counts every response "
-            "(429s are cheap, so a shedding function shows high rps); `200/s` is the goodput. p50/p99/max are wrk's, over all "
-            "responses. `invocations` = the function's counter after the burst (admitted + rejected).\n"
+            "status (adds a little client overhead), starting with no instance at all, on a node running "
+            f"`--autoscale-tick-ms {AUTOSCALE_TICK_MS}`. `burst-py`: Python hello (CPU-bound: 2 cores serve it with "
+            "2-3 requests in flight, the rest wait in socket buffers). `burst-sleep`: a C function that waits 50 ms on a "
+            "wasi:clocks pollable (no CPU, like a function waiting on I/O), so every connection needs its own "
+            "instance; `-limited` caps it at 16 instances with a queue of 16 and a 200 ms queue timeout, so the other "
+            "connections get 429 (`Retry-After`) or 503. `GET /_wisp/v1/namespaces/default/functions/{name}` is "
+            "sampled every 100 ms; peaks come from the autoscaler's step (the most in flight / queued at any moment "
+            "of its interval, so short peaks are not missed). rps counts every response (429s are cheap); `200/s` is "
+            "the goodput.\n"
         )
         out.append("| function | scaling | requests | rps | 200/s | p50 | p99 | max | 200 | 429 | 503 | other | "
-                   "socket errors | peak in_flight | peak queued | idle at end | invocations |")
-        out.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+                   "socket errors | peak in_flight | peak queued | peak instances | idle at end | invocations |")
+        out.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for b in bursts:
             st = b["statuses"]
             ok, r429, r503 = st.get(200, 0), st.get(429, 0), st.get(503, 0)
             other = sum(v for k, v in st.items() if k not in (200, 429, 503))
             sm = b["samples"]
-            sc = ", ".join(f"{k} {v}" for k, v in b["scaling"].items() if k != "instance_mode")
+            sc = ", ".join(f"{k} {v}" for k, v in b["scaling"].items() if k != "instance_mode") or "defaults"
             va = b["view_after"]
+            peak = lambda i: max((x[i] or 0) for x in sm) if sm else "—"  # noqa: E731
             out.append(
                 f"| {b['name']} | reuse, {sc} | {b['requests'] or 0:,} | {b['rps'] or 0:,.0f} | "
                 f"{(b['rps'] or 0) * ok / max(1, sum(st.values())):,.0f} | {fmt_ms(b['p50'])} | {fmt_ms(b['p99'])} | {fmt_ms(b['max'])} | "
                 f"{ok:,} | {r429:,} | {r503:,} | {other:,} | {b['socket_errors_text'].removeprefix('Socket errors: ') or 0} | "
-                f"{max((x[1] or 0) for x in sm) if sm else '—'} | {max((x[2] or 0) for x in sm) if sm else '—'} | "
-                f"{va.get('idle_instances', '—')} | {va.get('invocations', '—')} |"
+                f"{peak(8)} | {peak(9)} | {peak(7)} | {va.get('idle_instances', '—')} | {va.get('invocations', '—')} |"
             )
         out.append("")
-        out.append("Timeline (instantaneous samples, the last one taken at or before t; t = 0 when wrk starts; "
-                   "every 0.1 s for the first second, then every 0.5 s):\n")
-        out.append("| t | " + " | ".join(f"{b['name']}: in_flight / queued / idle" for b in bursts) + " |")
+        out.append("Timeline: per autoscaler interval, peak in flight / peak queued / instances (idle + busy) / "
+                   "desired, from the last sample taken at or before t (t = 0 when wrk starts; every 0.1 s for the "
+                   "first second, then every 0.5 s):\n")
+        out.append("| t | " + " | ".join(f"{b['name']}" for b in bursts) + " |")
         out.append("|---:|" + "---:|" * len(bursts))
         marks = [round(0.1 * i, 1) for i in range(0, 10)] + [round(0.5 * i, 1) for i in range(2, 2 * args.burst_duration + 2)]
         for m in marks:
             cells = []
             for b in bursts:
                 smp = b["sampler"].at(m)
-                cells.append(f"{smp[1]} / {smp[2]} / {smp[3]}" if smp else "—")
+                cells.append(f"{smp[8]} / {smp[9]} / {smp[7]} / {smp[6]}" if smp and smp[6] is not None else "—")
             out.append(f"| {m:.1f} s | " + " | ".join(cells) + " |")
         out.append("")
         for b in bursts:
@@ -668,6 +678,25 @@ def render(args, rows, cold, bursts, stz, notes, comps, wasmtime_flags, wasmtime
                 out.append(f"- {b['name']}: {b['sampler_errors']} function-view samples failed")
             n = len(b["samples"])
             out.append(f"- {b['name']}: {n} samples; instance_mode `{b['view_after'].get('instance_mode')}`")
+        out.append("")
+    if preinit:
+        out.append("## Pre-initialisation snapshots (WAGI)\n")
+        out.append(
+            "`primes-wagi` (C, WASI preview1 command, CGI-style): its `wizer-initialize` export sieves 4 M numbers. "
+            "Two nodes, the same artifact: default (`wizer-initialize` runs at deploy, every fresh instance starts "
+            "from the snapshot) and `wisp up --preinit-snapshots false` (the init runs in every instance before "
+            f"`_start`). Same wrk settings as the throughput table; `init` and `handler` are the p50 phases of the "
+            "invocation records (`wisp status NAME`).\n"
+        )
+        out.append("| node | deploy note | rps | p50 | p99 | init p50 | handler p50 | errors | rps vs per-instance init |")
+        out.append("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+        base = preinit.get("per-instance")
+        for label, r in preinit.items():
+            out.append(
+                f"| {label} | {r['note']} | {r['rps']:,.0f} | {fmt_ms(r['p50'])} | {fmt_ms(r['p99'])} | "
+                f"{fmt_ms(r['init_p50'])} | {fmt_ms(r['handler_p50'])} | {r['non2xx'] + r['socket_errors']} | "
+                f"{fmt_ratio(r['rps'], base['rps']) if base else '—'} |"
+            )
         out.append("")
     if rows:
         out.append("## Sequential request latency\n")
@@ -716,6 +745,7 @@ def main() -> int:
     ap.add_argument("--no-cold-start", action="store_true", help="skip deploy -> first 200 and restart -> first 200")
     ap.add_argument("--no-burst", action="store_true", help="skip the burst-from-zero section")
     ap.add_argument("--no-scale-to-zero", action="store_true", help="skip the cold-start-after-scale-to-zero section")
+    ap.add_argument("--no-preinit", action="store_true", help="skip the WAGI pre-initialisation section")
     ap.add_argument("--keep-logs", action="store_true", help="keep the temp dir with server and wrk logs")
     args = ap.parse_args()
 
@@ -747,6 +777,7 @@ def main() -> int:
     cold: dict = {}
     bursts: list[dict] = []
     stz: dict = {}
+    preinit: dict = {}
     notes: list[str] = []
     n_functions = None
     t_start = time.perf_counter()
@@ -879,35 +910,57 @@ def main() -> int:
         # 3 + 4. burst from zero, cold start after scale-to-zero: a new `wisp up` on the same data dir (compiled
         # cache hits; no warm instances left over from the throughput runs), new functions that were never invoked.
         if not (args.no_burst and args.no_scale_to_zero):
-            s3, port3 = start_wisp(args.wisp, data, logdir, "wisp-scaling")
+            s3, port3 = start_wisp(args.wisp, data, logdir, "wisp-scaling", ["--autoscale-tick-ms", str(AUTOSCALE_TICK_MS)])
             try:
                 wait_line(s3, "wisp listening on", 120)
                 token = (data / "api-token").read_text().strip()
                 api = Api(port3, token)
                 py_sha = api.upload(comps["Python hello"].read_bytes())
                 c_sha = api.upload(c_bytes)
+                sleep_sha = api.upload((guests / "sleep-c.wasm").read_bytes())
                 if not args.no_burst:
                     lua = tmp / "statuses.lua"
                     lua.write_text(STATUS_LUA)
-                    for name, scaling in (
-                        ("burst-py", {"instance_mode": "reuse", "max_queue_depth": 100, "queue_timeout_ms": 10000}),
-                        ("burst-py-limited", {"instance_mode": "reuse", "max_instances": 4, "max_queue_depth": 16,
-                                              "queue_timeout_ms": 200}),
+                    for name, sha, scaling in (
+                        ("burst-py", py_sha, {"instance_mode": "reuse"}),
+                        ("burst-sleep", sleep_sha, {"instance_mode": "reuse"}),
+                        ("burst-sleep-limited", sleep_sha, {"instance_mode": "reuse", "max_instances": 16,
+                                                            "max_queue_depth": 16, "queue_timeout_ms": 200}),
                     ):
-                        bursts.append(burst(args, api, port3, token, name, py_sha, scaling, logdir, lua))
+                        bursts.append(burst(args, api, port3, token, name, sha, scaling, logdir, lua))
                 if not args.no_scale_to_zero:
                     stz["C hello"] = scale_to_zero(args, api, port3, "stz-c", c_sha)
                     stz["Python hello"] = scale_to_zero(args, api, port3, "stz-py", py_sha)
                 api.close()
             finally:
                 s3.stop()
+        # 5. pre-initialisation snapshots: the same WAGI artifact on a default node and on one without snapshots
+        if not args.no_preinit:
+            wasm = (guests / "primes-wagi.wasm").read_bytes()
+            for label, extra in (("snapshot at deploy (default)", []), ("per-instance", ["--preinit-snapshots", "false"])):
+                d = tmp / f"wisp-preinit-{len(preinit)}"
+                sp, pp = start_wisp(args.wisp, d, logdir, f"wisp-preinit-{len(preinit)}", extra)
+                try:
+                    wait_line(sp, "wisp listening on", 60)
+                    api = Api(pp, (d / "api-token").read_text().strip())
+                    body = api.deploy("primes", api.upload(wasm), "/primes", {"kind": "wagi"})
+                    r = measure_target(args, f"wisp WAGI primes ({label})", "primes-wagi", pp, "/primes?n=1000", logdir)
+                    _, show = api.call("GET", function_path("primes"))
+                    cold_phases = (show.get("phases") or {}).get("cold") or {}
+                    r.update(note=body.get("preinit") or "—",
+                             init_p50=(cold_phases.get("init_us") or [0])[0] / 1e3,
+                             handler_p50=(cold_phases.get("handler_us") or [0])[0] / 1e3)
+                    preinit[label] = r
+                    api.close()
+                finally:
+                    sp.stop()
     finally:
         if args.keep_logs:
             log(f"logs kept in {logdir}")
         else:
             shutil.rmtree(tmp, ignore_errors=True)
 
-    report = render(args, rows, cold, bursts, stz, notes, comps, wasmtime_flags, wasmtime_reuse_flags,
+    report = render(args, rows, cold, bursts, stz, preinit, notes, comps, wasmtime_flags, wasmtime_reuse_flags,
                     wasmtime_version, wrk_version, git, t_start)
     print(report)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -24,8 +24,8 @@ step "building wisp (release)"
 step "building bench/hyper-hello (release)"
 cargo build --release --manifest-path "$REPO/bench/hyper-hello/Cargo.toml"
 
-step "building guests hello-c hello-py hello-js"
-"$REPO/scripts/build-guests.sh" hello-c hello-py hello-js
+step "building guests hello-c hello-py hello-js sleep-c primes-wagi"
+"$REPO/scripts/build-guests.sh" hello-c hello-py hello-js sleep-c primes-wagi
 
 WASMTIME="${WASMTIME:-$TOOLS/bin/wasmtime}"
 if ! "$WASMTIME" --version 2>/dev/null | grep -q "^wasmtime $WASMTIME_VERSION"; then

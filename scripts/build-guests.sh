@@ -61,6 +61,7 @@ trap-c     c-proxy   tests/guests/trap-c     tests/guests/common
 loop-c     c-proxy   tests/guests/loop-c     tests/guests/common
 membomb-c  c-proxy   tests/guests/membomb-c  tests/guests/common
 logs-c     c-reactor tests/guests/logs-c     tests/guests/common
+sleep-c    c-proxy   tests/guests/sleep-c    tests/guests/common
 "
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

@@ -40,6 +40,7 @@ wisp is up. Try:
   curl $url/hello-py
   curl $url/hello-js
   curl -i "$url/hello-wagi/some/path?x=1"
+  curl "$url/primes?n=7919"
   curl --data-binary 'echo me' $url/echo-c
   curl --data-binary @README.md $url/echo-py
   WISP_URL=$url WISP_DATA_DIR=$data $bin logs hello-py

@@ -15,12 +15,18 @@ async fn examples_app_serves_every_language() {
     let out = s.cli(&["deploy", manifest]);
     assert!(out.status.success(), "deploy failed:\n{}{}", stdout(&out), stderr(&out));
     assert!(stdout(&out).contains("hello-py: revision"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("primes-wagi: pre-initialised: `wizer-initialize` ran at deploy"),
+        "{}",
+        stdout(&out)
+    );
 
     for (route, want) in [
         ("/hello-c", "Hello from C!\n"),
         ("/hello-py", "Hello from Python!\n"),
         ("/hello-js", "Hello from JavaScript!\n"),
         ("/hello-wagi", "Hello from WAGI!\n"),
+        ("/primes?n=7919", "7919: prime; 999 primes below it\n"),
     ] {
         assert_eq!(s.get(route).await, (200, want.to_string()), "{route}");
     }
@@ -48,7 +54,7 @@ async fn examples_app_serves_every_language() {
 
     // The CLI sees them all.
     let ls = stdout(&s.cli(&["ls"]));
-    for name in ["hello-c", "echo-c", "hello-py", "echo-py", "hello-js", "echo-js", "hello-wagi"] {
+    for name in ["hello-c", "echo-c", "hello-py", "echo-py", "hello-js", "echo-js", "hello-wagi", "primes-wagi"] {
         assert!(ls.contains(name), "ls lacks {name}:\n{ls}");
     }
     // `wisp invoke` bypasses routes.

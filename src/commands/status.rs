@@ -63,14 +63,15 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
             );
             if let Some(d) = &f.autoscaler {
                 println!(
-                    "  autoscaler:  desired {}{}, concurrency {:.2} (stable {} s) / {:.2} (panic window); {} in flight, {} queued",
+                    "  autoscaler:  desired {}{} (ready {}), concurrency {:.2} stable ({} s) / {:.2} panic window; last interval peak {} in flight, {} queued",
                     d.desired,
                     if d.panicking { " (panic)" } else { "" },
+                    d.ready,
                     d.stable_concurrency,
                     f.scaling.stable_window_seconds,
                     d.panic_concurrency,
-                    f.in_flight,
-                    f.queued
+                    d.peak_in_flight,
+                    d.peak_queued
                 );
             }
             if let Some(p) = &s.phases {

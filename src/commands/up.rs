@@ -25,10 +25,10 @@ pub struct Args {
           value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     max_concurrency: u64,
     /// MiB of each linear memory a finished instance leaves resident for the next one in its slot, reset
-    /// in place instead of decommitted and faulted in again.
-    #[arg(long, env = "WISP_POOL_KEEP_RESIDENT_MB", default_value_t = (wisp_wasm_host::HostConfig::default().keep_resident_bytes >> 20) as u32,
-          value_parser = clap::value_parser!(u32).range(0..=4096))]
-    pool_keep_resident_mb: u32,
+    /// in place instead of decommitted and faulted in again [default: 16 with --pool-pagemap-scan on a
+    /// kernel that has it, else 1].
+    #[arg(long, env = "WISP_POOL_KEEP_RESIDENT_MB", value_parser = clap::value_parser!(u32).range(0..=4096))]
+    pool_keep_resident_mb: Option<u32>,
     /// Reset only the pages an instance dirtied, found with Linux's PAGEMAP_SCAN (kernel 6.7+; ignored elsewhere).
     #[arg(long, env = "WISP_POOL_PAGEMAP_SCAN", default_value_t = wisp_wasm_host::HostConfig::default().pagemap_scan, action = clap::ArgAction::Set)]
     pool_pagemap_scan: bool,
@@ -74,7 +74,7 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
             max_instances: a.max_instances,
             max_memory_mb: a.max_memory_mb,
             preinit_snapshots: a.preinit_snapshots,
-            keep_resident_bytes: (a.pool_keep_resident_mb as usize) << 20,
+            keep_resident_bytes: a.pool_keep_resident_mb.map(|mb| (mb as usize) << 20),
             pagemap_scan: a.pool_pagemap_scan,
             ..HostConfig::default()
         },

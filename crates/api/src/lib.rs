@@ -234,6 +234,12 @@ pub struct AutoscalerView {
     pub stable_concurrency: f64,
     /// Average requests in flight over the panic window.
     pub panic_concurrency: f64,
+    /// Instances ready (idle + busy) when the decision was taken.
+    pub ready: u32,
+    /// Most invocations in flight at once during the last autoscaling interval.
+    pub peak_in_flight: usize,
+    /// Most requests waiting at once during the last autoscaling interval.
+    pub peak_queued: usize,
 }
 
 fn view(api: &Api, r: &wisp_core::FunctionRecord) -> FunctionView {
@@ -256,11 +262,14 @@ fn view(api: &Api, r: &wisp_core::FunctionRecord) -> FunctionView {
         in_flight: active.as_ref().map_or(0, |a| a.in_flight()),
         queued: active.as_ref().map_or(0, |a| a.queued()),
         load_us: active.as_ref().map(|a| a.load_time().as_micros() as u64),
-        autoscaler: active.as_ref().and_then(|a| a.last_decision()).map(|d| AutoscalerView {
-            desired: d.desired,
-            panicking: d.panicking,
-            stable_concurrency: d.stable_concurrency,
-            panic_concurrency: d.panic_concurrency,
+        autoscaler: active.as_ref().and_then(|a| a.last_step()).map(|s| AutoscalerView {
+            desired: s.decision.desired,
+            panicking: s.decision.panicking,
+            stable_concurrency: s.decision.stable_concurrency,
+            panic_concurrency: s.decision.panic_concurrency,
+            ready: s.ready,
+            peak_in_flight: s.peak_in_flight,
+            peak_queued: s.peak_queued,
         }),
         invocations: active.map_or(0, |a| a.invocations()),
         limits: r.revision.limits,

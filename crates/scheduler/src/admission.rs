@@ -138,6 +138,8 @@ pub struct Gate {
     max_queue_depth: usize,
     queue_timeout: Duration,
     meter: Arc<Meter>,
+    peak_in_flight: AtomicUsize,
+    peak_waiting: AtomicUsize,
 }
 
 /// Held for the duration of one invocation.
@@ -177,12 +179,22 @@ impl Gate {
             max_queue_depth: scaling.max_queue_depth as usize,
             queue_timeout: Duration::from_millis(scaling.queue_timeout_ms.into()),
             meter: Arc::default(),
+            peak_in_flight: AtomicUsize::new(0),
+            peak_waiting: AtomicUsize::new(0),
         }
     }
 
     /// The load meter (requests waiting or running, averaged over time).
     pub fn meter(&self) -> &Meter {
         &self.meter
+    }
+
+    /// The most invocations in flight and requests waiting at any moment since the last call; starts the
+    /// next window at the current values. (Instantaneous samples miss short peaks; this does not.)
+    pub fn take_peaks(&self) -> (usize, usize) {
+        let running = self.peak_in_flight.swap(self.in_flight(), Ordering::Relaxed);
+        let waiting = self.peak_waiting.swap(self.waiting(), Ordering::Relaxed);
+        (running.max(self.in_flight()), waiting.max(self.waiting()))
     }
 
     /// Requests waiting for admission.
@@ -204,7 +216,9 @@ impl Gate {
             Ok(a) => return Ok(a),
             Err(m) => m,
         };
-        if self.waiting.fetch_add(1, Ordering::Relaxed) >= self.max_queue_depth {
+        let ahead = self.waiting.fetch_add(1, Ordering::Relaxed);
+        self.peak_waiting.fetch_max((ahead + 1).min(self.max_queue_depth), Ordering::Relaxed);
+        if ahead >= self.max_queue_depth {
             self.waiting.fetch_sub(1, Ordering::Relaxed);
             return Err(InvokeError {
                 class: ErrorClass::Overloaded,
@@ -252,7 +266,8 @@ impl Gate {
     }
 
     fn admitted(&self, limit: Option<OwnedSemaphorePermit>, node: OwnedSemaphorePermit, m: Metered) -> Admission {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        let running = self.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+        self.peak_in_flight.fetch_max(running, Ordering::Relaxed);
         Admission { _limit: limit, _node: node, in_flight: self.in_flight.clone(), _metered: m }
     }
 }

@@ -153,7 +153,20 @@ pub struct Active {
 /// A function's autoscaler and its latest decision.
 struct Scaler {
     autoscaler: Autoscaler,
-    last: Option<Decision>,
+    last: Option<Step>,
+}
+
+/// One autoscaling step as observed and decided.
+#[derive(Debug, Clone, Copy)]
+pub struct Step {
+    /// The decision.
+    pub decision: Decision,
+    /// Instances ready (idle + busy) when it was taken.
+    pub ready: u32,
+    /// Most invocations in flight at once during the step's window.
+    pub peak_in_flight: usize,
+    /// Most requests waiting at once during the step's window.
+    pub peak_queued: usize,
 }
 
 impl Scaler {
@@ -212,8 +225,8 @@ impl Active {
         self.code.load_time()
     }
 
-    /// The autoscaler's latest decision, if it has made one.
-    pub fn last_decision(&self) -> Option<Decision> {
+    /// The autoscaler's latest step, if it has made one.
+    pub fn last_step(&self) -> Option<Step> {
         self.scaler.lock().last
     }
 }
@@ -375,13 +388,14 @@ impl Scheduler {
         let mut wanting = Vec::new();
         for (key, active) in &live.functions {
             let load = active.gate.meter().take_average();
+            let (peak_in_flight, peak_queued) = active.gate.take_peaks();
             let in_flight = active.gate.in_flight();
             let ready = u32::try_from(active.pool.idle() + in_flight).unwrap_or(u32::MAX);
             let decision = {
                 let mut s = active.scaler.lock();
                 s.autoscaler.record(now_ms, load);
                 let d = s.autoscaler.scale(now_ms, ready);
-                s.last = Some(d);
+                s.last = Some(Step { decision: d, ready, peak_in_flight, peak_queued });
                 d
             };
             if active.pool.mode() != InstanceMode::Reuse {

@@ -73,14 +73,17 @@ where
     }
 }
 
-/// Ends the response body only once the invocation has been recorded, so a client that read the whole
-/// response can read its invocation record too.
-pub(crate) struct UntilReported<B> {
+/// The response body of a guest that is still running: polling it drives the guest (which writes into
+/// `inner`) in the request's own task, and the body ends only once the guest is done and the invocation is
+/// recorded, so a client that read the whole response can read its invocation record too. Dropped early
+/// (client gone, HEAD), it hands the guest to a task of its own to finish and report.
+pub(crate) struct DrivenBody<B> {
     pub inner: B,
-    pub reported: Option<tokio::sync::oneshot::Receiver<()>>,
+    pub guest: Option<Pin<Box<dyn Future<Output = crate::http::TaskEnd> + Send>>>,
+    pub inner_done: bool,
 }
 
-impl<B> Body for UntilReported<B>
+impl<B> Body for DrivenBody<B>
 where
     B: Body<Data = Bytes> + Unpin,
 {
@@ -89,22 +92,34 @@ where
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_frame(cx) {
-            Poll::Ready(None) => match this.reported.as_mut() {
-                None => Poll::Ready(None),
-                Some(rx) => match Pin::new(rx).poll(cx) {
-                    Poll::Pending => Poll::Pending,
-                    Poll::Ready(_) => {
-                        this.reported = None;
-                        Poll::Ready(None)
-                    }
-                },
-            },
-            other => other,
+        if let Some(guest) = this.guest.as_mut()
+            && guest.as_mut().poll(cx).is_ready()
+        {
+            this.guest = None;
         }
+        if !this.inner_done {
+            match Pin::new(&mut this.inner).poll_frame(cx) {
+                Poll::Ready(None) => this.inner_done = true,
+                other => return other,
+            }
+        }
+        // The body is complete; its end waits for the guest to finish (its waker is registered above).
+        if this.guest.is_some() { Poll::Pending } else { Poll::Ready(None) }
     }
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+impl<B> Drop for DrivenBody<B> {
+    fn drop(&mut self) {
+        if let Some(guest) = self.guest.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(async move {
+                guest.await;
+            });
+        }
     }
 }

@@ -191,10 +191,20 @@ impl Host {
                 .max_core_instance_size(4 << 20)
                 .table_elements(64 * 1024)
                 .max_memory_size(config.max_memory_mb as usize * 1024 * 1024)
-                .linear_memory_keep_resident(config.keep_resident_bytes)
+                .linear_memory_keep_resident(config.keep_resident())
                 .table_keep_resident(64 << 10)
-                .pagemap_scan(if config.pagemap_scan { wasmtime::Enabled::Auto } else { wasmtime::Enabled::No });
+                .pagemap_scan(if config.pagemap_scan_in_use() {
+                    wasmtime::Enabled::Auto
+                } else {
+                    wasmtime::Enabled::No
+                });
             c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+            tracing::info!(
+                instances = n,
+                keep_resident_mib = config.keep_resident() >> 20,
+                pagemap_scan = config.pagemap_scan_in_use(),
+                "pooling allocator"
+            );
         }
         let engine = Engine::new(&c).map_err(anyhow::Error::from).context("creating the wasmtime engine")?;
 

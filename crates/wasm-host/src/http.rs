@@ -1,7 +1,7 @@
 //! Serving a request with a wasi:http component, and the per-invocation store state shared with WAGI:
 //! memory limiter and deadline.
 
-use crate::body::{BoxError, LimitedBody, ResponseBody, UntilReported};
+use crate::body::{BoxError, DrivenBody, LimitedBody, ResponseBody};
 use crate::host::{Code, CodeInner};
 use crate::logs::LogPipe;
 use crate::pool::{Pool, Warm};
@@ -9,8 +9,10 @@ use crate::{InvocationCtx, InvokeError, Phases, Report, ReportSink};
 use bytes::Bytes;
 use http_body::Body;
 use http_body_util::BodyExt;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 use wasmtime::component::ResourceTable;
 use wasmtime::{Store, UpdateDeadline};
@@ -197,7 +199,8 @@ impl Code {
         };
         // A bodiless request that fails on a warm instance is retried on a fresh one: that tells a guest that
         // cannot be reused from one that simply failed, without failing the user's request.
-        let retry_head = (warm.is_some() && bodiless(&req)).then(|| head_of(&req));
+        // Once a reused instance has served a request, the guest is known to be reusable: no more copies.
+        let retry_head = (warm.is_some() && !pool.proven_reusable() && bodiless(&req)).then(|| head_of(&req));
         let first = self.attempt(pre, req, &ctx, reporter, pool, warm, retry_head.is_some(), false).await;
         match (first, retry_head) {
             (Attempt::Done(r), _) => r,
@@ -270,7 +273,6 @@ impl Code {
         // The guest's `response-outparam.set` runs this callback: it notes the status for the report and
         // hands the response to the waiting request.
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let (reported_tx, reported_rx) = tokio::sync::oneshot::channel::<()>();
         let status = Arc::new(AtomicU16::new(0));
         let set_status = status.clone();
         let head_at = Arc::new(std::sync::OnceLock::<Instant>::new());
@@ -295,13 +297,15 @@ impl Code {
             }
         };
 
-        // The guest runs in its own task so it can keep streaming the body after the response head is sent;
-        // the task reports the invocation when the guest is done, and returns a clean instance to the pool.
+        // The guest runs inside this request's task — no task of its own, no cross-thread wake-ups: first
+        // until it sets the response head, then driven by the response body as hyper polls it, so it can keep
+        // streaming after the head went out. It reports the invocation when done, and returns a clean
+        // instance to the pool.
         let timeout = Duration::from_millis(limits.timeout_ms);
         let pre = pre.clone();
         let pool = pool.clone();
         let function = ctx.function.clone();
-        let task = tokio::spawn(async move {
+        let guest = async move {
             let t0 = Instant::now();
             let mut instantiate = Duration::ZERO;
             let mut handler_start = t0;
@@ -347,7 +351,7 @@ impl Code {
                 _ => {}
             }
             // A clean instance goes back to the pool before the report, so the client's next request finds it
-            // warm; anything else (a fresh-mode instance, a failed one) is torn down after the report — the
+            // warm; anything else (a fresh-mode instance, a failed one) is torn down in a task of its own — the
             // response ends with the report, and deallocating a big instance must not delay it.
             let teardown = match (&outcome, instance) {
                 (Ok(_), Some(proxy)) => {
@@ -358,28 +362,58 @@ impl Code {
                 _ => Some(store),
             };
             reporter.done(outcome.clone(), phases);
-            let _ = reported_tx.send(());
-            drop(teardown);
+            if let Some(store) = teardown {
+                tokio::spawn(async move { drop(store) });
+            }
             TaskEnd::Reported(outcome)
-        });
-
-        match rx.await {
-            Ok(Ok(resp)) => Attempt::Done(Ok(resp.map(|b| {
-                let b = UntilReported { inner: b, reported: Some(reported_rx) };
-                b.map_err(|e| Box::new(e) as BoxError).boxed_unsync()
-            }))),
-            // No response head: the task's outcome says why (and has been reported), or asks for a retry.
-            Ok(Err(_)) | Err(_) => match task.await {
-                Ok(TaskEnd::Reported(Err(e))) => Attempt::Done(Err(e)),
-                Ok(TaskEnd::Reported(Ok(_))) => {
-                    Attempt::Done(Err(InvokeError::new(ErrorClass::GuestFailure, "guest produced no response")))
+        };
+        let mut guest: Guest = Box::pin(guest);
+        let mut ended = None;
+        let mut rx = rx;
+        // Until the head is set or the guest ends without one. The guest is polled first: it sets the head.
+        let head = std::future::poll_fn(|cx| {
+            if ended.is_none()
+                && let Poll::Ready(end) = guest.as_mut().poll(cx)
+            {
+                ended = Some(end);
+            }
+            match Pin::new(&mut rx).poll(cx) {
+                Poll::Ready(Ok(Ok(resp))) => Poll::Ready(Some(resp)),
+                Poll::Ready(_) => Poll::Ready(None),
+                Poll::Pending if ended.is_some() => Poll::Ready(None),
+                Poll::Pending => Poll::Pending,
+            }
+        })
+        .await;
+        match (head, ended) {
+            (Some(resp), ended) => {
+                let guest = if ended.is_some() { None } else { Some(guest) };
+                Attempt::Done(Ok(resp.map(|b| {
+                    DrivenBody { inner: b, guest, inner_done: false }
+                        .map_err(|e| Box::new(e) as BoxError)
+                        .boxed_unsync()
+                })))
+            }
+            // No response head: the guest's outcome says why (and has been reported), or asks for a retry.
+            (None, ended) => {
+                let end = match ended {
+                    Some(end) => end,
+                    None => guest.await,
+                };
+                match end {
+                    TaskEnd::Reported(Err(e)) => Attempt::Done(Err(e)),
+                    TaskEnd::Reported(Ok(_)) => {
+                        Attempt::Done(Err(InvokeError::new(ErrorClass::GuestFailure, "guest produced no response")))
+                    }
+                    TaskEnd::Retry(reporter) => Attempt::Retry(reporter),
                 }
-                Ok(TaskEnd::Retry(reporter)) => Attempt::Retry(reporter),
-                Err(e) => Attempt::Done(Err(InvokeError::new(ErrorClass::Internal, format!("guest task: {e}")))),
-            },
+            }
         }
     }
 }
+
+/// A guest invocation in progress, owned by the request that started it.
+type Guest = Pin<Box<dyn Future<Output = TaskEnd> + Send>>;
 
 impl Code {
     /// Creates warm instances until `pool` holds its provisioned minimum (reuse mode, http functions):
@@ -420,7 +454,7 @@ enum Attempt {
     Retry(Reporter),
 }
 
-enum TaskEnd {
+pub(crate) enum TaskEnd {
     Reported(Result<u16, InvokeError>),
     Retry(Reporter),
 }

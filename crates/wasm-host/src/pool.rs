@@ -60,6 +60,7 @@ pub struct Pool {
     /// Idle instances the autoscaler wants ready now (on top of `min`).
     target_idle: AtomicUsize,
     prewarming: AtomicBool,
+    proven_reusable: AtomicBool,
 }
 
 /// Held while one task creates warm instances for a pool; others then leave it alone.
@@ -82,6 +83,7 @@ impl Pool {
             warm_failures_in_a_row: AtomicU32::new(0),
             target_idle: AtomicUsize::new(0),
             prewarming: AtomicBool::new(false),
+            proven_reusable: AtomicBool::new(false),
         }
     }
 
@@ -187,6 +189,15 @@ impl Pool {
 
     pub(crate) fn warm_succeeded(&self) {
         self.warm_failures_in_a_row.store(0, Ordering::Relaxed);
+        if !self.proven_reusable.load(Ordering::Relaxed) {
+            self.proven_reusable.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether a reused instance has served a request successfully: the guest can be reused (later warm
+    /// failures are the guest's own failures, counted by the in-a-row rule).
+    pub(crate) fn proven_reusable(&self) -> bool {
+        self.proven_reusable.load(Ordering::Relaxed)
     }
 
     pub(crate) fn warm_failed(&self, function: &str, error: &str) {
