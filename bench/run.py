@@ -514,7 +514,8 @@ def scale_to_zero(args, api: Api, port: int, name: str, sha: str) -> dict:
 # ------------------------------------------------------------------ report ---
 
 AUTOSCALE_TICK_MS = 250
-THROUGHPUT_ORDER = ["native hyper", "wasmtime serve", "wasmtime serve (reuse)", "wisp", "wisp (reuse)"]
+THROUGHPUT_ORDER = ["native hyper", "wasmtime serve", "wasmtime serve (reuse)", "wasmtime serve (reuse, timeout)", "wisp",
+                    "wisp (reuse)"]
 STZ_TARGET_P99_MS = {"C hello": 2.0, "Python hello": 10.0}
 
 
@@ -523,6 +524,7 @@ def render(args, rows, cold, bursts, stz, preinit, notes, comps, wasmtime_flags,
     native = next((r for r in rows if r["label"] == "native hyper"), None)
     peer = {r["component"]: r for r in rows if r["label"] == "wasmtime serve"}
     peer_reuse = {r["component"]: r for r in rows if r["label"] == "wasmtime serve (reuse)"}
+    peer_reuse_t = {r["component"]: r for r in rows if r["label"] == "wasmtime serve (reuse, timeout)"}
     comp_order = ["—", *comps]
     rows = sorted(rows, key=lambda r: (comp_order.index(r["component"]), THROUGHPUT_ORDER.index(r["label"])))
     out = []
@@ -535,22 +537,26 @@ def render(args, rows, cold, bursts, stz, preinit, notes, comps, wasmtime_flags,
     out.append(
         f"`wrk -t{args.threads} -c{args.connections} -d{args.duration}s --latency` after a {args.warmup} s warm-up, one target at a time. "
         f"`wasmtime serve {' '.join(wasmtime_flags)}` (fresh instance per request, its default for WASIp2); "
-        f"`wasmtime serve (reuse)` adds `{' '.join(wasmtime_reuse_flags)}`. "
+        f"`wasmtime serve (reuse)` adds `{' '.join(wasmtime_reuse_flags)}`; `(reuse, timeout)` also `-W timeout=30s` "
+        "(epoch interruption, as wisp always has for its deadlines). "
         "wisp: default `wisp up`, functions in the default `fresh` mode (new instance per request); "
         "`wisp (reuse)` = the same artifact deployed with `scaling.instance_mode = \"reuse\"` (warm instances). "
         "The JS hello (StarlingMonkey) cannot serve more than one request per instance, so it has fresh rows only. "
         "Errors = wrk's `Non-2xx or 3xx responses` + socket errors.\n"
     )
     out.append("| target | component | rps | p50 | p99 | errors | rps vs `wasmtime serve` | "
-               "rps vs `wasmtime serve` (reuse) | rps vs native hyper |")
-    out.append("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+               "rps vs `wasmtime serve` (reuse) | vs (reuse, timeout) | rps vs native hyper |")
+    out.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         p = peer.get(r["component"])
-        pr = peer_reuse.get(r["component"]) if r["label"] in ("wasmtime serve (reuse)", "wisp (reuse)") else None
+        reuse_row = r["label"] in ("wasmtime serve (reuse)", "wasmtime serve (reuse, timeout)", "wisp (reuse)")
+        pr = peer_reuse.get(r["component"]) if reuse_row else None
+        prt = peer_reuse_t.get(r["component"]) if reuse_row else None
         errs = r["non2xx"] + r["socket_errors"]
         out.append(
             f"| {r['label']} | {r['component']} | {r['rps']:,.0f} | {fmt_ms(r['p50'])} | {fmt_ms(r['p99'])} | {errs} | "
             f"{fmt_ratio(r['rps'], p['rps']) if p else '—'} | {fmt_ratio(r['rps'], pr['rps']) if pr else '—'} | "
+            f"{fmt_ratio(r['rps'], prt['rps']) if prt else '—'} | "
             f"{fmt_ratio(r['rps'], native['rps']) if native else '—'} |"
         )
     out.append("")
@@ -793,10 +799,13 @@ def main() -> int:
             modes = [("wasmtime serve", [])]
             if comp in reusable and not args.no_peer_reuse:
                 modes.append(("wasmtime serve (reuse)", wasmtime_reuse_flags))
+                # The same with a request timeout, which wisp always enforces: `-W timeout` turns on epoch
+                # interruption, whose checks in the guest's code cost interpreted guests measurably.
+                modes.append(("wasmtime serve (reuse, timeout)", [*wasmtime_reuse_flags, "-W", "timeout=30s"]))
             for label, extra in modes:
                 port = free_port()
                 cmd = [args.wasmtime, "serve", *wasmtime_flags, *extra, "--addr", f"127.0.0.1:{port}", str(path)]
-                tag = f"wasmtime-serve-{path.stem}" + ("-reuse" if extra else "")
+                tag = f"wasmtime-serve-{path.stem}" + ("-reuse" if extra else "") + ("-timeout" if "-W" in extra else "")
                 try:
                     with running(tag, cmd, logdir) as s:
                         t = time.perf_counter()
