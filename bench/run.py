@@ -27,6 +27,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -519,7 +520,7 @@ THROUGHPUT_ORDER = ["native hyper", "wasmtime serve", "wasmtime serve (reuse)", 
 STZ_TARGET_P99_MS = {"C hello": 2.0, "Python hello": 10.0}
 
 
-def render(args, rows, cold, bursts, stz, preinit, notes, comps, wasmtime_flags, wasmtime_reuse_flags,
+def render(args, rows, cold, bursts, stz, preinit, interleaved, notes, comps, wasmtime_flags, wasmtime_reuse_flags,
            wasmtime_version, wrk_version, git, t_start) -> str:
     native = next((r for r in rows if r["label"] == "native hyper"), None)
     peer = {r["component"]: r for r in rows if r["label"] == "wasmtime serve"}
@@ -560,6 +561,20 @@ def render(args, rows, cold, bursts, stz, preinit, notes, comps, wasmtime_flags,
             f"{fmt_ratio(r['rps'], native['rps']) if native else '—'} |"
         )
     out.append("")
+    if interleaved:
+        med = {k: statistics.median(v) for k, v in interleaved.items()}
+        base, base_t = med.get("wasmtime serve (reuse)"), med.get("wasmtime serve (reuse, timeout)")
+        out.append("### Python hello, instance reuse, interleaved\n")
+        out.append(
+            f"The three servers run at once and take turns, {args.rounds} rounds of the same wrk run each; medians "
+            "compared (a single run of the peer's reuse mode lands anywhere between ~17k and ~26k rps here).\n"
+        )
+        out.append("| target | rps per round | median | vs `wasmtime serve` (reuse) | vs (reuse, timeout) |")
+        out.append("|---|---|---:|---:|---:|")
+        for label, v in interleaved.items():
+            out.append(f"| {label} | {', '.join(f'{x:,.0f}' for x in v)} | {med[label]:,.0f} | "
+                       f"{fmt_ratio(med[label], base)} | {fmt_ratio(med[label], base_t)} |")
+        out.append("")
     if cold:
         out.append("## Cold start\n")
         out.append("| measurement | n | p50 | p99 | max | notes |")
@@ -752,6 +767,8 @@ def main() -> int:
     ap.add_argument("--no-burst", action="store_true", help="skip the burst-from-zero section")
     ap.add_argument("--no-scale-to-zero", action="store_true", help="skip the cold-start-after-scale-to-zero section")
     ap.add_argument("--no-preinit", action="store_true", help="skip the WAGI pre-initialisation section")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="rounds of the interleaved Python-reuse comparison (0 skips it)")
     ap.add_argument("--keep-logs", action="store_true", help="keep the temp dir with server and wrk logs")
     args = ap.parse_args()
 
@@ -784,6 +801,7 @@ def main() -> int:
     bursts: list[dict] = []
     stz: dict = {}
     preinit: dict = {}
+    interleaved: dict = {}
     notes: list[str] = []
     n_functions = None
     t_start = time.perf_counter()
@@ -848,6 +866,30 @@ def main() -> int:
                         notes.append(f"- wisp (reuse) {comp[0]}: instance_mode in force is `{mode}` (fell back)")
                 else:
                     rows.append(measure_target(args, "wisp", comp, port, route, logdir))
+
+            # 1d. Python reuse, interleaved: the peer's reuse rate varies a lot from one process to the next
+            # (bimodal here), so all three servers run at once and take turns, and medians are compared.
+            if args.rounds > 0 and ("Python hello", "reuse") in routes and not args.no_peer_reuse:
+                py = comps["Python hello"]
+                peers = [("wasmtime serve (reuse)", wasmtime_reuse_flags),
+                         ("wasmtime serve (reuse, timeout)", [*wasmtime_reuse_flags, "-W", "timeout=30s"])]
+                with contextlib.ExitStack() as stack:
+                    targets = []
+                    for label, extra in peers:
+                        pp = free_port()
+                        cmd = [args.wasmtime, "serve", *wasmtime_flags, *extra, "--addr", f"127.0.0.1:{pp}", str(py)]
+                        srv = stack.enter_context(running(f"interleaved-{len(targets)}", cmd, logdir))
+                        wait_200(pp, "/", args.startup_timeout, srv, poll_s=0.05)
+                        targets.append((label, pp, "/"))
+                    targets.append(("wisp (reuse)", port, routes[("Python hello", "reuse")]))
+                    for label, pp, path in targets:
+                        run_wrk(args, f"http://127.0.0.1:{pp}{path}", args.warmup, logdir, "interleaved-warmup")
+                    for rnd in range(args.rounds):
+                        for label, pp, path in targets:
+                            r = run_wrk(args, f"http://127.0.0.1:{pp}{path}", args.duration, logdir,
+                                        f"interleaved-{rnd}-{label}".replace(" ", "_"))
+                            interleaved.setdefault(label, []).append(r["rps"] or 0.0)
+                            log(f"interleaved round {rnd}: {label} {r['rps']} rps")
 
             c_bytes = comps["C hello"].read_bytes()
             if not args.no_cold_start:
@@ -969,7 +1011,7 @@ def main() -> int:
         else:
             shutil.rmtree(tmp, ignore_errors=True)
 
-    report = render(args, rows, cold, bursts, stz, preinit, notes, comps, wasmtime_flags, wasmtime_reuse_flags,
+    report = render(args, rows, cold, bursts, stz, preinit, interleaved, notes, comps, wasmtime_flags, wasmtime_reuse_flags,
                     wasmtime_version, wrk_version, git, t_start)
     print(report)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
