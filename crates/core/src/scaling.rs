@@ -15,13 +15,13 @@ pub const DEFAULT_MAX_QUEUE_DEPTH: u32 = 100;
 /// Default longest wait for an instance.
 pub const DEFAULT_QUEUE_TIMEOUT_MS: u32 = 10_000;
 /// Default share of an instance's concurrency the autoscaler aims for (headroom for bursts).
-pub const DEFAULT_TARGET_UTILIZATION_PERCENT: u32 = 70;
+pub const DEFAULT_TARGET_UTILIZATION_PERCENT: u32 = (wisp_autoscaler::DEFAULT_TARGET_UTILIZATION * 100.0) as u32;
 /// Default autoscaler stable window.
-pub const DEFAULT_STABLE_WINDOW_SECONDS: u32 = 60;
+pub const DEFAULT_STABLE_WINDOW_SECONDS: u32 = wisp_autoscaler::DEFAULT_STABLE_WINDOW_SECONDS as u32;
 /// Default autoscaler panic window, as a percentage of the stable window.
-pub const DEFAULT_PANIC_WINDOW_PERCENT: u32 = 10;
+pub const DEFAULT_PANIC_WINDOW_PERCENT: u32 = wisp_autoscaler::DEFAULT_PANIC_WINDOW_PERCENT as u32;
 /// Default time without any request in flight before warm instances are dropped to zero.
-pub const DEFAULT_SCALE_TO_ZERO_GRACE_SECONDS: u32 = 30;
+pub const DEFAULT_SCALE_TO_ZERO_GRACE_SECONDS: u32 = wisp_autoscaler::DEFAULT_SCALE_TO_ZERO_GRACE_SECONDS as u32;
 
 /// How instances serve requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
@@ -115,6 +115,20 @@ impl Scaling {
         }
     }
 
+    /// The autoscaler settings these scaling settings describe.
+    pub fn autoscaler(&self) -> wisp_autoscaler::Config {
+        wisp_autoscaler::Config {
+            target_concurrency: f64::from(self.target_concurrency),
+            target_utilization: f64::from(self.target_utilization_percent) / 100.0,
+            stable_window_seconds: self.stable_window_seconds.into(),
+            panic_window_percent: self.panic_window_percent.into(),
+            scale_to_zero_grace_seconds: self.scale_to_zero_grace_seconds.into(),
+            min_instances: self.min_instances,
+            max_instances: self.max_instances,
+            ..wisp_autoscaler::Config::default()
+        }
+    }
+
     /// Checks ranges; the message names key, value and range.
     pub fn validate(&self) -> Result<(), String> {
         if self.concurrency_per_instance != 1 {
@@ -161,5 +175,40 @@ impl Scaling {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_scaling_is_the_autoscalers_default_and_valid() {
+        let s = Scaling::default();
+        assert_eq!(s.validate(), Ok(()));
+        assert_eq!(s.autoscaler(), wisp_autoscaler::Config::default());
+        assert_eq!(s.autoscaler().validate(), Ok(()));
+    }
+
+    #[test]
+    fn out_of_range_settings_name_key_value_and_range() {
+        let table: &[(Scaling, &str)] = &[
+            (
+                Scaling { stable_window_seconds: 5, ..Scaling::default() },
+                "scaling.stable_window_seconds = 5 is out of range: allowed 6..=3600",
+            ),
+            (
+                Scaling { min_instances: 3, max_instances: 2, ..Scaling::default() },
+                "scaling.min_instances = 3 is out of range: allowed 0..=max_instances (2)",
+            ),
+            (
+                Scaling { concurrency_per_instance: 2, ..Scaling::default() },
+                "scaling.concurrency_per_instance = 2 is out of range: allowed 1..=1",
+            ),
+        ];
+        for (s, want) in table {
+            let e = s.validate().unwrap_err();
+            assert!(e.starts_with(want), "{e}");
+        }
     }
 }

@@ -171,21 +171,7 @@ pub struct Step {
 
 impl Scaler {
     fn new(scaling: &Scaling) -> Self {
-        Scaler { autoscaler: Autoscaler::new(autoscaler_config(scaling)), last: None }
-    }
-}
-
-/// The autoscaler settings of a function's scaling settings.
-pub fn autoscaler_config(s: &Scaling) -> wisp_autoscaler::Config {
-    wisp_autoscaler::Config {
-        target_concurrency: f64::from(s.target_concurrency),
-        target_utilization: f64::from(s.target_utilization_percent) / 100.0,
-        stable_window_seconds: s.stable_window_seconds.into(),
-        panic_window_percent: s.panic_window_percent.into(),
-        scale_to_zero_grace_seconds: s.scale_to_zero_grace_seconds.into(),
-        min_instances: s.min_instances,
-        max_instances: s.max_instances,
-        ..wisp_autoscaler::Config::default()
+        Scaler { autoscaler: Autoscaler::new(scaling.autoscaler()), last: None }
     }
 }
 
@@ -306,7 +292,7 @@ impl Scheduler {
             let gate = self.gate_for(prev, &record);
             let (ring, invocations, scaler) = match prev {
                 Some(prev) => {
-                    prev.scaler.lock().autoscaler.set_config(autoscaler_config(&record.scaling));
+                    prev.scaler.lock().autoscaler.set_config(record.scaling.autoscaler());
                     (prev.ring.clone(), prev.invocations.clone(), prev.scaler.clone())
                 }
                 None => (Default::default(), Default::default(), Arc::new(Mutex::new(Scaler::new(&record.scaling)))),
@@ -339,7 +325,7 @@ impl Scheduler {
                 return;
             }
             prev.pool.set_config(PoolConfig::new(&record.scaling, record.revision.kind));
-            prev.scaler.lock().autoscaler.set_config(autoscaler_config(&record.scaling));
+            prev.scaler.lock().autoscaler.set_config(record.scaling.autoscaler());
             let active = Active {
                 scaler: prev.scaler.clone(),
                 gate: self.gate_for(Some(prev), &record),
