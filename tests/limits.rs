@@ -80,3 +80,27 @@ async fn too_many_headers_are_rejected_by_the_gateway() {
     assert_eq!(req.send().await.unwrap().status(), 431);
     assert_eq!(s.get("/ok").await.0, 200);
 }
+
+/// A client that goes away before the response head does not cut the invocation short: the guest still runs
+/// to its end (here: its deadline), is recorded, and gives its admission slot back.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_invocation_whose_client_left_is_still_finished_and_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(&dir.path().join("data"));
+    let scaling = json!({"max_instances": 1, "queue_timeout_ms": 60000});
+    s.deploy("spin", "loop-c", json!({"routes": ["/spin"], "limits": {"timeout_ms": 300}, "scaling": scaling})).await;
+    let client = reqwest::Client::builder().timeout(std::time::Duration::from_millis(50)).build().unwrap();
+    let err = client.get(format!("{}/spin", s.url)).send().await.expect_err("the client gives up first");
+    assert!(err.is_timeout(), "{err}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut logs = s.logs("spin").await;
+    while logs.is_empty() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        logs = s.logs("spin").await;
+    }
+    assert_eq!(logs.len(), 1, "the abandoned invocation is recorded: {logs:?}");
+    assert_eq!(logs[0]["status"], 504, "{}", logs[0]);
+    common::until(&s, "spin", |f| f["in_flight"] == 0).await;
+    // Its only instance slot is free again: the next request is admitted (and times out the same way).
+    assert_eq!(s.get("/spin").await.0, 504);
+}

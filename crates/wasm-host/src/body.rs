@@ -75,12 +75,42 @@ where
 
 /// The response body of a guest that is still running: polling it drives the guest (which writes into
 /// `inner`) in the request's own task, and the body ends only once the guest is done and the invocation is
-/// recorded, so a client that read the whole response can read its invocation record too. Dropped early
-/// (client gone, HEAD), it hands the guest to a task of its own to finish and report.
+/// recorded, so a client that read the whole response can read its invocation record too.
 pub(crate) struct DrivenBody<B> {
     pub inner: B,
-    pub guest: Option<Pin<Box<dyn Future<Output = crate::http::TaskEnd> + Send>>>,
+    pub guest: Running,
     pub inner_done: bool,
+}
+
+/// A guest invocation in progress, owned by the request that started it.
+pub(crate) type Guest = Pin<Box<dyn Future<Output = crate::http::TaskEnd> + Send>>;
+
+/// A running guest (or `None` once it ended). Dropped unfinished — the client went away, the response was
+/// dropped (HEAD) — it is handed to a task of its own, so it still ends, reports and releases its instance.
+pub(crate) struct Running(pub Option<Guest>);
+
+impl Running {
+    /// Polls the guest if it is still running; `Some` with its end the first time it is ready.
+    pub(crate) fn poll_end(&mut self, cx: &mut Context<'_>) -> Option<crate::http::TaskEnd> {
+        let end = match self.0.as_mut()?.as_mut().poll(cx) {
+            Poll::Ready(end) => end,
+            Poll::Pending => return None,
+        };
+        self.0 = None;
+        Some(end)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(guest) = self.0.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(async move {
+                guest.await;
+            });
+        }
+    }
 }
 
 impl<B> Body for DrivenBody<B>
@@ -92,11 +122,7 @@ where
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = &mut *self;
-        if let Some(guest) = this.guest.as_mut()
-            && guest.as_mut().poll(cx).is_ready()
-        {
-            this.guest = None;
-        }
+        this.guest.poll_end(cx);
         if !this.inner_done {
             match Pin::new(&mut this.inner).poll_frame(cx) {
                 Poll::Ready(None) => this.inner_done = true,
@@ -104,22 +130,10 @@ where
             }
         }
         // The body is complete; its end waits for the guest to finish (its waker is registered above).
-        if this.guest.is_some() { Poll::Pending } else { Poll::Ready(None) }
+        if this.guest.0.is_some() { Poll::Pending } else { Poll::Ready(None) }
     }
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
-    }
-}
-
-impl<B> Drop for DrivenBody<B> {
-    fn drop(&mut self) {
-        if let Some(guest) = self.guest.take()
-            && let Ok(runtime) = tokio::runtime::Handle::try_current()
-        {
-            runtime.spawn(async move {
-                guest.await;
-            });
-        }
     }
 }

@@ -1,7 +1,7 @@
 //! Serving a request with a wasi:http component, and the per-invocation store state shared with WAGI:
 //! memory limiter and deadline.
 
-use crate::body::{BoxError, DrivenBody, LimitedBody, ResponseBody};
+use crate::body::{BoxError, DrivenBody, LimitedBody, ResponseBody, Running};
 use crate::host::{Code, CodeInner};
 use crate::logs::LogPipe;
 use crate::pool::{Pool, Warm};
@@ -367,15 +367,14 @@ impl Code {
             }
             TaskEnd::Reported(outcome)
         };
-        let mut guest: Guest = Box::pin(guest);
+        let mut guest = Running(Some(Box::pin(guest)));
         let mut ended = None;
         let mut rx = rx;
         // Until the head is set or the guest ends without one. The guest is polled first: it sets the head.
+        // (Should the client go away meanwhile, dropping `guest` hands it to a task that finishes it.)
         let head = std::future::poll_fn(|cx| {
-            if ended.is_none()
-                && let Poll::Ready(end) = guest.as_mut().poll(cx)
-            {
-                ended = Some(end);
+            if ended.is_none() {
+                ended = guest.poll_end(cx);
             }
             match Pin::new(&mut rx).poll(cx) {
                 Poll::Ready(Ok(Ok(resp))) => Poll::Ready(Some(resp)),
@@ -386,19 +385,14 @@ impl Code {
         })
         .await;
         match (head, ended) {
-            (Some(resp), ended) => {
-                let guest = if ended.is_some() { None } else { Some(guest) };
-                Attempt::Done(Ok(resp.map(|b| {
-                    DrivenBody { inner: b, guest, inner_done: false }
-                        .map_err(|e| Box::new(e) as BoxError)
-                        .boxed_unsync()
-                })))
-            }
+            (Some(resp), _) => Attempt::Done(Ok(resp.map(|b| {
+                DrivenBody { inner: b, guest, inner_done: false }.map_err(|e| Box::new(e) as BoxError).boxed_unsync()
+            }))),
             // No response head: the guest's outcome says why (and has been reported), or asks for a retry.
             (None, ended) => {
                 let end = match ended {
                     Some(end) => end,
-                    None => guest.await,
+                    None => std::future::poll_fn(|cx| guest.poll_end(cx).map_or(Poll::Pending, Poll::Ready)).await,
                 };
                 match end {
                     TaskEnd::Reported(Err(e)) => Attempt::Done(Err(e)),
@@ -411,9 +405,6 @@ impl Code {
         }
     }
 }
-
-/// A guest invocation in progress, owned by the request that started it.
-type Guest = Pin<Box<dyn Future<Output = TaskEnd> + Send>>;
 
 impl Code {
     /// Creates warm instances until `pool` holds its provisioned minimum (reuse mode, http functions):
