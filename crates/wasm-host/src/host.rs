@@ -159,8 +159,7 @@ pub(crate) struct WagiCode {
 impl WagiCode {
     fn new(pre: wasmtime::InstancePre<WagiState>, module: &Module) -> Self {
         let init = crate::preinit::init_export(module);
-        let has_resume =
-            matches!(module.get_export(crate::preinit::RESUME_EXPORT), Some(wasmtime::ExternType::Func(_)));
+        let has_resume = crate::preinit::exports_func(module, crate::preinit::RESUME_EXPORT);
         let entry = if init.is_some() && has_resume { crate::preinit::RESUME_EXPORT } else { "_start" };
         WagiCode { pre, init, entry }
     }
@@ -315,7 +314,7 @@ impl Host {
                         provided: PROVIDED_MODULE,
                     });
                 }
-                if !matches!(module.get_export("_start"), Some(wasmtime::ExternType::Func(_))) {
+                if !crate::preinit::exports_func(&module, "_start") {
                     return Err(ArtifactError::MissingExport(format!(
                         "the module does not export a `_start` function (it exports: {}); a WAGI function is a WASI command module (built with `-mexec-model=command`, the default)",
                         list(&exports)
@@ -328,7 +327,7 @@ impl Host {
                         export,
                         reason: "pre-initialisation snapshots are off on this node (wisp up --preinit-snapshots)".into(),
                     }),
-                    Some(export) => match block_on(crate::preinit::snapshot(engine, bytes, export)) {
+                    Some(export) => match block_on(crate::preinit::snapshot(engine, &module, bytes, export)) {
                         Err(e) => return Err(ArtifactError::InitFailed(e.to_string())),
                         Ok(Err(reason)) => Some(Preinit::PerInstance { export, reason }),
                         Ok(Ok((snapshot, init))) => {

@@ -26,9 +26,14 @@ pub const INIT_TIMEOUT_MS: u64 = 30_000;
 /// Output of an init kept for error messages.
 const INIT_OUTPUT_BYTES: usize = 4096;
 
+/// Whether `module` exports a function called `name`.
+pub(crate) fn exports_func(module: &Module, name: &str) -> bool {
+    matches!(module.get_export(name), Some(wasmtime::ExternType::Func(_)))
+}
+
 /// The initialisation export `module` has, if any.
 pub fn init_export(module: &Module) -> Option<&'static str> {
-    INIT_EXPORTS.into_iter().find(|name| matches!(module.get_export(name), Some(wasmtime::ExternType::Func(_))))
+    INIT_EXPORTS.into_iter().find(|name| exports_func(module, name))
 }
 
 /// What pre-initialisation did to a module at deploy.
@@ -86,21 +91,17 @@ impl InstanceState for Snapshotting<'_> {
     }
 }
 
-/// Snapshots `bytes` (a module exporting `export`): returns the new module bytes, or `Ok(None)` when Wizer
-/// cannot snapshot this module (the reason goes in the second field), or the init's failure.
+/// Snapshots `bytes` (compiled as `module`, which exports `export`): returns the snapshot's bytes and how
+/// long the init ran, `Ok(Err(reason))` when Wizer cannot snapshot this module, or the init's failure.
 pub(crate) async fn snapshot(
     engine: &Engine,
+    module: &Module,
     bytes: &[u8],
     export: &'static str,
 ) -> Result<Result<(Vec<u8>, Duration), String>, InitFailed> {
     let mut wizer = Wizer::new();
     wizer.init_func(export);
-    let probe = Module::new(engine, bytes).map_err(|e| InitFailed {
-        export,
-        message: format!("{e:#}"),
-        output: String::new(),
-    })?;
-    if matches!(probe.get_export(RESUME_EXPORT), Some(wasmtime::ExternType::Func(_))) {
+    if exports_func(module, RESUME_EXPORT) {
         wizer.func_rename("_start", RESUME_EXPORT);
     }
     let (cx, instrumented) = match wizer.instrument(bytes) {
