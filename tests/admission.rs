@@ -41,6 +41,9 @@ async fn waiting_past_the_queue_timeout_answers_503() {
     assert_eq!(b.status(), 503);
     assert!(b.text().await.unwrap().contains("queue timeout of 200 ms"));
     assert_eq!(s.function("echo").await["queued"], 0);
+    let logs = s.logs("echo").await;
+    let timed_out = logs.iter().find(|l| l["status"] == 503).expect("the 503 is recorded");
+    assert!(timed_out["queue_us"].as_u64().unwrap() > 0, "its wait in the queue is recorded: {timed_out}");
     drop(a_body);
     assert_eq!(a.await.unwrap().0, 200);
 }

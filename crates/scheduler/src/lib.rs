@@ -517,9 +517,7 @@ impl Scheduler {
         let key = active.record.key.clone();
         let at_ms = now_ms();
         let arrived = std::time::Instant::now();
-        let queued = Arc::new(AtomicU64::new(0));
-        let queued_us = queued.clone();
-        let sink: wisp_wasm_host::ReportSink = Box::new(move |report: Report| {
+        let record = move |report: Report, queue_us: u64| {
             let (status, error) = match &report.outcome {
                 Ok(s) => (*s, None),
                 Err(e) => (e.class.http_status(), Some(e.message.clone())),
@@ -534,7 +532,7 @@ impl Scheduler {
                 status,
                 error,
                 cold: report.cold,
-                queue_us: queued_us.load(Ordering::Relaxed),
+                queue_us,
                 instantiate_us: report.phases.instantiate.as_micros() as u64,
                 init_us: report.phases.init.as_micros() as u64,
                 handler_us: report.phases.handler.as_micros() as u64,
@@ -548,24 +546,26 @@ impl Scheduler {
                 ring.pop_front();
             }
             ring.push_back(rec);
-        });
-        let admission = match active.gate.admit().await {
+        };
+        let admission = active.gate.admit().await;
+        let queue_us = arrived.elapsed().as_micros() as u64;
+        let admission = match admission {
             Ok(a) => a,
             Err(e) => {
-                sink(Report {
+                let report = Report {
                     id: id.clone(),
                     outcome: Err(e.clone()),
                     phases: Default::default(),
                     cold: false,
                     logs: Default::default(),
-                });
+                };
+                record(report, queue_us);
                 return (id, Err(e));
             }
         };
-        queued.store(arrived.elapsed().as_micros() as u64, Ordering::Relaxed);
         // The permits are released when the guest is done: with the report.
         let sink: wisp_wasm_host::ReportSink = Box::new(move |report| {
-            sink(report);
+            record(report, queue_us);
             drop(admission);
         });
         let result = active.code.handle(req, ctx, sink, &active.pool).await;
