@@ -664,8 +664,8 @@ def render(args, rows, cold, bursts, stz, preinit, interleaved, notes, comps, wa
             "the goodput.\n"
         )
         out.append("| function | scaling | requests | rps | 200/s | p50 | p99 | max | 200 | 429 | 503 | other | "
-                   "socket errors | peak in_flight | peak queued | peak instances | idle at end | invocations |")
-        out.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+                   "socket errors | peak in_flight | peak queued | peak instances | idle at end | invocations | cold starts |")
+        out.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for b in bursts:
             st = b["statuses"]
             ok, r429, r503 = st.get(200, 0), st.get(429, 0), st.get(503, 0)
@@ -678,7 +678,8 @@ def render(args, rows, cold, bursts, stz, preinit, interleaved, notes, comps, wa
                 f"| {b['name']} | reuse, {sc} | {b['requests'] or 0:,} | {b['rps'] or 0:,.0f} | "
                 f"{(b['rps'] or 0) * ok / max(1, sum(st.values())):,.0f} | {fmt_ms(b['p50'])} | {fmt_ms(b['p99'])} | {fmt_ms(b['max'])} | "
                 f"{ok:,} | {r429:,} | {r503:,} | {other:,} | {b['socket_errors_text'].removeprefix('Socket errors: ') or 0} | "
-                f"{peak(8)} | {peak(9)} | {peak(7)} | {va.get('idle_instances', '—')} | {va.get('invocations', '—')} |"
+                f"{peak(8)} | {peak(9)} | {peak(7)} | {va.get('idle_instances', '—')} | {va.get('invocations', '—')} | "
+                f"{va.get('cold_starts', '—')} |"
             )
         out.append("")
         out.append("Timeline: per autoscaler interval, peak in flight / peak queued / instances (idle + busy) / "

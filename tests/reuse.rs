@@ -26,6 +26,9 @@ async fn python_reuse_keeps_module_state_and_fresh_does_not() {
     let cold: Vec<bool> = logs.iter().rev().take(4).map(|l| l["cold"].as_bool().unwrap()).collect();
     assert_eq!(cold, [false, false, false, true], "newest first: three warm after one cold start");
     assert!(stdout(&s.cli(&["logs", "counter"])).contains(" warm "));
+    let f = s.function("counter").await;
+    assert_eq!((f["invocations"].as_u64(), f["cold_starts"].as_u64()), (Some(7), Some(4)), "3 fresh + 1 cold, 3 warm");
+    assert!(stdout(&s.cli(&["status", "counter"])).contains("(7 invocations since start, 4 cold)"));
 
     let out = s.cli(&["scale", "counter", "--instance-mode", "fresh"]);
     assert!(out.status.success(), "{}", stderr(&out));

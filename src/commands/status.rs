@@ -53,9 +53,10 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
                 f.limits.timeout_ms, f.limits.memory_mb, f.limits.max_body_bytes, f.limits.max_log_bytes
             );
             println!(
-                "  serving:     {} ({} invocations since start)",
+                "  serving:     {} ({} invocations since start, {} cold)",
                 if f.active { "yes" } else { "no" },
-                f.invocations
+                f.invocations,
+                f.cold_starts
             );
             println!(
                 "  instances:   {} mode, {} warm idle (min {})",
@@ -63,13 +64,14 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
             );
             if let Some(d) = &f.autoscaler {
                 println!(
-                    "  autoscaler:  desired {}{} (ready {}), concurrency {:.2} stable ({} s) / {:.2} panic window; last interval peak {} in flight, {} queued",
+                    "  autoscaler:  desired {}{} (ready {}), concurrency {:.2} stable ({} s) / {:.2} panic window (peak {}); last interval peak {} in flight, {} queued",
                     d.desired,
                     if d.panicking { " (panic)" } else { "" },
                     d.ready,
                     d.stable_concurrency,
                     f.scaling.stable_window_seconds,
                     d.panic_concurrency,
+                    d.recent_peak,
                     d.peak_in_flight,
                     d.peak_queued
                 );

@@ -202,6 +202,9 @@ pub struct FunctionView {
     pub active: bool,
     /// Invocations on this node since start.
     pub invocations: u64,
+    /// Of those, the ones that created an instance (cold starts).
+    #[serde(default)]
+    pub cold_starts: u64,
     /// Limits.
     pub limits: wisp_core::Limits,
     /// Scaling settings.
@@ -234,6 +237,10 @@ pub struct AutoscalerView {
     pub stable_concurrency: f64,
     /// Average requests in flight over the panic window.
     pub panic_concurrency: f64,
+    /// Most requests in flight at once over the panic window: `desired` is never below it (one request per
+    /// instance).
+    #[serde(default)]
+    pub recent_peak: u32,
     /// Instances ready (idle + busy) when the decision was taken.
     pub ready: u32,
     /// Most invocations in flight at once during the last autoscaling interval.
@@ -267,11 +274,13 @@ fn view(api: &Api, r: &wisp_core::FunctionRecord) -> FunctionView {
             panicking: s.decision.panicking,
             stable_concurrency: s.decision.stable_concurrency,
             panic_concurrency: s.decision.panic_concurrency,
+            recent_peak: s.decision.recent_peak,
             ready: s.ready,
             peak_in_flight: s.peak_in_flight,
             peak_queued: s.peak_queued,
         }),
-        invocations: active.map_or(0, |a| a.invocations()),
+        invocations: active.as_ref().map_or(0, |a| a.invocations()),
+        cold_starts: active.map_or(0, |a| a.cold_starts()),
         limits: r.revision.limits,
         scaling: r.scaling,
     }

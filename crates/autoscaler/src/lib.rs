@@ -8,6 +8,10 @@
 //! * the autoscaler **panics** when the panic-window desire is ≥ `panic_threshold` × ready; while panicking it
 //!   follows the panic window and **never scales down**; it leaves panic a full stable window after the last
 //!   over-threshold decision;
+//! * it never wants fewer instances than requests were in flight at once during the panic window
+//!   ([`Autoscaler::record_peak`]): an instance serves one request at a time, so that many were needed moments
+//!   ago. Averages alone sit below the momentary peaks of steady traffic, and acting on them would drop
+//!   instances that the next peak re-creates cold, decision after decision;
 //! * with no request in flight for `scale_to_zero_grace_seconds` it scales to zero (never below
 //!   `min_instances`); bounds `min_instances..=max_instances` apply last.
 
@@ -143,6 +147,9 @@ pub struct Decision {
     pub stable_concurrency: f64,
     /// Average concurrency over the panic window.
     pub panic_concurrency: f64,
+    /// Most requests in flight at once over the panic window: the floor under `desired` (before the
+    /// scale-to-zero rule and the bounds).
+    pub recent_peak: u32,
 }
 
 /// Per-second concurrency averages.
@@ -198,6 +205,8 @@ pub struct Autoscaler {
     max_panic: u32,
     last_active_ms: Option<u64>,
     active_now: bool,
+    /// (time, most in flight at once since the previous entry), oldest first, within the panic window.
+    peaks: VecDeque<(u64, u32)>,
 }
 
 impl Autoscaler {
@@ -210,6 +219,7 @@ impl Autoscaler {
             max_panic: 0,
             last_active_ms: None,
             active_now: false,
+            peaks: VecDeque::new(),
         }
     }
 
@@ -231,6 +241,21 @@ impl Autoscaler {
         if self.active_now {
             self.last_active_ms = Some(now_ms);
         }
+    }
+
+    /// Records the most requests that were in flight at once since the previous call (the autoscaler keeps
+    /// the panic window's worth). Optional: without peaks, decisions follow the averages alone.
+    pub fn record_peak(&mut self, now_ms: u64, in_flight: u32) {
+        let window = self.config.panic_window_ms();
+        self.peaks.push_back((now_ms, in_flight));
+        while self.peaks.front().is_some_and(|(t, _)| t + window <= now_ms) {
+            self.peaks.pop_front();
+        }
+    }
+
+    fn recent_peak(&self, now_ms: u64) -> u32 {
+        let window = self.config.panic_window_ms();
+        self.peaks.iter().filter(|(t, _)| t + window > now_ms).map(|&(_, p)| p).max().unwrap_or(0)
     }
 
     /// Decides the instance count given `ready` instances now.
@@ -261,6 +286,8 @@ impl Autoscaler {
         } else {
             desired_stable
         };
+        let recent_peak = self.recent_peak(now_ms);
+        desired = desired.max(recent_peak);
 
         let idle_ms = self.last_active_ms.map_or(u64::MAX, |t| now_ms.saturating_sub(t));
         if !panicking && !self.active_now && idle_ms >= c.scale_to_zero_grace_seconds * 1000 {
@@ -273,7 +300,7 @@ impl Autoscaler {
         if c.max_instances > 0 {
             desired = desired.min(c.max_instances);
         }
-        Decision { desired, panicking, stable_concurrency: stable, panic_concurrency: panic }
+        Decision { desired, panicking, stable_concurrency: stable, panic_concurrency: panic, recent_peak }
     }
 }
 
@@ -368,6 +395,40 @@ mod tests {
         let d = simulate(Config { scale_to_zero_grace_seconds: 0, ..cfg() }, 3, |t| if t < 20 { 3.0 } else { 0.0 }, 30);
         assert!(d[..20].iter().all(|x| x.desired >= 3), "{d:?}");
         assert_eq!(d[20].desired, 0, "the first second without load");
+    }
+
+    #[test]
+    fn steady_traffic_keeps_the_instances_its_peaks_need() {
+        // 30 s of traffic averaging 2.3 in flight (the averages alone want ⌈2.3 / 0.7⌉ = 4 instances) whose
+        // momentary peaks reach 5 and 6 in the first two seconds, 4 after; then nothing.
+        let load = |t: u64| if t < 30 { 2.3 } else { 0.0 };
+        let peak = |t: u64| match t {
+            0 => 5,
+            1 => 6,
+            2..30 => 4,
+            _ => 0,
+        };
+        let mut a = Autoscaler::new(Config { scale_to_zero_grace_seconds: 30, ..Config::default() });
+        let mut ready = 5;
+        let d: Vec<Decision> = (0..70)
+            .map(|t| {
+                a.record(t * 1000, load(t));
+                a.record_peak(t * 1000, peak(t));
+                let d = a.scale(t * 1000, ready);
+                ready = d.desired;
+                d
+            })
+            .collect();
+        // (second, desired): the peak of 6 holds 6 instances for the panic window (6 s), not one decision;
+        // then the averages decide again (4, decaying with the stable window), and 30 s after the last request
+        // in flight the function scales to zero.
+        let table: &[(usize, u32)] = &[(0, 5), (1, 6), (2, 6), (6, 6), (7, 4), (30, 4), (36, 3), (58, 2), (59, 0)];
+        for &(t, want) in table {
+            assert_eq!(d[t].desired, want, "second {t}: {:?}", d[t]);
+        }
+        assert!(d[..59].iter().all(|x| !x.panicking));
+        assert_eq!(d[1].recent_peak, 6);
+        assert_eq!(d[36].recent_peak, 0);
     }
 
     #[test]

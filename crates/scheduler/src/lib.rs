@@ -144,10 +144,17 @@ pub struct Active {
     env: Arc<[(String, String)]>,
     name: Arc<str>,
     ring: Arc<Mutex<VecDeque<InvocationRecord>>>,
-    invocations: Arc<AtomicU64>,
+    counters: Arc<Counters>,
     pool: Arc<Pool>,
     gate: Arc<admission::Gate>,
     scaler: Arc<Mutex<Scaler>>,
+}
+
+/// A function's counters since this node started (kept across its revisions).
+#[derive(Default)]
+struct Counters {
+    invocations: AtomicU64,
+    cold_starts: AtomicU64,
 }
 
 /// A function's autoscaler and its latest decision.
@@ -203,7 +210,12 @@ impl Active {
 
     /// Invocations served since this node started.
     pub fn invocations(&self) -> u64 {
-        self.invocations.load(Ordering::Relaxed)
+        self.counters.invocations.load(Ordering::Relaxed)
+    }
+
+    /// Invocations since this node started that had to create an instance (cold starts).
+    pub fn cold_starts(&self) -> u64 {
+        self.counters.cold_starts.load(Ordering::Relaxed)
     }
 
     /// How long loading the serving revision's code took.
@@ -290,10 +302,10 @@ impl Scheduler {
             let key = record.key.clone();
             let prev = functions.get(&key);
             let gate = self.gate_for(prev, &record);
-            let (ring, invocations, scaler) = match prev {
+            let (ring, counters, scaler) = match prev {
                 Some(prev) => {
                     prev.scaler.lock().autoscaler.set_config(record.scaling.autoscaler());
-                    (prev.ring.clone(), prev.invocations.clone(), prev.scaler.clone())
+                    (prev.ring.clone(), prev.counters.clone(), prev.scaler.clone())
                 }
                 None => (Default::default(), Default::default(), Arc::new(Mutex::new(Scaler::new(&record.scaling)))),
             };
@@ -301,7 +313,7 @@ impl Scheduler {
                 record.revision.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<Vec<_>>().into();
             let name = Arc::from(record.key.name.as_str());
             let pool = Arc::new(Pool::new(PoolConfig::new(&record.scaling, record.revision.kind)));
-            let active = Active { record, code, env, name, ring, invocations, pool, gate, scaler };
+            let active = Active { record, code, env, name, ring, counters, pool, gate, scaler };
             functions.insert(key, Arc::new(active));
         });
     }
@@ -334,7 +346,7 @@ impl Scheduler {
                 env: prev.env.clone(),
                 name: prev.name.clone(),
                 ring: prev.ring.clone(),
-                invocations: prev.invocations.clone(),
+                counters: prev.counters.clone(),
                 pool: prev.pool.clone(),
             };
             functions.insert(record.key.clone(), Arc::new(active));
@@ -380,6 +392,7 @@ impl Scheduler {
             let decision = {
                 let mut s = active.scaler.lock();
                 s.autoscaler.record(now_ms, load);
+                s.autoscaler.record_peak(now_ms, u32::try_from(peak_in_flight).unwrap_or(u32::MAX));
                 let d = s.autoscaler.scale(now_ms, ready);
                 s.last = Some(Step { decision: d, ready, peak_in_flight, peak_queued });
                 d
@@ -503,7 +516,7 @@ impl Scheduler {
         B::Error: Into<BoxError>,
     {
         let id: Arc<str> = Arc::from(uuid::Uuid::now_v7().simple().to_string());
-        active.invocations.fetch_add(1, Ordering::Relaxed);
+        active.counters.invocations.fetch_add(1, Ordering::Relaxed);
         let ctx = InvocationCtx {
             id: id.clone(),
             function: active.name.clone(),
@@ -512,6 +525,7 @@ impl Scheduler {
             route_prefix: Arc::from(route_prefix),
         };
         let ring = active.ring.clone();
+        let counters = active.counters.clone();
         let ring_size = self.ring_size;
         let revision = wisp_core::spec::short_id(&active.record.revision.id).to_string();
         let key = active.record.key.clone();
@@ -541,6 +555,9 @@ impl Scheduler {
                 logs: String::from_utf8_lossy(&report.logs.bytes).into_owned(),
                 logs_truncated: report.logs.truncated,
             };
+            if rec.cold {
+                counters.cold_starts.fetch_add(1, Ordering::Relaxed);
+            }
             let mut ring = ring.lock();
             if ring.len() >= ring_size {
                 ring.pop_front();

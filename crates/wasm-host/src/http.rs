@@ -483,7 +483,8 @@ impl Reporter {
         req: &http::Request<B>,
         logs: LogPipe,
     ) -> Result<Self, InvokeError> {
-        let reporter = Reporter { id: ctx.id.clone(), logs, sink, cold: true };
+        // Not cold until an instance is created for it: a request refused before that is neither.
+        let reporter = Reporter { id: ctx.id.clone(), logs, sink, cold: false };
         if declared_too_large(req, ctx.limits.max_body_bytes) {
             return reporter.fail(too_large(ctx.limits.max_body_bytes), Phases::default());
         }

@@ -37,7 +37,7 @@ where
     B::Error: Into<BoxError>,
 {
     let limits = ctx.limits;
-    let reporter = Reporter::begin(&ctx, report, &req, crate::logs::LogPipe::new(limits.max_log_bytes as usize))?;
+    let mut reporter = Reporter::begin(&ctx, report, &req, crate::logs::LogPipe::new(limits.max_log_bytes as usize))?;
     let logs = reporter.logs.clone();
     let (parts, body) = req.into_parts();
     let body = match http_body_util::Limited::new(body, limits.max_body_bytes as usize).collect().await {
@@ -59,6 +59,7 @@ where
     for (k, v) in cgi_env(&parts, &ctx, body.len()) {
         b.env(k, v);
     }
+    reporter.cold = true; // every WAGI request runs in an instance of its own
     let mut store =
         Store::new(&code.shared.engine, WagiState { wasi: b.build_p1(), limiter: Limiter::new(limits.memory_bytes()) });
     store.limiter(|s| &mut s.limiter);
