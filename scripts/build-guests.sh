@@ -62,6 +62,8 @@ loop-c     c-proxy   tests/guests/loop-c     tests/guests/common
 membomb-c  c-proxy   tests/guests/membomb-c  tests/guests/common
 logs-c     c-reactor tests/guests/logs-c     tests/guests/common
 sleep-c    c-proxy   tests/guests/sleep-c    tests/guests/common
+hostile-c  c-proxy   tests/guests/hostile-c  -
+flood-wagi wagi      tests/guests/flood-wagi -
 "
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -310,12 +312,23 @@ run() {
 }
 
 build_c() { # build_c NAME SRC EXTRA ADAPTER OUT
-  local name=$1 src=$2 extra=$3 adapter=$4 out=$5 incs=()
-  run wit-bindgen c "$WIT_DIR" --world "$WIT_WORLD" --out-dir "$WORK/bindings"
+  # A guest dir with a world.wit of its own (a world that includes wasi:http/proxy plus more imports) is
+  # built against that world, with the WASI WIT files as its deps; the bindings are named after the world.
+  local name=$1 src=$2 extra=$3 adapter=$4 out=$5 incs=() wit=$WIT_DIR world=$WIT_WORLD stem=proxy
+  if [ -f "$REPO/$src/world.wit" ]; then
+    wit=$WORK/wit
+    mkdir -p "$wit"
+    run cp -R "$WIT_DIR/deps" "$wit/deps"
+    run cp "$REPO/$src/world.wit" "$wit/world.wit"
+    stem=$(sed -n 's/^world \([a-z0-9-]*\) {.*/\1/p' "$wit/world.wit" | head -n1)
+    [ -n "$stem" ] || { echo "no world in $src/world.wit" >"$WORK/failed-command"; return 1; }
+    world=$stem
+  fi
+  run wit-bindgen c "$wit" --world "$world" --out-dir "$WORK/bindings"
   incs=(-I "$WORK/bindings")
   [ "$extra" = - ] || incs+=(-I "$REPO/$extra")
   run clang-16 --target=wasm32-wasi --sysroot=/usr -mexec-model=reactor -O2 -Wall -Wextra \
-    "${incs[@]}" "$REPO/$src"/*.c "$WORK/bindings/proxy.c" "$WORK/bindings/proxy_component_type.o" \
+    "${incs[@]}" "$REPO/$src"/*.c "$WORK/bindings/$stem.c" "$WORK/bindings/${stem}_component_type.o" \
     -o "$WORK/core.wasm"
   run wasm-tools component new "$WORK/core.wasm" \
     --adapt "wasi_snapshot_preview1=$ADAPTER_DIR/wasi_snapshot_preview1.$adapter.wasm" -o "$out"

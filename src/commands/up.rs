@@ -4,6 +4,7 @@ use crate::Global;
 use crate::wiring::{NodeConfig, build};
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::time::Duration;
 use wisp_gateway::GatewayConfig;
 use wisp_wasm_host::HostConfig;
 
@@ -12,6 +13,25 @@ pub struct Args {
     /// Address to serve functions and the API on.
     #[arg(long, env = "WISP_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
+    /// Serve the control API (`/_wisp/...`) on this address only, not on --listen [default: on --listen].
+    #[arg(long, env = "WISP_API_LISTEN")]
+    api_listen: Option<SocketAddr>,
+    /// Open client connections at most; one more is closed as soon as it is accepted.
+    #[arg(long, env = "WISP_MAX_CONNECTIONS", default_value_t = wisp_gateway::DEFAULT_MAX_CONNECTIONS as u64,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    max_connections: u64,
+    /// Milliseconds a new connection has to send its first request bytes (the whole preface for h2c).
+    #[arg(long, env = "WISP_FIRST_BYTE_TIMEOUT_MS", default_value_t = wisp_gateway::DEFAULT_FIRST_BYTE_TIMEOUT_MS,
+          value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    first_byte_timeout_ms: u64,
+    /// Milliseconds an HTTP/1 request head (request line and headers) may take to arrive.
+    #[arg(long, env = "WISP_HEADER_READ_TIMEOUT_MS", default_value_t = wisp_gateway::DEFAULT_HEADER_READ_TIMEOUT_MS,
+          value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    header_read_timeout_ms: u64,
+    /// Milliseconds a connection may stay open with no request in flight and no bytes either way.
+    #[arg(long, env = "WISP_IDLE_TIMEOUT_MS", default_value_t = wisp_gateway::DEFAULT_IDLE_TIMEOUT_MS,
+          value_parser = clap::value_parser!(u64).range(1..=86_400_000))]
+    idle_timeout_ms: u64,
     /// Instances that may be live at once on this node (sizes the pooling allocator).
     #[arg(long, env = "WISP_MAX_INSTANCES", default_value_t = wisp_wasm_host::HostConfig::default().max_instances,
           value_parser = clap::value_parser!(u32).range(1..=100_000))]
@@ -78,7 +98,15 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
             pagemap_scan: a.pool_pagemap_scan,
             ..HostConfig::default()
         },
-        gateway: GatewayConfig { drain_timeout_seconds: a.drain_timeout_seconds, ..GatewayConfig::default() },
+        gateway: GatewayConfig {
+            drain_timeout_seconds: a.drain_timeout_seconds,
+            max_connections: a.max_connections as usize,
+            first_byte_timeout: Duration::from_millis(a.first_byte_timeout_ms),
+            header_read_timeout: Duration::from_millis(a.header_read_timeout_ms),
+            idle_timeout: Duration::from_millis(a.idle_timeout_ms),
+            api_on_data_plane: a.api_listen.is_none(),
+            ..GatewayConfig::default()
+        },
         max_artifact_bytes: a.max_artifact_bytes,
         max_concurrency: a.max_concurrency as usize,
         autoscale_tick: std::time::Duration::from_millis(a.autoscale_tick_ms),
@@ -92,8 +120,17 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
         anyhow::anyhow!("cannot listen on {}: {e} (choose another with --listen / WISP_LISTEN)", a.listen)
     })?;
     let addr = listener.local_addr()?;
+    let api_listener = match a.api_listen {
+        None => None,
+        Some(api) => Some(tokio::net::TcpListener::bind(api).await.map_err(|e| {
+            anyhow::anyhow!("cannot listen on {api}: {e} (choose another with --api-listen / WISP_API_LISTEN)")
+        })?),
+    };
     if let Some(token) = &node.token_created {
         println!("API token (saved to {}, shown once): {token}", crate::wiring::token_path(&g.data_dir).display());
+    }
+    if let Some(l) = &api_listener {
+        println!("wisp API listening on http://{}", l.local_addr()?);
     }
     println!(
         "wisp listening on http://{addr} ({} functions loaded, data in {})",
@@ -101,7 +138,7 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
         g.data_dir.display()
     );
     tracing::info!(%addr, functions = node.functions_loaded, "serving");
-    node.gateway.serve(listener, shutdown_signal()).await?;
+    node.gateway.serve(listener, api_listener, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }

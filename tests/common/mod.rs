@@ -28,7 +28,10 @@ pub fn guest(name: &str) -> PathBuf {
 
 pub struct Server {
     child: Option<Child>,
+    /// The data plane (functions; the API too unless it has a listener of its own).
     pub url: String,
+    /// The control API's own listener (`--api-listen`), if any.
+    pub api_url: Option<String>,
     pub data: PathBuf,
     pub token: String,
     pub http: reqwest::Client,
@@ -59,9 +62,13 @@ impl Server {
                 let _ = tx.send(line);
             }
         });
+        let mut api_url = None;
         let url = loop {
             match rx.recv_timeout(START_TIMEOUT) {
                 Ok(line) => {
+                    if let Some(rest) = line.strip_prefix("wisp API listening on ") {
+                        api_url = Some(rest.trim().to_string());
+                    }
                     if let Some(rest) = line.strip_prefix("wisp listening on ") {
                         break rest.split_whitespace().next().unwrap().to_string();
                     }
@@ -74,7 +81,7 @@ impl Server {
             }
         };
         let token = std::fs::read_to_string(data.join("api-token")).unwrap().trim().to_string();
-        Server { child: Some(child), url, data: data.to_path_buf(), token, http: reqwest::Client::new() }
+        Server { child: Some(child), url, api_url, data: data.to_path_buf(), token, http: reqwest::Client::new() }
     }
 
     pub fn pid(&self) -> u32 {
@@ -104,7 +111,7 @@ impl Server {
     pub fn cli(&self, args: &[&str]) -> Output {
         Command::new(wisp_bin())
             .args(args)
-            .env("WISP_URL", &self.url)
+            .env("WISP_URL", self.api_base())
             .env("WISP_DATA_DIR", &self.data)
             .env_remove("WISP_TOKEN")
             .stdin(Stdio::null())
@@ -112,8 +119,13 @@ impl Server {
             .expect("run wisp")
     }
 
+    /// Where the control API answers.
+    pub fn api_base(&self) -> &str {
+        self.api_url.as_deref().unwrap_or(&self.url)
+    }
+
     pub fn api(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        self.http.request(method, format!("{}{path}", self.url)).bearer_auth(&self.token)
+        self.http.request(method, format!("{}{path}", self.api_base())).bearer_auth(&self.token)
     }
 
     /// Uploads a file; returns its sha256.

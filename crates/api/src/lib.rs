@@ -338,7 +338,7 @@ async fn deploy(
     let spec: FunctionSpec = serde_json::from_slice(&body)
         .map_err(|e| ApiError::new(ErrorClass::InvalidInput, format!("function spec: {e}")))?;
     api.scheduler
-        .check_reservation(&key, spec.scaling.reserved_concurrency)
+        .check_scaling(&key, &spec.scaling, api.registry.host().config().max_instances)
         .map_err(|m| ApiError::new(ErrorClass::InvalidInput, m))?;
     let deployed = api.registry.deploy(&key, spec).await?;
     match (deployed.change, deployed.code) {
@@ -397,7 +397,7 @@ async fn put_scaling(
     let scaling: wisp_core::Scaling =
         serde_json::from_slice(&body).map_err(|e| ApiError::new(ErrorClass::InvalidInput, format!("scaling: {e}")))?;
     api.scheduler
-        .check_reservation(&key, scaling.reserved_concurrency)
+        .check_scaling(&key, &scaling, api.registry.host().config().max_instances)
         .map_err(|m| ApiError::new(ErrorClass::InvalidInput, m))?;
     let record = api.registry.set_scaling(&key, scaling).await?;
     api.scheduler.update_record(record.clone());
@@ -427,6 +427,9 @@ async fn logs(
     }
 }
 
+/// Segments of `/_wisp/v1/namespaces/{ns}/functions/{name}/invoke`.
+const INVOKE_PREFIX_SEGMENTS: usize = 7;
+
 async fn invoke(State(api): State<Arc<Api>>, Path(params): Path<Vec<(String, String)>>, req: Request) -> Response {
     let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     let key = match key(get("ns").unwrap_or(""), get("name").unwrap_or("")) {
@@ -437,10 +440,16 @@ async fn invoke(State(api): State<Arc<Api>>, Path(params): Path<Vec<(String, Str
         return ApiError::new(ErrorClass::NotFound, format!("function `{key}` is not deployed")).into_response();
     };
     let (mut parts, body) = req.into_parts();
-    let rest = format!("/{}", get("rest").unwrap_or(""));
+    // The path after `.../invoke`, exactly as sent (not percent-decoded: `%3F` stays in the path), under
+    // the gateway's path policy.
+    let raw = parts.uri.path();
+    let rest = raw.match_indices('/').nth(INVOKE_PREFIX_SEGMENTS).map_or("/", |(i, _)| &raw[i..]);
+    if let Err(e) = wisp_core::route::check_request_path(rest) {
+        return ApiError::new(ErrorClass::InvalidInput, format!("invoke path `{rest}`: {e}")).into_response();
+    }
     let pq = match parts.uri.query() {
         Some(q) => format!("{rest}?{q}"),
-        None => rest,
+        None => rest.to_string(),
     };
     parts.uri = match pq.parse() {
         Ok(u) => u,
@@ -471,7 +480,7 @@ pub fn invocation_response(
             };
             let mut r = http::Response::new(wisp_wasm_host::full_body(text));
             *r.status_mut() = StatusCode::from_u16(e.class.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            if e.class == ErrorClass::Overloaded {
+            if matches!(e.class, ErrorClass::Overloaded | ErrorClass::Capacity) {
                 r.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("1"));
             }
             r.headers_mut()

@@ -25,6 +25,9 @@ pub enum ErrorClass {
     Overloaded,
     /// No instance became free in time, or the platform is shutting down (503).
     Unavailable,
+    /// The node has no instance slot left (its pooling allocator is full of running or provisioned
+    /// instances): 503 with `Retry-After`, never a guest failure.
+    Capacity,
     /// A bug or an IO failure inside the platform.
     Internal,
 }
@@ -41,7 +44,7 @@ impl ErrorClass {
             ErrorClass::Timeout => 504,
             ErrorClass::GuestFailure => 500,
             ErrorClass::Overloaded => 429,
-            ErrorClass::Unavailable => 503,
+            ErrorClass::Unavailable | ErrorClass::Capacity => 503,
             ErrorClass::Internal => 500,
         }
     }
@@ -58,6 +61,7 @@ impl ErrorClass {
             ErrorClass::GuestFailure => "guest_failure",
             ErrorClass::Overloaded => "overloaded",
             ErrorClass::Unavailable => "unavailable",
+            ErrorClass::Capacity => "capacity",
             ErrorClass::Internal => "internal",
         }
     }
@@ -85,6 +89,7 @@ mod tests {
             (ErrorClass::GuestFailure, 500),
             (ErrorClass::Overloaded, 429),
             (ErrorClass::Unavailable, 503),
+            (ErrorClass::Capacity, 503),
             (ErrorClass::Internal, 500),
         ];
         for (class, status) in table {

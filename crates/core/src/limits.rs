@@ -19,6 +19,11 @@ pub const DEFAULT_MAX_LOG_BYTES: u32 = 64 * 1024;
 /// Largest accepted `max_log_bytes`.
 pub const MAX_MAX_LOG_BYTES: u32 = 1024 * 1024;
 
+/// Default cap on a WAGI module's output (its whole response: headers and body).
+pub const DEFAULT_MAX_OUTPUT_BYTES: u32 = 16 * 1024 * 1024;
+/// Largest accepted `max_output_bytes`.
+pub const MAX_MAX_OUTPUT_BYTES: u32 = 64 * 1024 * 1024;
+
 /// Limits applied to every invocation of a function. Units are in the names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -31,6 +36,9 @@ pub struct Limits {
     pub max_body_bytes: u64,
     /// Captured guest stdout+stderr per invocation; the rest is dropped and marked truncated.
     pub max_log_bytes: u32,
+    /// WAGI: bytes the module may print as its response (headers and body), held in host memory until it
+    /// exits; more → the invocation fails (500) and the output is dropped.
+    pub max_output_bytes: u32,
 }
 
 impl Default for Limits {
@@ -40,6 +48,7 @@ impl Default for Limits {
             memory_mb: DEFAULT_MEMORY_MB,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_log_bytes: DEFAULT_MAX_LOG_BYTES,
+            max_output_bytes: DEFAULT_MAX_OUTPUT_BYTES,
         }
     }
 }
@@ -61,11 +70,12 @@ pub struct LimitError {
 impl Limits {
     /// Checks every limit against its range.
     pub fn validate(&self) -> Result<(), LimitError> {
-        let checks: [(&'static str, u64, u64, u64); 4] = [
+        let checks: [(&'static str, u64, u64, u64); 5] = [
             ("timeout_ms", self.timeout_ms, 1, MAX_TIMEOUT_MS),
             ("memory_mb", self.memory_mb.into(), 1, MAX_MEMORY_MB.into()),
             ("max_body_bytes", self.max_body_bytes, 0, MAX_MAX_BODY_BYTES),
             ("max_log_bytes", self.max_log_bytes.into(), 0, MAX_MAX_LOG_BYTES.into()),
+            ("max_output_bytes", self.max_output_bytes.into(), 1024, MAX_MAX_OUTPUT_BYTES.into()),
         ];
         for (key, value, min, max) in checks {
             if !(min..=max).contains(&value) {

@@ -80,6 +80,9 @@ impl RoutePattern {
             }
         }
         let path = format!("/{}", segments.join("/"));
+        if path_has_prefix(&path, RESERVED_PREFIX) {
+            return fail("paths under `/_wisp` are reserved for the control API");
+        }
         Ok(RoutePattern { host, path })
     }
 
@@ -87,6 +90,78 @@ impl RoutePattern {
     pub fn matches_path(&self, request_path: &str) -> bool {
         path_has_prefix(request_path, &self.path)
     }
+}
+
+/// The path prefix the control API answers under; no route may claim it.
+pub const RESERVED_PREFIX: &str = "/_wisp";
+
+/// Why a request path was refused (400): wisp routes paths as sent, so it refuses the ones whose meaning
+/// depends on who normalises them, instead of guessing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PathError {
+    /// Not absolute.
+    #[error("the request path must start with `/`")]
+    NotAbsolute,
+    /// `//` inside the path.
+    #[error("the request path has an empty segment (`//`); remove the doubled slash")]
+    EmptySegment,
+    /// A `.` or `..` segment.
+    #[error("the request path has a `.` or `..` segment; send the resolved path")]
+    DotSegment,
+    /// `%2F` or `%5C` (an encoded `/` or `\\`), or an encoded dot segment.
+    #[error(
+        "the request path has an encoded `/`, `\\` or dot segment (`%2F`, `%5C`, `%2E`); send it unencoded or in the query"
+    )]
+    EncodedSeparator,
+}
+
+/// The one path policy of the data plane and the invoke API: reject (never normalise) empty segments,
+/// dot segments and encoded separators, so the route that matches is the path the guest sees. A trailing `/`
+/// is allowed (`/a/` is under `/a`).
+pub fn check_request_path(path: &str) -> Result<(), PathError> {
+    if !path.starts_with('/') {
+        return Err(PathError::NotAbsolute);
+    }
+    let segments: Vec<&str> = path[1..].split('/').collect();
+    let last = segments.len() - 1;
+    for (i, seg) in segments.iter().enumerate() {
+        if seg.is_empty() && i != last {
+            return Err(PathError::EmptySegment);
+        }
+        if *seg == "." || *seg == ".." {
+            return Err(PathError::DotSegment);
+        }
+        if seg.contains('%') {
+            let lower = seg.to_ascii_lowercase();
+            if lower.contains("%2f") || lower.contains("%5c") {
+                return Err(PathError::EncodedSeparator);
+            }
+            let decoded_dots = lower.replace("%2e", ".");
+            if decoded_dots == "." || decoded_dots == ".." {
+                return Err(PathError::EncodedSeparator);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Normalises a request authority (`host[:port]`) for routing: lowercase, no trailing dot, no port.
+/// `None` if it is not a plausible host (empty, or with characters no DNS name or IP literal has).
+pub fn routing_host(authority: &str) -> Option<String> {
+    let host = match authority.strip_prefix('[') {
+        // An IPv6 literal: `[::1]:8080`.
+        Some(rest) => &authority[..rest.find(']')? + 2],
+        None => authority
+            .rsplit_once(':')
+            .map_or(authority, |(h, port)| if port.bytes().all(|b| b.is_ascii_digit()) { h } else { authority }),
+    };
+    let host = host.strip_suffix('.').unwrap_or(host);
+    if host.is_empty()
+        || !host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'[' | b']' | b':'))
+    {
+        return None;
+    }
+    Some(host.to_ascii_lowercase())
 }
 
 /// Segment-wise prefix test: `/a` is a prefix of `/a`, `/a/` and `/a/b`, not of `/ab`.
@@ -151,6 +226,9 @@ mod tests {
             ("x.com:80/a", "a route host is matched without its port; leave the port out"),
             ("x..com/a", "the host is not a valid DNS name"),
             ("x_y.com/a", "the host is not a valid DNS name"),
+            ("/_wisp", "paths under `/_wisp` are reserved for the control API"),
+            ("/_wisp/v1/x", "paths under `/_wisp` are reserved for the control API"),
+            ("example.com/_wisp/", "paths under `/_wisp` are reserved for the control API"),
         ];
         for (input, reason) in bad {
             let e = RoutePattern::parse(input).unwrap_err();
@@ -160,6 +238,48 @@ mod tests {
             RoutePattern::parse("hello").unwrap_err().to_string(),
             "invalid route `hello`: it has no path; add one, e.g. `example.com/` (write `/path` or `host/path`, e.g. `/hello` or `api.example.com/v1`)"
         );
+    }
+
+    #[test]
+    fn request_path_policy() {
+        for ok in ["/", "/a", "/a/", "/a/b", "/a.b/c..d", "/a%20b", "/%2e%2ex", "/..."] {
+            assert_eq!(check_request_path(ok), Ok(()), "{ok}");
+        }
+        let bad = [
+            ("x", PathError::NotAbsolute),
+            ("//x", PathError::EmptySegment),
+            ("/a//b", PathError::EmptySegment),
+            ("/x/../y", PathError::DotSegment),
+            ("/x/./y", PathError::DotSegment),
+            ("/x/..", PathError::DotSegment),
+            ("/a%2Fb", PathError::EncodedSeparator),
+            ("/a%2fb", PathError::EncodedSeparator),
+            ("/a%5cb", PathError::EncodedSeparator),
+            ("/a/%2E%2E/b", PathError::EncodedSeparator),
+            ("/a/.%2e", PathError::EncodedSeparator),
+        ];
+        for (path, want) in bad {
+            assert_eq!(check_request_path(path), Err(want), "{path}");
+        }
+    }
+
+    #[test]
+    fn routing_hosts() {
+        let table = [
+            ("Example.COM", Some("example.com")),
+            ("example.com:8080", Some("example.com")),
+            ("example.com.", Some("example.com")),
+            ("example.com.:80", Some("example.com")),
+            ("127.0.0.1:80", Some("127.0.0.1")),
+            ("[::1]:8080", Some("[::1]")),
+            ("[::1]", Some("[::1]")),
+            ("", None),
+            ("a b", None),
+            ("a/b", None),
+        ];
+        for (authority, want) in table {
+            assert_eq!(routing_host(authority).as_deref(), want, "{authority}");
+        }
     }
 
     #[test]

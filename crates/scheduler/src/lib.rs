@@ -281,8 +281,32 @@ impl Scheduler {
         (self.node.capacity(), self.node.reserved())
     }
 
+    /// Checks that `scaling` for `key` (replacing its current settings) fits the node: its reserved
+    /// concurrency out of the node's capacity, and its provisioned instances (`min_instances`, which hold
+    /// instance slots for good) out of the node's `slots` (`wisp up --max-instances`), next to what the
+    /// other functions reserve and provision.
+    pub fn check_scaling(&self, key: &FunctionKey, scaling: &Scaling, slots: u32) -> Result<(), String> {
+        self.check_reservation(key, scaling.reserved_concurrency)?;
+        let live = self.live.load();
+        let others: u64 = live
+            .functions
+            .iter()
+            .filter(|(k, a)| *k != key && a.record.scaling.mode(a.record.revision.kind) == InstanceMode::Reuse)
+            .map(|(_, a)| u64::from(a.record.scaling.min_instances))
+            .sum();
+        // Half the slots at most are provisioned, so fresh instances and idle reuse always find room.
+        let free = (u64::from(slots) / 2).saturating_sub(others);
+        if u64::from(scaling.min_instances) > free {
+            return Err(format!(
+                "scaling.min_instances = {} is out of range: allowed 0..={free} (half of the node's {slots} instance slots minus {others} provisioned by other functions; wisp up --max-instances)",
+                scaling.min_instances
+            ));
+        }
+        Ok(())
+    }
+
     /// Checks that `reserved` concurrency for `key` (replacing what it reserves now) still fits the node.
-    pub fn check_reservation(&self, key: &FunctionKey, reserved: u32) -> Result<(), String> {
+    fn check_reservation(&self, key: &FunctionKey, reserved: u32) -> Result<(), String> {
         let mine = self.get(key).map_or(0, |a| a.record.scaling.reserved_concurrency as usize);
         let others = self.node.reserved().saturating_sub(mine);
         let free = self.node.capacity().saturating_sub(others);
@@ -312,7 +336,7 @@ impl Scheduler {
             let env: Arc<[(String, String)]> =
                 record.revision.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<Vec<_>>().into();
             let name = Arc::from(record.key.name.as_str());
-            let pool = Arc::new(Pool::new(PoolConfig::new(&record.scaling, record.revision.kind)));
+            let pool = code.new_pool(PoolConfig::new(&record.scaling, record.revision.kind));
             let active = Active { record, code, env, name, ring, counters, pool, gate, scaler };
             functions.insert(key, Arc::new(active));
         });

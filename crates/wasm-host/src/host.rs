@@ -105,11 +105,39 @@ fn block_on<F: Future>(fut: F) -> F::Output {
 
 pub(crate) struct Shared {
     pub engine: Engine,
+    /// Every revision's warm pool on this node, for evicting idle instances when the pooling allocator is
+    /// full (dead pools are pruned as they are met).
+    pools: std::sync::Mutex<Vec<std::sync::Weak<crate::pool::Pool>>>,
     pub http_linker: wasmtime::component::Linker<HttpState>,
     pub wagi_linker: wasmtime::Linker<WagiState>,
     pub config: HostConfig,
     compilations: AtomicU64,
     stop_ticker: Arc<AtomicBool>,
+}
+
+impl Shared {
+    /// Drops the node's least recently used idle warm instance that is not provisioned (`min_instances`),
+    /// making room in the pooling allocator. Returns whether one was dropped. O(pools with idle instances
+    /// scanned); called only when an instantiation found the allocator full.
+    pub(crate) fn evict_one_idle(&self) -> bool {
+        let oldest = {
+            let mut pools = self.pools.lock().unwrap_or_else(|p| p.into_inner());
+            pools.retain(|p| p.strong_count() > 0);
+            pools
+                .iter()
+                .filter_map(|p| p.upgrade())
+                .filter_map(|p| p.oldest_evictable().map(|at| (at, p)))
+                .min_by_key(|(at, _)| *at)
+                .map(|(_, p)| p)
+        };
+        match oldest.and_then(|p| p.evict_oldest()) {
+            Some(w) => {
+                drop(w); // frees its slots now, before the caller retries
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 impl Drop for Shared {
@@ -133,6 +161,15 @@ pub struct Code {
 }
 
 impl Code {
+    /// A warm pool for this revision, known to the node's eviction (see [`Pool`]).
+    pub fn new_pool(&self, config: crate::pool::PoolConfig) -> std::sync::Arc<crate::pool::Pool> {
+        let pool = std::sync::Arc::new(crate::pool::Pool::new(config));
+        let mut pools = self.shared.pools.lock().unwrap_or_else(|p| p.into_inner());
+        pools.retain(|p| p.strong_count() > 0);
+        pools.push(std::sync::Arc::downgrade(&pool));
+        pool
+    }
+
     /// How long loading took: mapping the precompiled artifact and resolving its imports (`InstancePre`).
     /// Paid once per revision at deploy or start, never per request.
     pub fn load_time(&self) -> Duration {
@@ -173,6 +210,12 @@ impl Host {
         c.epoch_interruption(true);
         c.memory_init_cow(true);
         c.wasm_component_model(true);
+        // Only the proposals wisp's guest toolchains use (C via wit-bindgen and wasi-libc, componentize-py,
+        // componentize-js / StarlingMonkey): no threads, no GC, no exception handling — newer proposals are
+        // where engine bugs are found, and no guest here needs them.
+        c.wasm_threads(false);
+        c.wasm_gc(false);
+        c.wasm_exceptions(false);
         if config.pooling {
             let n = config.max_instances;
             let mut pool = PoolingAllocationConfig::default();
@@ -240,6 +283,7 @@ impl Host {
                 http_linker,
                 wagi_linker,
                 config,
+                pools: Default::default(),
                 compilations: AtomicU64::new(0),
                 stop_ticker,
             }),
@@ -327,7 +371,13 @@ impl Host {
                         export,
                         reason: "pre-initialisation snapshots are off on this node (wisp up --preinit-snapshots)".into(),
                     }),
-                    Some(export) => match block_on(crate::preinit::snapshot(engine, &module, bytes, export)) {
+                    Some(export) => match block_on(crate::preinit::snapshot(
+                        engine,
+                        &module,
+                        bytes,
+                        export,
+                        self.shared.config.max_memory_mb as usize * 1024 * 1024,
+                    )) {
                         Err(e) => return Err(ArtifactError::InitFailed(e.to_string())),
                         Ok(Err(reason)) => Some(Preinit::PerInstance { export, reason }),
                         Ok(Ok((snapshot, init))) => {

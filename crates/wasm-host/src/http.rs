@@ -1,8 +1,10 @@
-//! Serving a request with a wasi:http component, and the per-invocation store state shared with WAGI:
-//! memory limiter and deadline.
+//! Serving a request with a wasi:http component.
 
 use crate::body::{BoxError, DrivenBody, LimitedBody, ResponseBody, Running};
 use crate::host::{Code, CodeInner};
+use crate::limits::{
+    FIELD_SIZE_LIMIT, Limiter, arm_deadline, capacity_error, classify, is_capacity, resource_table_cap,
+};
 use crate::logs::LogPipe;
 use crate::pool::{Pool, Warm};
 use crate::{InvocationCtx, InvokeError, Phases, Report, ReportSink};
@@ -14,8 +16,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::task::Poll;
 use std::time::{Duration, Instant};
+use wasmtime::Store;
 use wasmtime::component::ResourceTable;
-use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
@@ -30,6 +32,27 @@ pub(crate) struct HttpState {
     pub(crate) limiter: Limiter,
 }
 
+impl HttpState {
+    /// A store for one wasi:http instance: WASI context, capped resource table and header fields, denied
+    /// outbound HTTP, and the memory limiter. The one constructor for requests and prewarm alike.
+    fn store(engine: &wasmtime::Engine, ctx: &InvocationCtx, logs: &LogPipe) -> Store<HttpState> {
+        let mut http = WasiHttpCtx::new();
+        http.set_field_size_limit(FIELD_SIZE_LIMIT);
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(resource_table_cap(ctx.limits.memory_mb));
+        let state = HttpState {
+            wasi: wasi_ctx(ctx, logs).build(),
+            http,
+            table,
+            hooks: DenyOutbound { logs: logs.clone() },
+            limiter: Limiter::new(ctx.limits.memory_bytes()),
+        };
+        let mut store = Store::new(engine, state);
+        store.limiter(|s| &mut s.limiter);
+        store
+    }
+}
+
 impl WasiView for HttpState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
@@ -42,13 +65,16 @@ impl WasiHttpView for HttpState {
     }
 }
 
-/// Outbound HTTP is not granted in this release: every outgoing request is denied.
-struct DenyOutbound;
+/// Outbound HTTP is not granted in this release: every outgoing request is denied, and the denial is noted
+/// in the invocation's captured output.
+struct DenyOutbound {
+    logs: LogPipe,
+}
 
 impl WasiHttpHooks for DenyOutbound {
     fn send_request(
         &mut self,
-        _request: http::Request<wasmtime_wasi_http::WasiBody>,
+        request: http::Request<wasmtime_wasi_http::WasiBody>,
         _options: Option<wasmtime_wasi_http::RequestOptions>,
         _fut: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
     ) -> Box<
@@ -62,75 +88,25 @@ impl WasiHttpHooks for DenyOutbound {
                 >,
             > + Send,
     > {
+        self.logs.note(&format!(
+            "denied outbound HTTP {} {}: this node grants functions no outbound HTTP",
+            request.method(),
+            request.uri()
+        ));
         Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
     }
 }
 
-/// Enforces a function's memory limit; growing past it stops the instance.
-pub(crate) struct Limiter {
-    memory_bytes: usize,
-    pub(crate) exceeded: bool,
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("memory limit of {0} MiB exceeded")]
-pub(crate) struct MemoryExceeded(pub usize);
-
-#[derive(Debug, thiserror::Error)]
-#[error("deadline of {0} ms exceeded")]
-pub(crate) struct DeadlineExceeded(pub u64);
-
-impl Limiter {
-    pub(crate) fn new(memory_bytes: usize) -> Self {
-        Limiter { memory_bytes, exceeded: false }
-    }
-}
-
-impl wasmtime::ResourceLimiter for Limiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
-        if desired > self.memory_bytes {
-            self.exceeded = true;
-            return Err(wasmtime::Error::new(MemoryExceeded(self.memory_bytes >> 20)));
-        }
-        Ok(true)
-    }
-
-    fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
-        Ok(desired <= 1_000_000)
-    }
-}
-
-/// Arms the store's deadline: every epoch tick the guest yields to the executor (so a busy guest cannot
-/// starve other requests on this worker), and past `timeout` it traps.
-pub(crate) fn arm_deadline<T: 'static>(store: &mut Store<T>, timeout_ms: u64) {
-    let deadline = Instant::now() + Duration::from_millis(timeout_ms);
-    store.set_epoch_deadline(1);
-    store.epoch_deadline_callback(move |_| {
-        if Instant::now() >= deadline {
-            Err(wasmtime::Error::new(DeadlineExceeded(timeout_ms)))
-        } else {
-            Ok(UpdateDeadline::Yield(1))
-        }
-    });
-}
-
-/// Classifies a guest failure.
-pub(crate) fn classify(e: &wasmtime::Error, memory_exceeded: bool, timeout_ms: u64) -> InvokeError {
-    if e.is::<DeadlineExceeded>() || matches!(e.downcast_ref::<wasmtime::Trap>(), Some(wasmtime::Trap::Interrupt)) {
-        return InvokeError::new(ErrorClass::Timeout, format!("function exceeded its timeout of {timeout_ms} ms"));
-    }
-    if let Some(m) = e.downcast_ref::<MemoryExceeded>() {
-        return InvokeError::new(ErrorClass::GuestFailure, format!("stopped: {m}"));
-    }
-    if memory_exceeded {
-        return InvokeError::new(ErrorClass::GuestFailure, format!("stopped at the memory limit: {e:?}"));
-    }
-    InvokeError::new(ErrorClass::GuestFailure, format!("guest failed: {e:?}"))
-}
-
+/// The WASI context of an instance: captured stdout/stderr, the function's env, no directories, and every
+/// socket address denied (and noted in the captured output).
 pub(crate) fn wasi_ctx(ctx: &InvocationCtx, logs: &LogPipe) -> WasiCtxBuilder {
     let mut b = WasiCtxBuilder::new();
     b.stdout(logs.clone()).stderr(logs.clone());
+    let noted = logs.clone();
+    b.socket_addr_check(move |addr, usage| {
+        noted.note(&format!("denied wasi:sockets {usage:?} {addr}: this node grants functions no sockets"));
+        Box::pin(async { false })
+    });
     for (k, v) in ctx.env.iter() {
         b.env(k, v);
     }
@@ -197,17 +173,20 @@ impl Code {
                 return Err(e);
             }
         };
-        // A bodiless request that fails on a warm instance is retried on a fresh one: that tells a guest that
-        // cannot be reused from one that simply failed, without failing the user's request.
-        // Once a reused instance has served a request, the guest is known to be reusable: no more copies.
-        let retry_head = (warm.is_some() && !pool.proven_reusable() && bodiless(&req)).then(|| head_of(&req));
-        let first = self.attempt(pre, req, &ctx, reporter, pool, warm, retry_head.is_some(), false).await;
+        // One deadline for the invocation: a retry gets what is left of it, never a fresh one.
+        let deadline = Instant::now() + Duration::from_millis(ctx.limits.timeout_ms);
+        // A safe, bodiless request (GET, HEAD, OPTIONS) whose warm instance traps before answering is retried
+        // on a fresh one: that tells a guest that cannot be reused from one that simply failed, without
+        // failing the user's request, and replays nothing with side effects. Once a reused instance has
+        // served a request, the guest is known to be reusable: no more copies.
+        let retry_head = (warm.is_some() && !pool.proven_reusable() && safe_and_bodiless(&req)).then(|| head_of(&req));
+        let first = self.attempt(pre, req, &ctx, reporter, pool, warm, deadline, retry_head.is_some(), false).await;
         match (first, retry_head) {
             (Attempt::Done(r), _) => r,
             (Attempt::Retry(mut reporter), Some(head)) => {
                 reporter.logs = LogPipe::new(ctx.limits.max_log_bytes as usize);
                 let req = http::Request::from_parts(head, http_body_util::Empty::<Bytes>::new());
-                match self.attempt(pre, req, &ctx, reporter, pool, None, false, true).await {
+                match self.attempt(pre, req, &ctx, reporter, pool, None, deadline, false, true).await {
                     Attempt::Done(r) => r,
                     Attempt::Retry(_) => unreachable!("a fresh attempt is never retried"),
                 }
@@ -230,6 +209,7 @@ impl Code {
         mut reporter: Reporter,
         pool: &Arc<Pool>,
         warm: Option<Warm>,
+        deadline: Instant,
         retryable: bool,
         is_retry: bool,
     ) -> Attempt
@@ -253,22 +233,11 @@ impl Code {
 
         let (mut store, proxy, served) = match warm {
             Some(w) => (w.store, Some(w.proxy), w.served),
-            None => {
-                let state = HttpState {
-                    wasi: wasi_ctx(ctx, &reporter.logs).build(),
-                    http: WasiHttpCtx::new(),
-                    table: ResourceTable::new(),
-                    hooks: DenyOutbound,
-                    limiter: Limiter::new(limits.memory_bytes()),
-                };
-                let mut store = Store::new(&self.shared.engine, state);
-                store.limiter(|s| &mut s.limiter);
-                (store, None, 0)
-            }
+            None => (HttpState::store(&self.shared.engine, ctx, &reporter.logs), None, 0),
         };
         let was_warm = proxy.is_some();
         reporter.cold = !was_warm;
-        arm_deadline(&mut store, limits.timeout_ms);
+        arm_deadline(&mut store, deadline, limits.timeout_ms);
 
         // The guest's `response-outparam.set` runs this callback: it notes the status for the report and
         // hands the response to the waiting request.
@@ -301,9 +270,9 @@ impl Code {
         // until it sets the response head, then driven by the response body as hyper polls it, so it can keep
         // streaming after the head went out. It reports the invocation when done, and returns a clean
         // instance to the pool.
-        let timeout = Duration::from_millis(limits.timeout_ms);
         let pre = pre.clone();
         let pool = pool.clone();
+        let shared = self.shared.clone();
         let function = ctx.function.clone();
         let guest = async move {
             let t0 = Instant::now();
@@ -312,14 +281,20 @@ impl Code {
             let mut instance = proxy;
             let run = async {
                 if instance.is_none() {
-                    instance = Some(pre.instantiate_async(&mut store).await?);
+                    let made = match pre.instantiate_async(&mut store).await {
+                        // The pooling allocator is full: make room by evicting the node's least recently
+                        // used idle instance, then try once more.
+                        Err(e) if is_capacity(&e) && shared.evict_one_idle() => pre.instantiate_async(&mut store).await,
+                        r => r,
+                    };
+                    instance = Some(made?);
                     instantiate = t0.elapsed();
                 }
                 handler_start = Instant::now();
                 let proxy = instance.as_ref().expect("instantiated above");
                 proxy.wasi_http_incoming_handler().call_handle(&mut store, wreq, wout).await
             };
-            let result = match tokio::time::timeout(timeout, run).await {
+            let result = match tokio::time::timeout_at(deadline.into(), run).await {
                 Ok(Ok(())) => Ok(()),
                 Ok(Err(e)) => Err(classify(&e, store.data().limiter.exceeded, limits.timeout_ms)),
                 Err(_) => Err(InvokeError::new(
@@ -341,8 +316,11 @@ impl Code {
                 )),
                 Ok(()) => Ok(answered),
             };
+            // Only a trap is retried: not a timeout (the deadline is spent), not the memory limit.
+            let trapped =
+                matches!(&outcome, Err(e) if e.class == ErrorClass::GuestFailure) && !store.data().limiter.exceeded;
             match (&outcome, was_warm) {
-                (Err(_), true) if retryable && answered == 0 => return TaskEnd::Retry(reporter),
+                (Err(_), true) if retryable && trapped && answered == 0 => return TaskEnd::Retry(reporter),
                 (Err(e), true) => pool.warm_failed(&function, &e.message),
                 (Ok(_), true) => pool.warm_succeeded(),
                 (Ok(_), false) if is_retry => {
@@ -418,20 +396,15 @@ impl Code {
         let mut made = 0;
         while made < wanted && pool.missing() > 0 {
             let logs = LogPipe::new(ctx.limits.max_log_bytes as usize);
-            let state = HttpState {
-                wasi: wasi_ctx(ctx, &logs).build(),
-                http: WasiHttpCtx::new(),
-                table: ResourceTable::new(),
-                hooks: DenyOutbound,
-                limiter: Limiter::new(ctx.limits.memory_bytes()),
+            let mut store = HttpState::store(&self.shared.engine, ctx, &logs);
+            let deadline = Instant::now() + Duration::from_millis(ctx.limits.timeout_ms);
+            arm_deadline(&mut store, deadline, ctx.limits.timeout_ms);
+            // Prewarming never evicts another function's idle instances: a full node just stops it.
+            let proxy = match pre.instantiate_async(&mut store).await {
+                Ok(p) => p,
+                Err(e) if is_capacity(&e) => return Err(capacity_error(&e)),
+                Err(e) => return Err(classify(&e, store.data().limiter.exceeded, ctx.limits.timeout_ms)),
             };
-            let mut store = Store::new(&self.shared.engine, state);
-            store.limiter(|s| &mut s.limiter);
-            arm_deadline(&mut store, ctx.limits.timeout_ms);
-            let proxy = pre
-                .instantiate_async(&mut store)
-                .await
-                .map_err(|e| classify(&e, store.data().limiter.exceeded, ctx.limits.timeout_ms))?;
             logs.take(); // initialisation output belongs to no invocation
             drop(pool.checkin(Warm { store, proxy, logs, served: 0, idle_since: Instant::now() }));
             made += 1;
@@ -450,12 +423,14 @@ pub(crate) enum TaskEnd {
     Retry(Reporter),
 }
 
-fn bodiless<B: Body>(req: &http::Request<B>) -> bool {
-    req.body().is_end_stream()
-        || req.headers().get(http::header::CONTENT_LENGTH).is_some_and(|v| v.as_bytes() == b"0")
-        || (matches!(*req.method(), http::Method::GET | http::Method::HEAD)
-            && !req.headers().contains_key(http::header::CONTENT_LENGTH)
-            && !req.headers().contains_key(http::header::TRANSFER_ENCODING))
+/// A request that may be replayed: a safe method (GET, HEAD, OPTIONS) with no body.
+fn safe_and_bodiless<B: Body>(req: &http::Request<B>) -> bool {
+    matches!(*req.method(), http::Method::GET | http::Method::HEAD | http::Method::OPTIONS)
+        && (req.body().is_end_stream()
+            || req.headers().get(http::header::CONTENT_LENGTH).is_some_and(|v| v.as_bytes() == b"0")
+            || (!req.headers().contains_key(http::header::CONTENT_LENGTH)
+                && !req.headers().contains_key(http::header::TRANSFER_ENCODING)
+                && req.version() < http::Version::HTTP_2))
 }
 
 fn head_of<B>(req: &http::Request<B>) -> http::request::Parts {

@@ -2,8 +2,9 @@
 //! code into `InstancePre`s, and running invocations (wasi:http components and WAGI modules) with limits.
 //!
 //! Invariants: compilation happens only in [`Host::compile`] (deploy time); [`Host::load`] deserialises
-//! precompiled code and builds the `InstancePre`; the request path only instantiates. One engine-wide epoch
-//! ticker thread drives deadlines.
+//! precompiled code and builds the `InstancePre`; the request path only instantiates. Deadlines: one
+//! engine-wide epoch ticker thread makes a running guest check its deadline (and yield) every tick, and a tokio
+//! timer per invocation stops a guest blocked in a host call, where no epoch check runs.
 
 #![warn(missing_docs)]
 
@@ -11,6 +12,7 @@ mod body;
 mod config;
 mod host;
 mod http;
+mod limits;
 mod logs;
 mod pool;
 pub mod preinit;

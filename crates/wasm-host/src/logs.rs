@@ -8,6 +8,9 @@ use std::task::{Context, Poll};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
+/// Bytes of host notes kept past the guest's own cap.
+const NOTE_ROOM: usize = 4096;
+
 #[derive(Debug, Default)]
 struct Buf {
     bytes: Vec<u8>,
@@ -45,7 +48,28 @@ impl LogPipe {
 
     pub(crate) fn take(&self) -> CapturedLogs {
         let mut b = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        CapturedLogs { bytes: Bytes::from(std::mem::take(&mut b.bytes)), truncated: b.truncated }
+        // Each invocation of a warm instance starts untruncated.
+        let truncated = std::mem::take(&mut b.truncated);
+        CapturedLogs { bytes: Bytes::from(std::mem::take(&mut b.bytes)), truncated }
+    }
+
+    /// Appends a line from the host (a denied capability, a limit hit), so the invocation's record says why.
+    pub(crate) fn note(&self, line: &str) {
+        let mut b = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        // Host notes get room past the guest's cap (they say what the host did), bounded all the same: a
+        // guest repeating a denied call must not grow the buffer.
+        if b.bytes.len() + line.len() > b.cap + NOTE_ROOM {
+            b.truncated = true;
+            return;
+        }
+        b.bytes.extend_from_slice(b"wisp: ");
+        b.bytes.extend_from_slice(line.as_bytes());
+        b.bytes.push(b'\n');
+    }
+
+    /// Whether output past the cap was dropped since the last [`LogPipe::take`].
+    pub(crate) fn truncated(&self) -> bool {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).truncated
     }
 }
 
@@ -107,5 +131,10 @@ mod tests {
         let logs = p.take();
         assert_eq!(&logs.bytes[..], b"hello wo");
         assert!(logs.truncated);
+        // The next invocation of the same (warm) instance starts afresh.
+        p.write(Bytes::from_static(b"ok")).unwrap();
+        let logs = p.take();
+        assert_eq!(&logs.bytes[..], b"ok");
+        assert!(!logs.truncated);
     }
 }

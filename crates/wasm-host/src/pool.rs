@@ -25,7 +25,7 @@ pub struct PoolConfig {
     pub idle_timeout: Duration,
     /// Keep at most this many idle instances.
     pub max_idle: usize,
-    /// Keep at least this many warm (never expired for idleness).
+    /// Keep at least this many warm: never expired for idleness, never evicted for another function.
     pub min: usize,
 }
 
@@ -91,8 +91,27 @@ impl Pool {
     pub fn set_config(&self, config: PoolConfig) {
         *self.config.lock().unwrap_or_else(|p| p.into_inner()) = config;
         if config.mode == InstanceMode::Fresh {
-            self.idle.lock().unwrap_or_else(|p| p.into_inner()).clear();
+            drop(self.take_all()); // torn down outside the lock
         }
+    }
+
+    fn take_all(&self) -> VecDeque<Warm> {
+        std::mem::take(&mut *self.idle.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// When the oldest idle instance that may be evicted (one above the provisioned minimum) went idle.
+    pub(crate) fn oldest_evictable(&self) -> Option<Instant> {
+        let min = self.config().min;
+        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() > min { idle.front().map(|w| w.idle_since) } else { None }
+    }
+
+    /// Removes the oldest idle instance above the provisioned minimum, for the caller to drop (outside
+    /// this pool's lock).
+    pub(crate) fn evict_oldest(&self) -> Option<Warm> {
+        let min = self.config().min;
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() > min { idle.pop_front() } else { None }
     }
 
     pub(crate) fn config(&self) -> PoolConfig {
@@ -123,13 +142,17 @@ impl Pool {
         if self.mode() != InstanceMode::Reuse {
             return None;
         }
-        let timeout = self.config().idle_timeout;
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        // Oldest at the front: drop the expired ones.
-        while idle.front().is_some_and(|w| w.idle_since.elapsed() >= timeout) {
-            idle.pop_front();
-        }
-        let w = idle.pop_back();
+        let PoolConfig { idle_timeout, min, .. } = self.config();
+        let mut expired = Vec::new();
+        let w = {
+            let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+            // Oldest at the front: drop the expired ones, never below the provisioned minimum.
+            while idle.len() > min && idle.front().is_some_and(|w| w.idle_since.elapsed() >= idle_timeout) {
+                expired.extend(idle.pop_front());
+            }
+            idle.pop_back()
+        };
+        drop(expired); // torn down outside the lock
         if w.is_some() {
             self.reused.fetch_add(1, Ordering::Relaxed);
         }
@@ -219,7 +242,7 @@ impl Pool {
                 reason = why,
                 "guest failed on a reused instance: falling back to a fresh instance per request"
             );
-            self.idle.lock().unwrap_or_else(|p| p.into_inner()).clear();
+            drop(self.take_all());
         }
     }
 }

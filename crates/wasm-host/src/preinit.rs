@@ -9,7 +9,7 @@
 //! it). Modules Wizer cannot snapshot (it rejects e.g. table mutation anywhere in the code) run their init
 //! in every instance instead, before `_start`; a deploy says which happened.
 
-use crate::http::{DeadlineExceeded, arm_deadline};
+use crate::limits::{DeadlineExceeded, Limiter, MemoryExceeded, arm_deadline};
 use std::time::{Duration, Instant};
 use wasmtime::{Engine, Instance, Linker, Module, Store};
 use wasmtime_wasi::WasiCtxBuilder;
@@ -67,8 +67,14 @@ pub struct InitFailed {
     pub output: String,
 }
 
+/// Store state of the init run.
+struct InitState {
+    wasi: WasiP1Ctx,
+    limiter: Limiter,
+}
+
 struct Snapshotting<'a> {
-    store: &'a mut Store<WasiP1Ctx>,
+    store: &'a mut Store<InitState>,
     instance: Instance,
 }
 
@@ -98,6 +104,7 @@ pub(crate) async fn snapshot(
     module: &Module,
     bytes: &[u8],
     export: &'static str,
+    memory_bytes: usize,
 ) -> Result<Result<(Vec<u8>, Duration), String>, InitFailed> {
     let mut wizer = Wizer::new();
     wizer.init_func(export);
@@ -113,13 +120,18 @@ pub(crate) async fn snapshot(
         Err(e) => return Ok(Err(format!("instrumented module does not compile: {e:#}"))),
     };
     let output = MemoryOutputPipe::new(INIT_OUTPUT_BYTES);
-    let ctx = WasiCtxBuilder::new().stdout(output.clone()).stderr(output.clone()).build_p1();
-    let mut store = Store::new(engine, ctx);
-    arm_deadline(&mut store, INIT_TIMEOUT_MS);
+    let wasi = WasiCtxBuilder::new().stdout(output.clone()).stderr(output.clone()).build_p1();
+    // The init runs under the same kind of memory limiter as requests (at the node's ceiling: the function's
+    // own limit applies to every instance made from the snapshot).
+    let mut store = Store::new(engine, InitState { wasi, limiter: Limiter::new(memory_bytes) });
+    store.limiter(|s| &mut s.limiter);
+    arm_deadline(&mut store, Instant::now() + Duration::from_millis(INIT_TIMEOUT_MS), INIT_TIMEOUT_MS);
     let failed = |e: wasmtime::Error, output: &MemoryOutputPipe| {
         let printed = String::from_utf8_lossy(&output.contents()).trim().to_string();
         let message = if e.is::<DeadlineExceeded>() {
             format!("it ran longer than {INIT_TIMEOUT_MS} ms")
+        } else if let Some(m) = e.downcast_ref::<MemoryExceeded>() {
+            format!("{m} (the node's --max-memory-mb)")
         } else {
             format!("{e:?}")
         };
@@ -129,8 +141,9 @@ pub(crate) async fn snapshot(
             output: if printed.is_empty() { String::new() } else { format!("; it printed: {printed}") },
         }
     };
-    let mut linker: Linker<WasiP1Ctx> = Linker::new(engine);
-    wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s| s).map_err(|e| failed(e, &output))?;
+    let mut linker: Linker<InitState> = Linker::new(engine);
+    wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s: &mut InitState| &mut s.wasi)
+        .map_err(|e| failed(e, &output))?;
     let started = Instant::now();
     let run = async {
         let instance = linker.instantiate_async(&mut store, &module).await?;

@@ -4,20 +4,24 @@
 
 use crate::body::{BoxError, ResponseBody, full_body};
 use crate::host::Code;
-use crate::http::{Limiter, Reporter, arm_deadline, classify, too_large, wasi_ctx};
+use crate::http::{Reporter, too_large, wasi_ctx};
+use crate::limits::{Limiter, arm_deadline, classify, is_capacity};
+use crate::logs::LogPipe;
 use crate::{InvocationCtx, InvokeError, Phases, ReportSink};
 use bytes::Bytes;
 use http_body::Body;
 use http_body_util::BodyExt;
 use std::time::{Duration, Instant};
+use tokio::io::AsyncWriteExt;
 use wasmtime::Store;
 use wasmtime_wasi::I32Exit;
+use wasmtime_wasi::cli::AsyncStdinStream;
 use wasmtime_wasi::p1::WasiP1Ctx;
-use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
 use wisp_core::ErrorClass;
 
-/// Largest response a WAGI module may print.
-pub const MAX_WAGI_OUTPUT_BYTES: usize = 64 * 1024 * 1024;
+/// Bytes of request body buffered between the client and the module's stdin: the client is read only as
+/// fast as the module reads (backpressure), never into memory whole.
+const STDIN_BUFFER_BYTES: usize = 64 * 1024;
 
 /// Store state of a WAGI invocation.
 pub(crate) struct WagiState {
@@ -37,38 +41,67 @@ where
     B::Error: Into<BoxError>,
 {
     let limits = ctx.limits;
-    let mut reporter = Reporter::begin(&ctx, report, &req, crate::logs::LogPipe::new(limits.max_log_bytes as usize))?;
+    let reporter = Reporter::begin(&ctx, report, &req, LogPipe::new(limits.max_log_bytes as usize))?;
+    let mut reporter = reporter;
     let logs = reporter.logs.clone();
-    let (parts, body) = req.into_parts();
-    let body = match http_body_util::Limited::new(body, limits.max_body_bytes as usize).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            return reporter.fail(too_large(limits.max_body_bytes), Phases::default());
-        }
-        Err(e) => {
-            return reporter.fail(
-                InvokeError::new(ErrorClass::InvalidInput, format!("reading request body: {e}")),
-                Phases::default(),
-            );
-        }
-    };
+    let (parts, mut body) = req.into_parts();
+    let deadline = Instant::now() + Duration::from_millis(limits.timeout_ms);
 
-    let stdout = MemoryOutputPipe::new(MAX_WAGI_OUTPUT_BYTES);
+    // stdout is capped like the logs: past `max_output_bytes` the output is dropped and the invocation fails.
+    let stdout = LogPipe::new(limits.max_output_bytes as usize);
+    let (mut to_guest, stdin) = tokio::io::duplex(STDIN_BUFFER_BYTES);
+    let declared = parts.headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let mut b = wasi_ctx(&ctx, &logs);
-    b.stdout(stdout.clone()).stdin(MemoryInputPipe::new(body.clone())).args(&[&*ctx.function]);
-    for (k, v) in cgi_env(&parts, &ctx, body.len()) {
+    b.stdout(stdout.clone()).stdin(AsyncStdinStream::new(stdin)).args(&[&*ctx.function]);
+    for (k, v) in cgi_env(&parts, &ctx, declared.as_deref()) {
         b.env(k, v);
     }
     reporter.cold = true; // every WAGI request runs in an instance of its own
     let mut store =
         Store::new(&code.shared.engine, WagiState { wasi: b.build_p1(), limiter: Limiter::new(limits.memory_bytes()) });
     store.limiter(|s| &mut s.limiter);
-    arm_deadline(&mut store, limits.timeout_ms);
+    arm_deadline(&mut store, deadline, limits.timeout_ms);
+
+    // The request body is pumped into stdin while the module runs, under the same deadline: a client that
+    // stalls its body holds the invocation only until then.
+    let limit = limits.max_body_bytes;
+    let mut body_failure: Option<InvokeError> = None;
+    let pump = async {
+        let mut sent = 0u64;
+        while let Some(frame) = body.frame().await {
+            let data = match frame {
+                Ok(f) => match f.into_data() {
+                    Ok(d) => d,
+                    Err(_) => continue, // trailers
+                },
+                Err(e) => {
+                    let e: BoxError = e.into();
+                    body_failure =
+                        Some(InvokeError::new(ErrorClass::InvalidInput, format!("reading request body: {e}")));
+                    break;
+                }
+            };
+            sent += data.len() as u64;
+            if sent > limit {
+                body_failure = Some(too_large(limit));
+                break;
+            }
+            if to_guest.write_all(&data).await.is_err() {
+                break; // the module stopped reading stdin
+            }
+        }
+        drop(to_guest); // EOF on stdin
+        std::future::pending::<()>().await
+    };
 
     let mut phases = Phases::default();
+    let shared = code.shared.clone();
     let run = async {
         let t0 = Instant::now();
-        let instance = wagi.pre.instantiate_async(&mut store).await?;
+        let instance = match wagi.pre.instantiate_async(&mut store).await {
+            Err(e) if is_capacity(&e) && shared.evict_one_idle() => wagi.pre.instantiate_async(&mut store).await,
+            r => r,
+        }?;
         phases.instantiate = t0.elapsed();
         if let Some(init) = wagi.init {
             let t = Instant::now();
@@ -81,7 +114,14 @@ where
         phases.handler = t.elapsed();
         r
     };
-    let result = tokio::time::timeout(Duration::from_millis(limits.timeout_ms), run).await;
+    let result = tokio::time::timeout_at(deadline.into(), async {
+        tokio::select! {
+            biased;
+            r = run => r,
+            () = pump => unreachable!("the pump never finishes"),
+        }
+    })
+    .await;
     let outcome = match result {
         Err(_) => Err(InvokeError::new(
             ErrorClass::Timeout,
@@ -97,10 +137,24 @@ where
         },
     };
     drop(store);
+    let outcome = match (body_failure, outcome) {
+        (Some(e), _) => Err(e),
+        (None, o) => o,
+    };
     if let Err(e) = outcome {
         return reporter.fail(e, phases);
     }
-    match parse_cgi(&stdout.contents()) {
+    if stdout.truncated() {
+        let e = InvokeError::new(
+            ErrorClass::GuestFailure,
+            format!(
+                "WAGI module printed more than its limits.max_output_bytes = {} bytes; the output was dropped",
+                limits.max_output_bytes
+            ),
+        );
+        return reporter.fail(e, phases);
+    }
+    match parse_cgi(stdout.take().bytes) {
         Ok(resp) => {
             reporter.done(Ok(resp.status().as_u16()), phases);
             Ok(resp)
@@ -109,7 +163,10 @@ where
     }
 }
 
-fn cgi_env(parts: &http::request::Parts, ctx: &InvocationCtx, content_length: usize) -> Vec<(String, String)> {
+/// The CGI meta-variables. `CONTENT_LENGTH` is the declared one (absent for a chunked body: read stdin to
+/// its end). Header names with `_` are dropped (they would collide with `-` names, and a client could
+/// shadow a header a proxy in front set), as is `Proxy` (httpoxy); repeated headers are joined with `, `.
+fn cgi_env(parts: &http::request::Parts, ctx: &InvocationCtx, content_length: Option<&str>) -> Vec<(String, String)> {
     let path = parts.uri.path();
     let prefix = if &*ctx.route_prefix == "/" { "" } else { &*ctx.route_prefix };
     let path_info = path.strip_prefix(prefix).unwrap_or(path);
@@ -129,7 +186,6 @@ fn cgi_env(parts: &http::request::Parts, ctx: &InvocationCtx, content_length: us
         ("QUERY_STRING".into(), parts.uri.query().unwrap_or("").to_string()),
         ("SERVER_NAME".into(), server_name.to_string()),
         ("SERVER_PORT".into(), server_port.to_string()),
-        ("CONTENT_LENGTH".into(), content_length.to_string()),
         ("X_MATCHED_ROUTE".into(), ctx.route_prefix.to_string()),
         ("X_RAW_PATH_INFO".into(), path_info.to_string()),
         (
@@ -138,24 +194,31 @@ fn cgi_env(parts: &http::request::Parts, ctx: &InvocationCtx, content_length: us
         ),
         ("X_WISP_INVOCATION_ID".into(), ctx.id.to_string()),
     ];
+    if let Some(n) = content_length {
+        env.push(("CONTENT_LENGTH".into(), n.to_string()));
+    }
     if let Some(ct) = parts.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) {
         env.push(("CONTENT_TYPE".into(), ct.to_string()));
     }
-    for (name, value) in &parts.headers {
+    for name in parts.headers.keys() {
         if name == http::header::AUTHORIZATION || name == http::header::PROXY_AUTHORIZATION {
             continue; // RFC 3875 §4.1.18: not passed to scripts
         }
-        if let Ok(v) = value.to_str() {
+        if name.as_str().contains('_') || name.as_str() == "proxy" {
+            continue;
+        }
+        let values: Vec<&str> = parts.headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).collect();
+        if !values.is_empty() {
             let key = format!("HTTP_{}", name.as_str().to_ascii_uppercase().replace('-', "_"));
-            env.push((key, v.to_string()));
+            env.push((key, values.join(", ")));
         }
     }
     env
 }
 
 /// Parses CGI output: header lines, a blank line, the body.
-fn parse_cgi(out: &[u8]) -> Result<http::Response<ResponseBody>, String> {
-    let (head, body) = split_head(out).ok_or_else(|| {
+fn parse_cgi(out: Bytes) -> Result<http::Response<ResponseBody>, String> {
+    let (head, body) = split_head(&out).ok_or_else(|| {
         "WAGI module printed no header block: print headers (at least `Content-Type: ...`), a blank line, then the body".to_string()
     })?;
     let head = std::str::from_utf8(head).map_err(|_| "WAGI module printed headers that are not UTF-8".to_string())?;
@@ -188,7 +251,8 @@ fn parse_cgi(out: &[u8]) -> Result<http::Response<ResponseBody>, String> {
         builder = builder.header(name, value);
     }
     let status = status.unwrap_or(if location { 302 } else { 200 });
-    builder.status(status).body(full_body(Bytes::copy_from_slice(body))).map_err(|e| format!("WAGI response: {e}"))
+    let body = out.slice_ref(body);
+    builder.status(status).body(full_body(body)).map_err(|e| format!("WAGI response: {e}"))
 }
 
 fn split_head(out: &[u8]) -> Option<(&[u8], &[u8])> {
@@ -214,15 +278,15 @@ mod tests {
 
     #[test]
     fn cgi_output() {
-        let r = parse_cgi(b"Content-Type: text/plain\n\nhello").unwrap();
+        let r = parse_cgi(Bytes::from_static(b"Content-Type: text/plain\n\nhello")).unwrap();
         assert_eq!(r.status(), 200);
         assert_eq!(r.headers()["content-type"], "text/plain");
-        let r = parse_cgi(b"Status: 404 Not Found\r\nX-A: b\r\n\r\nnope").unwrap();
+        let r = parse_cgi(Bytes::from_static(b"Status: 404 Not Found\r\nX-A: b\r\n\r\nnope")).unwrap();
         assert_eq!(r.status(), 404);
-        let r = parse_cgi(b"Location: /elsewhere\n\n").unwrap();
+        let r = parse_cgi(Bytes::from_static(b"Location: /elsewhere\n\n")).unwrap();
         assert_eq!(r.status(), 302);
-        assert!(parse_cgi(b"just a body").unwrap_err().contains("no header block"));
-        assert!(parse_cgi(b"Bad Header\n\n").unwrap_err().contains("malformed header line"));
-        assert!(parse_cgi(b"Status: abc\n\n").unwrap_err().contains("invalid Status"));
+        assert!(parse_cgi(Bytes::from_static(b"just a body")).unwrap_err().contains("no header block"));
+        assert!(parse_cgi(Bytes::from_static(b"Bad Header\n\n")).unwrap_err().contains("malformed header line"));
+        assert!(parse_cgi(Bytes::from_static(b"Status: abc\n\n")).unwrap_err().contains("invalid Status"));
     }
 }
