@@ -102,6 +102,9 @@ impl WasiHttpHooks for DenyOutbound {
 pub(crate) fn wasi_ctx(ctx: &InvocationCtx, logs: &LogPipe) -> WasiCtxBuilder {
     let mut b = WasiCtxBuilder::new();
     b.stdout(logs.clone()).stderr(logs.clone());
+    // TCP sockets may be created, so that a connect or bind reaches the address check, which denies every
+    // address and notes it: the record then says what the guest tried. UDP stays off.
+    b.allow_tcp(true).allow_udp(false);
     let noted = logs.clone();
     b.socket_addr_check(move |addr, usage| {
         noted.note(&format!("denied wasi:sockets {usage:?} {addr}: this node grants functions no sockets"));

@@ -92,6 +92,17 @@ pub(crate) fn classify(e: &wasmtime::Error, memory_exceeded: bool, timeout_ms: u
     if e.is::<DeadlineExceeded>() || matches!(e.downcast_ref::<wasmtime::Trap>(), Some(wasmtime::Trap::Interrupt)) {
         return InvokeError::new(ErrorClass::Timeout, format!("function exceeded its timeout of {timeout_ms} ms"));
     }
+    if e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<wasmtime::component::ResourceTableError>(),
+            Some(wasmtime::component::ResourceTableError::Full)
+        )
+    }) {
+        return InvokeError::new(
+            ErrorClass::GuestFailure,
+            "stopped: the instance holds the most host resources it may (its resource table is full: 32 entries per MiB of memory_mb, at least 1024); it leaks handles, e.g. fields it never drops",
+        );
+    }
     if let Some(m) = e.downcast_ref::<MemoryExceeded>() {
         return InvokeError::new(ErrorClass::GuestFailure, format!("stopped: {m}"));
     }

@@ -1,5 +1,5 @@
 // hostile-c (test fixture): a wasi:http component that tries what a sandboxed guest must not get, one path
-// each, and answers with what happened (the host's side of the story is in the invocation record):
+// each (the last path segment, under whatever route), and answers with what happened (the host's side of the story is in the invocation record):
 //   /fields          builds header fields in a loop until the host stops it
 //   /socket?PORT     opens a TCP connection to 127.0.0.1:PORT through wasi:sockets
 //   /fs              counts the directories it was given through wasi:filesystem
@@ -67,13 +67,20 @@ static void socket_connect(wasi_http_types_own_response_outparam_t out, const ch
   addr.val.ipv4.address = (wasi_sockets_network_ipv4_address_t){127, 0, 0, 1};
   wasi_sockets_tcp_borrow_tcp_socket_t s = wasi_sockets_tcp_borrow_tcp_socket(sock);
   wasi_sockets_tcp_borrow_network_t n = wasi_sockets_network_borrow_network(net);
-  if (!wasi_sockets_tcp_method_tcp_socket_start_connect(s, n, &addr, &err)) {
+  bool ok = wasi_sockets_tcp_method_tcp_socket_start_connect(s, n, &addr, &err);
+  if (ok) {  // the address check runs as the connection is made: wait for it
+    wasi_sockets_tcp_own_pollable_t ready = wasi_sockets_tcp_method_tcp_socket_subscribe(s);
+    wasi_io_poll_method_pollable_block(wasi_io_poll_borrow_pollable(ready));
+    wasi_sockets_tcp_tuple2_own_input_stream_own_output_stream_t streams;
+    ok = wasi_sockets_tcp_method_tcp_socket_finish_connect(s, &streams, &err);
+  }
+  if (!ok) {
     snprintf(msg, sizeof msg, "connect refused: error %d%s\n", err,
              err == WASI_SOCKETS_NETWORK_ERROR_CODE_ACCESS_DENIED ? " (access-denied)" : "");
     respond(out, 200, msg);
     return;
   }
-  respond(out, 200, "connect started: the sandbox let a socket out\n");
+  respond(out, 200, "connected: the sandbox let a socket out\n");
 }
 
 static void fs(wasi_http_types_own_response_outparam_t out) {
@@ -141,6 +148,9 @@ void exports_wasi_http_incoming_handler_handle(exports_wasi_http_incoming_handle
   wasi_http_types_incoming_request_drop_own(request);
   char *query = strchr(path, '?');
   if (query) *query++ = 0;
+  // Routed under any prefix: the last segment names the case.
+  char *name = strrchr(path, '/');
+  memmove(path, name, strlen(name) + 1);
   if (!strcmp(path, "/fields")) fields_loop(out);
   else if (!strcmp(path, "/socket")) socket_connect(out, query ? query : "80");
   else if (!strcmp(path, "/fs")) fs(out);
