@@ -36,6 +36,7 @@ pub struct Node {
 pub async fn build(config: NodeConfig) -> anyhow::Result<Node> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+    private_dir(&config.data_dir)?;
     let lock = lock_data_dir(&config.data_dir)?;
     let (token, token_created) = load_or_create_token(&config.data_dir)?;
     let embedded = EmbeddedStore::open_with(&config.data_dir.join("store"), config.store_sync)
@@ -47,9 +48,9 @@ pub async fn build(config: NodeConfig) -> anyhow::Result<Node> {
     let loaded = registry.load_all().await?;
     let functions_loaded = loaded.len();
     let mut keys = Vec::new();
-    for (record, code) in loaded {
+    for (record, stored, code) in loaded {
         keys.push(record.key.clone());
-        scheduler.activate(record, code);
+        scheduler.activate(record, stored, code);
     }
     // Provisioned instances are warm before the first request is accepted.
     for key in keys {
@@ -113,4 +114,17 @@ fn load_or_create_token(data_dir: &Path) -> anyhow::Result<(String, bool)> {
     f.sync_all()?;
     std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
     Ok((token, true))
+}
+
+/// Makes the data directory private to the wisp user (0700): it holds the store, env values and the
+/// compiled code wisp maps as executable. A wider mode found at start is tightened and logged.
+fn private_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dir).with_context(|| format!("reading {}", dir.display()))?.permissions().mode();
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("making {} private (chmod 700)", dir.display()))?;
+        tracing::warn!(dir = %dir.display(), was = format!("{:o}", mode & 0o777), "data directory made private (0700)");
+    }
+    Ok(())
 }

@@ -6,12 +6,17 @@ mod common;
 use common::{Server, stderr, stdout};
 use serde_json::json;
 
+/// No autoscaling steps after the one at start.
+const QUIET: &[&str] = &["--autoscale-tick-ms", "60000"];
+
 /// A Python module-level counter survives between requests in reuse mode and not in fresh mode; the mode
 /// changes with `wisp scale`, without a redeploy or recompilation.
 #[tokio::test(flavor = "multi_thread")]
 async fn python_reuse_keeps_module_state_and_fresh_does_not() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(&dir.path().join("data"));
+    // The autoscaler stays out of the way (its first tick is at start): these cases assert exact cold/warm
+    // sequences, which a prewarm between two requests would change.
+    let s = Server::start_with(&dir.path().join("data"), QUIET);
     s.deploy("counter", "counter-py", json!({"routes": ["/count"]})).await;
     for _ in 0..3 {
         assert_eq!(s.get("/count").await, (200, "served=1\n".to_string()), "fresh mode: a new instance each time");
@@ -41,7 +46,9 @@ async fn python_reuse_keeps_module_state_and_fresh_does_not() {
 #[tokio::test(flavor = "multi_thread")]
 async fn js_guest_falls_back_to_fresh_without_failing_requests() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(&dir.path().join("data"));
+    // The autoscaler stays out of the way (its first tick is at start): these cases assert exact cold/warm
+    // sequences, which a prewarm between two requests would change.
+    let s = Server::start_with(&dir.path().join("data"), QUIET);
     s.deploy("js", "hello-js", json!({"routes": ["/js"], "scaling": {"instance_mode": "reuse"}})).await;
     for i in 0..6 {
         assert_eq!(s.get("/js").await, (200, "Hello from JavaScript!\n".to_string()), "request {i}");
@@ -58,7 +65,9 @@ async fn js_guest_falls_back_to_fresh_without_failing_requests() {
 #[tokio::test(flavor = "multi_thread")]
 async fn reused_instances_capture_logs_per_invocation_and_drop_failed_ones() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(&dir.path().join("data"));
+    // The autoscaler stays out of the way (its first tick is at start): these cases assert exact cold/warm
+    // sequences, which a prewarm between two requests would change.
+    let s = Server::start_with(&dir.path().join("data"), QUIET);
     let reuse = json!({"instance_mode": "reuse"});
     s.deploy("talk", "logs-c", json!({"routes": ["/talk"], "scaling": reuse, "env": {"GREETING": "hi"}})).await;
     s.deploy("trap", "trap-c", json!({"routes": ["/trap"], "scaling": reuse})).await;
@@ -97,7 +106,9 @@ async fn reused_instances_capture_logs_per_invocation_and_drop_failed_ones() {
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_scaling_settings_are_rejected() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(&dir.path().join("data"));
+    // The autoscaler stays out of the way (its first tick is at start): these cases assert exact cold/warm
+    // sequences, which a prewarm between two requests would change.
+    let s = Server::start_with(&dir.path().join("data"), QUIET);
     s.deploy("hello", "hello-c", json!({"routes": ["/hello"]})).await;
     let out = s.cli(&["scale", "hello", "--max-requests-per-instance", "0"]);
     assert!(!out.status.success());
@@ -123,7 +134,7 @@ async fn bad_scaling_settings_are_rejected() {
 async fn provisioned_instances_are_warm_after_deploy_and_restart() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let mut s = Server::start(&data);
+    let mut s = Server::start_with(&data, QUIET);
     let scaling = json!({"instance_mode": "reuse", "min_instances": 2});
     s.deploy("talk", "logs-c", json!({"routes": ["/talk"], "scaling": scaling, "env": {"GREETING": "hi"}})).await;
     assert_eq!(s.function("talk").await["idle_instances"], 2);
@@ -133,7 +144,7 @@ async fn provisioned_instances_are_warm_after_deploy_and_restart() {
     assert_eq!(logs[0]["logs"], "stdout line from guest\nstderr line from guest\n");
     s.kill();
 
-    let s = Server::start(&data);
+    let s = Server::start_with(&data, QUIET);
     assert_eq!(s.function("talk").await["idle_instances"], 2, "re-provisioned at start");
     assert_eq!(s.get("/talk").await.1, "greeting=hi");
     assert_eq!(s.logs("talk").await[0]["cold"], false);

@@ -53,6 +53,9 @@ struct Plan {
     name: Name,
     source: PathBuf,
     spec: FunctionSpec,
+    /// Single-file deploys keep the stored scaling: the spec is sent without it, and only the scaling keys
+    /// given as flags are changed afterwards. `None`: a manifest, whose scaling replaces what is stored.
+    scaling_patch: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 pub async fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
@@ -99,6 +102,7 @@ fn plan(a: &Args) -> anyhow::Result<(Vec<Plan>, Option<Name>)> {
             .functions
             .into_iter()
             .map(|f| Plan {
+                scaling_patch: None,
                 name: f.name,
                 source: base.join(&f.source),
                 spec: FunctionSpec {
@@ -143,9 +147,14 @@ fn plan(a: &Args) -> anyhow::Result<(Vec<Plan>, Option<Name>)> {
         KindArg::Http => FunctionKind::Http,
         KindArg::Wagi => FunctionKind::Wagi,
     };
-    let scaling = wisp_core::Scaling { instance_mode: a.instance_mode.map(Into::into), ..Default::default() };
-    let spec = FunctionSpec { scaling, kind, artifact: String::new(), routes, env, limits, app: None };
-    Ok((vec![Plan { name, source: a.path.clone(), spec }], None))
+    let mut scaling_patch = serde_json::Map::new();
+    if let Some(m) = a.instance_mode {
+        let mode: wisp_core::InstanceMode = m.into();
+        scaling_patch.insert("instance_mode".into(), serde_json::json!(mode.as_str()));
+    }
+    let spec =
+        FunctionSpec { scaling: Default::default(), kind, artifact: String::new(), routes, env, limits, app: None };
+    Ok((vec![Plan { name, source: a.path.clone(), spec, scaling_patch: Some(scaling_patch) }], None))
 }
 
 fn spinner(msg: String) -> ProgressBar {
@@ -192,10 +201,24 @@ async fn deploy_one(client: &Client, mut p: Plan) -> anyhow::Result<()> {
     // 2. validate + compile + switch
     p.spec.artifact = sha;
     let pb = spinner(format!("{}: validating and compiling", p.name));
-    let req = client.request(Method::PUT, &client.function_path(Some(p.name.as_str()), "")).json(&p.spec);
+    let mut body = serde_json::to_value(&p.spec)?;
+    if p.scaling_patch.is_some()
+        && let Some(o) = body.as_object_mut()
+    {
+        o.remove("scaling");
+    }
+    let req = client.request(Method::PUT, &client.function_path(Some(p.name.as_str()), "")).json(&body);
     let result: anyhow::Result<DeployBody> = client.json(req).await;
     pb.finish_and_clear();
     let d = result.with_context(|| format!("function `{}` not deployed (what was serving still serves)", p.name))?;
+    if let Some(patch) = p.scaling_patch.filter(|m| !m.is_empty()) {
+        let path = client.function_path(Some(p.name.as_str()), "/scaling");
+        let s: wisp_core::Scaling = client
+            .json(client.request(Method::PATCH, &path).json(&patch))
+            .await
+            .with_context(|| format!("function `{}` deployed, but its scaling was not changed", p.name))?;
+        println!("✓ {}: scaling: {}", p.name, serde_json::to_string(&s)?);
+    }
     match d.compile_ms {
         Some(ms) => println!("✓ {}: validated and compiled in {ms:.0} ms", p.name),
         None => println!("✓ {}: precompiled code reused", p.name),

@@ -76,12 +76,14 @@ impl From<ModeArg> for InstanceMode {
 pub async fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
     let client = Client::new(g)?;
     let path = client.function_path(Some(&a.name), "/scaling");
-    let mut s: Scaling = client.json(client.request(Method::GET, &path)).await?;
+    // Only the given keys are sent (PATCH): a concurrent change of other keys is never lost.
+    let mut patch = serde_json::Map::new();
     if let Some(m) = a.instance_mode {
-        s.instance_mode = Some(m.into());
+        let mode: InstanceMode = m.into();
+        patch.insert("instance_mode".into(), serde_json::json!(mode.as_str()));
     }
     macro_rules! apply {
-        ($($field:ident),*) => { $(if let Some(v) = a.$field { s.$field = v; })* };
+        ($($field:ident),*) => { $(if let Some(v) = a.$field { patch.insert(stringify!($field).into(), serde_json::json!(v)); })* };
     }
     apply!(
         max_requests_per_instance,
@@ -99,7 +101,11 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
         panic_window_percent,
         scale_to_zero_grace_seconds
     );
-    let s: Scaling = client.json(client.request(Method::PUT, &path).json(&s)).await?;
+    let s: Scaling = if patch.is_empty() {
+        client.json(client.request(Method::GET, &path)).await?
+    } else {
+        client.json(client.request(Method::PATCH, &path).json(&patch)).await?
+    };
     println!("✓ {} scaling: {}", a.name, serde_json::to_string(&s)?);
     Ok(ExitCode::SUCCESS)
 }

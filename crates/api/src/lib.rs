@@ -104,7 +104,7 @@ pub fn router(api: Arc<Api>) -> Router {
         .route(fns, get(list))
         .route(&format!("{fns}/{{name}}"), get(show).put(deploy).delete(remove))
         .route(&format!("{fns}/{{name}}/logs"), get(logs))
-        .route(&format!("{fns}/{{name}}/scaling"), get(get_scaling).put(put_scaling))
+        .route(&format!("{fns}/{{name}}/scaling"), get(get_scaling).put(put_scaling).patch(patch_scaling))
         .route(&format!("{fns}/{{name}}/invoke"), any(invoke))
         .route(&format!("{fns}/{{name}}/invoke/{{*rest}}"), any(invoke))
         .fallback(|| async {
@@ -292,13 +292,43 @@ async fn list(State(api): State<Arc<Api>>, Path(ns): Path<String>) -> ApiResult<
     Ok(Json(records.iter().map(|(r, _)| view(&api, r)).collect()))
 }
 
+/// A revision as shown: its env's keys, never the values (env is where secrets travel today).
+#[derive(Serialize, Deserialize)]
+pub struct RevisionView {
+    /// Content address.
+    pub id: String,
+    /// `http` or `wagi`.
+    pub kind: String,
+    /// Artifact digest.
+    pub artifact: String,
+    /// Names of its environment variables.
+    pub env_keys: Vec<String>,
+    /// Limits.
+    pub limits: wisp_core::Limits,
+    /// Creation time, unix ms.
+    pub created_at_ms: u64,
+}
+
+impl From<wisp_core::RevisionRecord> for RevisionView {
+    fn from(r: wisp_core::RevisionRecord) -> Self {
+        RevisionView {
+            id: r.id,
+            kind: r.kind.to_string(),
+            artifact: r.artifact,
+            env_keys: r.env.into_keys().collect(),
+            limits: r.limits,
+            created_at_ms: r.created_at_ms,
+        }
+    }
+}
+
 /// `GET .../functions/{name}`.
 #[derive(Serialize, Deserialize)]
 pub struct ShowBody {
     /// The function.
     pub function: FunctionView,
     /// Its revisions, oldest first.
-    pub revisions: Vec<wisp_core::RevisionRecord>,
+    pub revisions: Vec<RevisionView>,
     /// Phase timings of its recent invocations on this node (absent when it is not active here).
     #[serde(default)]
     pub phases: Option<wisp_scheduler::PhaseSummary>,
@@ -307,7 +337,7 @@ pub struct ShowBody {
 async fn show(State(api): State<Arc<Api>>, Path((ns, name)): Path<(String, String)>) -> ApiResult<Json<ShowBody>> {
     let key = key(&ns, &name)?;
     let record = api.registry.get(&key).await?;
-    let revisions = api.registry.revisions(&key).await?;
+    let revisions = api.registry.revisions(&key).await?.into_iter().map(RevisionView::from).collect();
     let phases = api.scheduler.logs(&key, usize::MAX).map(|r| wisp_scheduler::PhaseSummary::of(&r));
     Ok(Json(ShowBody { function: view(&api, &record), revisions, phases }))
 }
@@ -335,20 +365,35 @@ async fn deploy(
     body: Bytes,
 ) -> ApiResult<Json<DeployBody>> {
     let key = key(&ns, &name)?;
-    let spec: FunctionSpec = serde_json::from_slice(&body)
+    let value: serde_json::Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::new(ErrorClass::InvalidInput, format!("function spec: {e}")))?;
-    api.scheduler
-        .check_scaling(&key, &spec.scaling, api.registry.host().config().max_instances)
-        .map_err(|m| ApiError::new(ErrorClass::InvalidInput, m))?;
-    let deployed = api.registry.deploy(&key, spec).await?;
-    match (deployed.change, deployed.code) {
-        // Same revision: keep the loaded code and its warm instances.
-        (DeployChange::ConfigChanged, _) if api.scheduler.get(&key).is_some() => {
-            api.scheduler.update_record(deployed.record.clone())
-        }
-        (_, Some(code)) => api.scheduler.activate(deployed.record.clone(), code),
-        (_, None) => {}
-    }
+    // A spec without `scaling` keeps what is stored (a single-file redeploy must not reset it).
+    let keep_scaling = value.get("scaling").is_none();
+    let spec: FunctionSpec = serde_json::from_value(value)
+        .map_err(|e| ApiError::new(ErrorClass::InvalidInput, format!("function spec: {e}")))?;
+    let slots = api.registry.host().config().max_instances;
+    let scheduler = &api.scheduler;
+    let deployed = api
+        .registry
+        .deploy(
+            &key,
+            spec,
+            keep_scaling,
+            |spec| {
+                scheduler
+                    .check_scaling(&key, &spec.scaling, slots)
+                    .map_err(|m| DeployError::Spec(wisp_core::spec::SpecError::Scaling(m)))
+            },
+            |deployed, stored| match (deployed.change, &deployed.code) {
+                // Same revision: keep the loaded code and its warm instances.
+                (DeployChange::ConfigChanged, _) if scheduler.get(&key).is_some() => {
+                    scheduler.update_record(deployed.record.clone(), stored)
+                }
+                (_, Some(code)) => scheduler.activate(deployed.record.clone(), stored, code.clone()),
+                (_, None) => {}
+            },
+        )
+        .await?;
     let warm_error = api.scheduler.prewarm(&key).await.err().map(|e| e.message);
     let change = match deployed.change {
         DeployChange::Created => "created",
@@ -375,8 +420,7 @@ async fn deploy(
 
 async fn remove(State(api): State<Arc<Api>>, Path((ns, name)): Path<(String, String)>) -> ApiResult<StatusCode> {
     let key = key(&ns, &name)?;
-    api.registry.remove(&key).await?;
-    api.scheduler.deactivate(&key);
+    api.registry.remove(&key, |key| api.scheduler.deactivate(key)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -388,19 +432,58 @@ async fn get_scaling(
     Ok(Json(api.registry.get(&key).await?.scaling))
 }
 
+/// `PUT .../scaling` replaces every setting (keys left out get their defaults); `PATCH` changes only the
+/// keys given, so two operators changing different keys at once both land.
 async fn put_scaling(
     State(api): State<Arc<Api>>,
     Path((ns, name)): Path<(String, String)>,
     body: Bytes,
 ) -> ApiResult<Json<wisp_core::Scaling>> {
-    let key = key(&ns, &name)?;
     let scaling: wisp_core::Scaling =
         serde_json::from_slice(&body).map_err(|e| ApiError::new(ErrorClass::InvalidInput, format!("scaling: {e}")))?;
-    api.scheduler
-        .check_scaling(&key, &scaling, api.registry.host().config().max_instances)
-        .map_err(|m| ApiError::new(ErrorClass::InvalidInput, m))?;
-    let record = api.registry.set_scaling(&key, scaling).await?;
-    api.scheduler.update_record(record.clone());
+    let full = match serde_json::to_value(scaling).expect("scaling serialises") {
+        serde_json::Value::Object(m) => m,
+        _ => unreachable!("scaling is a struct"),
+    };
+    change_scaling(&api, &ns, &name, full).await
+}
+
+async fn patch_scaling(
+    State(api): State<Arc<Api>>,
+    Path((ns, name)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult<Json<wisp_core::Scaling>> {
+    let patch: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            ErrorClass::InvalidInput,
+            format!("scaling patch: {e} (send a JSON object of the keys to change)"),
+        )
+    })?;
+    change_scaling(&api, &ns, &name, patch).await
+}
+
+async fn change_scaling(
+    api: &Api,
+    ns: &str,
+    name: &str,
+    patch: serde_json::Map<String, serde_json::Value>,
+) -> ApiResult<Json<wisp_core::Scaling>> {
+    let key = key(ns, name)?;
+    let slots = api.registry.host().config().max_instances;
+    let scheduler = &api.scheduler;
+    let record = api
+        .registry
+        .patch_scaling(
+            &key,
+            patch,
+            |scaling| {
+                scheduler
+                    .check_scaling(&key, scaling, slots)
+                    .map_err(|m| DeployError::Spec(wisp_core::spec::SpecError::Scaling(m)))
+            },
+            |record, stored| scheduler.update_record(record.clone(), stored),
+        )
+        .await?;
     if let Err(e) = api.scheduler.prewarm(&key).await {
         tracing::warn!(function = %key, error = %e.message, "cannot start provisioned instances");
     }

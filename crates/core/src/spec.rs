@@ -127,9 +127,20 @@ impl FunctionSpec {
     }
 }
 
+/// The schema version of stored records this build writes (`"v"` in every record). A reader skips records
+/// of a newer version (logged), instead of misreading them.
+pub const SCHEMA_VERSION: u32 = 1;
+
+fn schema_v1() -> u32 {
+    1
+}
+
 /// An immutable snapshot of a function's code + config.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RevisionRecord {
+    /// Schema version ([`SCHEMA_VERSION`]); records from before versioning read as 1.
+    #[serde(default = "schema_v1")]
+    pub v: u32,
     /// Content address of the revision (see [`FunctionSpec::revision_id`]).
     pub id: String,
     /// The function it belongs to.
@@ -139,21 +150,29 @@ pub struct RevisionRecord {
     /// sha256 of the artifact.
     pub artifact: String,
     /// Guest environment.
+    #[serde(default)]
     pub env: BTreeMap<String, String>,
     /// Resource limits.
+    #[serde(default)]
     pub limits: Limits,
     /// Creation time, unix milliseconds.
+    #[serde(default)]
     pub created_at_ms: u64,
 }
 
 /// The live state of a function: which revision serves on which routes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FunctionRecord {
+    /// Schema version ([`SCHEMA_VERSION`]); records from before versioning read as 1.
+    #[serde(default = "schema_v1")]
+    pub v: u32,
     /// Namespace + name.
     pub key: FunctionKey,
     /// The app it was deployed with.
+    #[serde(default)]
     pub app: Option<Name>,
     /// Where requests come from.
+    #[serde(default)]
     pub routes: Vec<RoutePattern>,
     /// The serving revision.
     pub revision: RevisionRecord,
@@ -161,8 +180,10 @@ pub struct FunctionRecord {
     #[serde(default)]
     pub scaling: crate::Scaling,
     /// When the serving revision was switched in, unix milliseconds.
+    #[serde(default)]
     pub deployed_at_ms: u64,
     /// How many revisions this function has had.
+    #[serde(default)]
     pub generation: u64,
 }
 

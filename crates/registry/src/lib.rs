@@ -3,9 +3,11 @@
 //! 1. [`Registry::put_artifact`] stores bytes by sha256 (idempotent) after a header check.
 //! 2. [`Registry::deploy`] validates the spec, checks route conflicts against every other function, makes
 //!    sure the artifact is validated and precompiled for this engine (the compiled cache, keyed by engine
-//!    build + config + artifact digest), records an immutable revision, then switches the function record
-//!    with compare-and-swap. The caller activates the returned [`Code`] in the scheduler. Any failure leaves
-//!    the stored state — and so what serves — unchanged.
+//!    build + config + artifact digest; compiled before the deploy lock is taken), records an immutable
+//!    revision, then switches the function record with compare-and-swap, and hands the result to the
+//!    caller's `commit` (which activates it in the scheduler) while still holding the lock, so what serves
+//!    changes in the order the store did. Any failure leaves the stored state — and so what serves —
+//!    unchanged (a revision written before a failed swap is removed again).
 //! 3. [`Registry::load_all`] (start-up) loads every function from the compiled cache; nothing is compiled
 //!    unless the cache is missing or was made by another engine.
 
@@ -169,17 +171,38 @@ impl Registry {
         Ok(wisp_core::spec::is_sha256_hex(sha256) && self.store.blobs.exists(ARTIFACTS, sha256).await?)
     }
 
-    /// Deploys `spec` as `key`. See the crate docs for the steps and guarantees.
-    pub async fn deploy(&self, key: &FunctionKey, spec: FunctionSpec) -> Result<Deployed, DeployError> {
+    /// Deploys `spec` as `key`. See the crate docs for the steps and guarantees. `check` runs on the spec
+    /// while the deploy lock is held, before anything is written (the node's capacity checks); `commit`
+    /// runs after the function record is stored, still under the lock, so what serves follows the store in
+    /// the order the store changed.
+    /// `keep_scaling`: the spec named no scaling, so an existing function keeps its stored settings (a
+    /// routine redeploy never drops `min_instances` or a reservation).
+    pub async fn deploy(
+        &self,
+        key: &FunctionKey,
+        mut spec: FunctionSpec,
+        keep_scaling: bool,
+        check: impl FnOnce(&FunctionSpec) -> Result<(), DeployError>,
+        commit: impl FnOnce(&Deployed, u64),
+    ) -> Result<Deployed, DeployError> {
         spec.validate()?;
         self.host.check_limits(&spec.limits)?;
         if !self.store.blobs.exists(ARTIFACTS, &spec.artifact).await? {
             return Err(DeployError::UnknownArtifact(spec.artifact.clone()));
         }
+        // Compiling is idempotent (the cache is content-addressed), so it happens before the lock: a long
+        // compile or Wizer init does not hold up other functions' deploys and scaling changes.
+        let (code, compiled) = self.ensure_compiled(spec.kind, &spec.artifact).await?;
+        let (compile, preinit) = compiled.map_or((None, None), |(t, p)| (Some(t), p));
+
         let _guard = self.deploy_lock.lock().await;
         let all = self.list(None).await?;
         let current = all.iter().find(|(r, _)| &r.key == key).cloned();
+        if keep_scaling && let Some((cur, _)) = &current {
+            spec.scaling = cur.scaling;
+        }
         check_routes(&all, key, &spec)?;
+        check(&spec)?;
 
         let revision_id = spec.revision_id();
         if let Some((cur, _)) = &current
@@ -196,12 +219,12 @@ impl Registry {
                 preinit: None,
             });
         }
-        let (code, compiled) = self.ensure_compiled(spec.kind, &spec.artifact).await?;
-        let (compile, preinit) = compiled.map_or((None, None), |(t, p)| (Some(t), p));
         let now = now_ms();
+        let new_revision = !matches!(&current, Some((cur, _)) if cur.revision.id == revision_id);
         let revision = match &current {
-            Some((cur, _)) if cur.revision.id == revision_id => cur.revision.clone(),
+            Some((cur, _)) if !new_revision => cur.revision.clone(),
             _ => RevisionRecord {
+                v: wisp_core::spec::SCHEMA_VERSION,
                 id: revision_id,
                 function: key.clone(),
                 kind: spec.kind,
@@ -213,10 +236,11 @@ impl Registry {
         };
         let change = match &current {
             None => DeployChange::Created,
-            Some((cur, _)) if cur.revision.id == revision.id => DeployChange::ConfigChanged,
+            Some(_) if !new_revision => DeployChange::ConfigChanged,
             Some(_) => DeployChange::Updated,
         };
         let record = FunctionRecord {
+            v: wisp_core::spec::SCHEMA_VERSION,
             key: key.clone(),
             app: spec.app.clone(),
             routes: spec.routes.clone(),
@@ -225,43 +249,73 @@ impl Registry {
             deployed_at_ms: now,
             generation: current.as_ref().map_or(1, |(c, _)| c.generation + u64::from(change == DeployChange::Updated)),
         };
+        // Revision first, then the function record with compare-and-swap: a crash in between leaves the
+        // previous state serving; a failed swap removes the revision it wrote (no orphans).
         let rev_key = format!("{}/{}", key.store_key(), revision.id);
-        self.store.kv.put(REVISIONS, &rev_key, to_json(&revision), Expect::Any).await?;
+        if new_revision {
+            self.store.kv.put(REVISIONS, &rev_key, to_json(&revision), Expect::Any).await?;
+        }
         let expect = current.as_ref().map_or(Expect::Absent, |(_, rev)| Expect::Revision(*rev));
-        self.store.kv.put(FUNCTIONS, &key.store_key(), to_json(&record), expect).await?;
+        let stored = match self.store.kv.put(FUNCTIONS, &key.store_key(), to_json(&record), expect).await {
+            Ok(rev) => rev,
+            Err(e) => {
+                if new_revision && let Err(cleanup) = self.store.kv.delete(REVISIONS, &rev_key, Expect::Any).await {
+                    tracing::warn!(function = %key, error = %cleanup, "cannot remove the revision of a failed deploy");
+                }
+                return Err(e.into());
+            }
+        };
         tracing::info!(function = %key, revision = %wisp_core::spec::short_id(&revision.id), ?change, "deployed");
-        Ok(Deployed { change, record, code: Some(code), compile, preinit })
+        let deployed = Deployed { change, record, code: Some(code), compile, preinit };
+        commit(&deployed, stored);
+        Ok(deployed)
     }
 
-    /// Changes a function's scaling settings without a redeploy; returns the updated record.
-    pub async fn set_scaling(
+    /// Changes a function's scaling settings without a redeploy: `patch` holds the keys to change (the
+    /// others keep their stored values, so concurrent changes of different keys both land). `check` and
+    /// `commit` run under the deploy lock, as for [`Registry::deploy`]. Returns the updated record.
+    pub async fn patch_scaling(
         &self,
         key: &FunctionKey,
-        scaling: wisp_core::Scaling,
+        patch: serde_json::Map<String, serde_json::Value>,
+        check: impl FnOnce(&wisp_core::Scaling) -> Result<(), DeployError>,
+        commit: impl FnOnce(&FunctionRecord, u64),
     ) -> Result<FunctionRecord, DeployError> {
-        scaling.validate().map_err(SpecError::Scaling)?;
         let _guard = self.deploy_lock.lock().await;
         let entry =
             self.store.kv.get(FUNCTIONS, &key.store_key()).await?.ok_or_else(|| DeployError::NotFound(key.clone()))?;
         let mut record: FunctionRecord = from_json(&entry.value)?;
+        let mut merged = match serde_json::to_value(record.scaling).expect("scaling serialises") {
+            serde_json::Value::Object(m) => m,
+            _ => unreachable!("scaling is a struct"),
+        };
+        merged.extend(patch);
+        let scaling: wisp_core::Scaling = serde_json::from_value(serde_json::Value::Object(merged))
+            .map_err(|e| SpecError::Scaling(format!("scaling: {e}")))?;
+        scaling.validate().map_err(SpecError::Scaling)?;
+        check(&scaling)?;
         record.scaling = scaling;
-        self.store.kv.put(FUNCTIONS, &key.store_key(), to_json(&record), Expect::Revision(entry.revision)).await?;
+        let stored =
+            self.store.kv.put(FUNCTIONS, &key.store_key(), to_json(&record), Expect::Revision(entry.revision)).await?;
         tracing::info!(function = %key, ?scaling, "scaling changed");
+        commit(&record, stored);
         Ok(record)
     }
 
-    /// Removes a function (its revisions go too; artifacts stay, shared by digest).
-    pub async fn remove(&self, key: &FunctionKey) -> Result<FunctionRecord, DeployError> {
+    /// Removes a function (its revisions go too; artifacts stay, shared by digest). `commit` runs under the
+    /// deploy lock once the record is gone.
+    pub async fn remove(&self, key: &FunctionKey, commit: impl FnOnce(&FunctionKey)) -> Result<(), DeployError> {
         let _guard = self.deploy_lock.lock().await;
         let entry =
             self.store.kv.get(FUNCTIONS, &key.store_key()).await?.ok_or_else(|| DeployError::NotFound(key.clone()))?;
-        let record: FunctionRecord = from_json(&entry.value)?;
+        // A record this build cannot read can still be removed: it is not parsed.
         self.store.kv.delete(FUNCTIONS, &key.store_key(), Expect::Revision(entry.revision)).await?;
+        commit(key);
         for rev in self.store.kv.list(REVISIONS, &format!("{}/", key.store_key())).await? {
             self.store.kv.delete(REVISIONS, &rev.key, Expect::Any).await?;
         }
         tracing::info!(function = %key, "removed");
-        Ok(record)
+        Ok(())
     }
 
     /// One function's record.
@@ -271,21 +325,29 @@ impl Registry {
         from_json(&entry.value)
     }
 
-    /// Every function record (with its KV revision), optionally in one namespace only.
+    /// Every function record (with its KV revision), optionally in one namespace only. A record that does
+    /// not parse, or was written by a newer schema, is logged and skipped: one bad row never stops start-up
+    /// or deploys of other functions.
     pub async fn list(&self, namespace: Option<&str>) -> Result<Vec<(FunctionRecord, u64)>, DeployError> {
         let prefix = namespace.map(|n| format!("{n}/")).unwrap_or_default();
         let mut out = Vec::new();
         for e in self.store.kv.list(FUNCTIONS, &prefix).await? {
-            out.push((from_json(&e.value)?, e.revision));
+            match from_json::<FunctionRecord>(&e.value) {
+                Ok(r) => out.push((r, e.revision)),
+                Err(err) => tracing::error!(bucket = FUNCTIONS, key = %e.key, error = %err, "skipping a stored record"),
+            }
         }
         Ok(out)
     }
 
-    /// The revisions recorded for a function, oldest first.
+    /// The revisions recorded for a function, oldest first (unreadable ones logged and skipped).
     pub async fn revisions(&self, key: &FunctionKey) -> Result<Vec<RevisionRecord>, DeployError> {
         let mut out: Vec<RevisionRecord> = Vec::new();
         for e in self.store.kv.list(REVISIONS, &format!("{}/", key.store_key())).await? {
-            out.push(from_json(&e.value)?);
+            match from_json::<RevisionRecord>(&e.value) {
+                Ok(r) => out.push(r),
+                Err(err) => tracing::error!(bucket = REVISIONS, key = %e.key, error = %err, "skipping a stored record"),
+            }
         }
         out.sort_by_key(|r| r.created_at_ms);
         Ok(out)
@@ -293,15 +355,15 @@ impl Registry {
 
     /// Loads every stored function for serving (start-up). A function that fails to load is logged and
     /// skipped, never deleted.
-    pub async fn load_all(&self) -> Result<Vec<(FunctionRecord, Code)>, DeployError> {
+    pub async fn load_all(&self) -> Result<Vec<(FunctionRecord, u64, Code)>, DeployError> {
         let mut out = Vec::new();
-        for (record, _) in self.list(None).await? {
+        for (record, stored) in self.list(None).await? {
             match self.ensure_compiled(record.revision.kind, &record.revision.artifact).await {
                 Ok((code, compiled)) => {
                     if let Some((t, _)) = compiled {
                         tracing::warn!(function = %record.key, ms = t.as_millis() as u64, "compiled cache miss: recompiled at start-up");
                     }
-                    out.push((record, code));
+                    out.push((record, stored, code));
                 }
                 Err(e) => {
                     tracing::error!(function = %record.key, error = %e, "cannot load function; it will not serve")
@@ -367,6 +429,20 @@ fn to_json<T: serde::Serialize>(v: &T) -> Vec<u8> {
     serde_json::to_vec(v).expect("records serialise")
 }
 
+/// A stored record of this build's schema (or an older one).
 fn from_json<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, DeployError> {
+    #[derive(serde::Deserialize)]
+    struct Version {
+        #[serde(default)]
+        v: Option<u32>,
+    }
+    if let Ok(Version { v: Some(v) }) = serde_json::from_slice::<Version>(b)
+        && v > wisp_core::spec::SCHEMA_VERSION
+    {
+        return Err(DeployError::Internal(anyhow::anyhow!(
+            "record of schema version {v}, written by a newer wisp (this one reads up to {})",
+            wisp_core::spec::SCHEMA_VERSION
+        )));
+    }
     serde_json::from_slice(b).map_err(|e| DeployError::Internal(anyhow::anyhow!("corrupt record in store: {e}")))
 }

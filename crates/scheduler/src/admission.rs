@@ -3,7 +3,8 @@
 //! (`reserved_concurrency`), else from the shared remainder of the node's capacity. Requests that cannot be
 //! admitted at once wait in a FIFO queue bounded by `max_queue_depth` (full → 429) for at most
 //! `queue_timeout_ms` (→ 503). A waiting request whose client goes away simply leaves the queue: waiting is
-//! cancel-safe. Permits are released when the guest is done (the invocation is reported).
+//! cancel-safe. Permits are released when the guest is done (the invocation is reported). Scaling changes resize a
+//! function's bound and reservation in place ([`Gate::reconfigure`]).
 
 use parking_lot::Mutex;
 use std::sync::Arc;
@@ -13,17 +14,84 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wisp_core::{ErrorClass, Scaling};
 use wisp_wasm_host::InvokeError;
 
+/// A semaphore whose size can change while permits are out: shrinking forgets what is free now and
+/// records the rest as debt, paid by forgetting permits as they come back (no task waits for them, so a
+/// resize never blocks anyone queued behind it).
+pub(crate) struct Resizable {
+    sem: Arc<Semaphore>,
+    debt: AtomicUsize,
+}
+
+impl Resizable {
+    fn new(n: usize) -> Arc<Self> {
+        Arc::new(Resizable { sem: Arc::new(Semaphore::new(n)), debt: AtomicUsize::new(0) })
+    }
+
+    fn grow(&self, n: usize) {
+        let mut n = n;
+        // Pay debt first.
+        let _ = self.debt.fetch_update(Ordering::AcqRel, Ordering::Acquire, |d| {
+            let pay = d.min(n);
+            n -= pay;
+            Some(d - pay)
+        });
+        if n > 0 {
+            self.sem.add_permits(n);
+        }
+    }
+
+    fn shrink(&self, n: usize) {
+        let forgotten = self.sem.forget_permits(n);
+        self.debt.fetch_add(n - forgotten, Ordering::AcqRel);
+    }
+
+    fn resize(&self, from: usize, to: usize) {
+        if to > from {
+            self.grow(to - from);
+        } else if from > to {
+            self.shrink(from - to);
+        }
+    }
+
+    /// Gives a permit back, or forgets it while there is debt.
+    fn release(&self, permit: OwnedSemaphorePermit) {
+        if self.debt.fetch_update(Ordering::AcqRel, Ordering::Acquire, |d| d.checked_sub(1)).is_ok() {
+            permit.forget();
+        }
+    }
+}
+
+/// A permit that goes back through its [`Resizable`].
+struct Permit(Option<(Arc<Resizable>, OwnedSemaphorePermit)>);
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        if let Some((from, p)) = self.0.take() {
+            from.release(p);
+        }
+    }
+}
+
+fn try_take(from: &Arc<Resizable>) -> Option<Permit> {
+    from.sem.clone().try_acquire_owned().ok().map(|p| Permit(Some((from.clone(), p))))
+}
+
+async fn take(from: &Arc<Resizable>) -> Permit {
+    let p = from.sem.clone().acquire_owned().await.expect("never closed");
+    Permit(Some((from.clone(), p)))
+}
+
 /// The node's capacity: a shared pool plus each function's reservation.
 pub struct Node {
     capacity: usize,
-    shared: Arc<Semaphore>,
+    shared: Arc<Resizable>,
     reserved_total: AtomicUsize,
 }
 
 impl Node {
     /// A node that runs at most `capacity` invocations at once.
     pub fn new(capacity: usize) -> Self {
-        Node { capacity, shared: Arc::new(Semaphore::new(capacity)), reserved_total: AtomicUsize::new(0) }
+        Node { capacity, shared: Resizable::new(capacity), reserved_total: AtomicUsize::new(0) }
     }
 
     /// The total capacity.
@@ -36,25 +104,15 @@ impl Node {
         self.reserved_total.load(Ordering::Relaxed)
     }
 
-    fn reserve(&self, n: usize) {
-        self.reserved_total.fetch_add(n, Ordering::Relaxed);
-        // Shrinks the shared pool; permits in use come back to it and are then not re-issued.
-        let forgotten = self.shared.forget_permits(n);
-        if forgotten < n {
-            // Busy right now: take the rest as they are released.
-            let shared = self.shared.clone();
-            let rest = (n - forgotten) as u32;
-            tokio::spawn(async move {
-                if let Ok(p) = shared.acquire_many_owned(rest).await {
-                    p.forget();
-                }
-            });
+    /// Moves `from` → `to` permits between the shared pool and one function's reservation.
+    fn rereserve(&self, from: usize, to: usize) {
+        if to > from {
+            self.reserved_total.fetch_add(to - from, Ordering::Relaxed);
+        } else {
+            self.reserved_total.fetch_sub(from - to, Ordering::Relaxed);
         }
-    }
-
-    fn unreserve(&self, n: usize) {
-        self.reserved_total.fetch_sub(n, Ordering::Relaxed);
-        self.shared.add_permits(n);
+        // The shared pool shrinks by what the reservation grows, and the reverse.
+        self.shared.resize(to, from);
     }
 }
 
@@ -127,25 +185,46 @@ impl Drop for Metered {
     }
 }
 
-/// One function's admission state.
+/// No per-function bound (`max_instances = 0`): the node bounds it.
+const UNBOUNDED: usize = Semaphore::MAX_PERMITS >> 1;
+
+/// One function's admission state. It lives as long as the function: scaling changes adjust it in place
+/// ([`Gate::reconfigure`]), so in-flight counts, the queue and the load meter carry over.
 pub struct Gate {
     node: Arc<Node>,
-    limit: Option<Arc<Semaphore>>,
-    reserved: Arc<Semaphore>,
-    reserved_n: usize,
+    settings: Mutex<Settings>,
+    limit: Arc<Resizable>,
+    reserved: Arc<Resizable>,
     waiting: AtomicUsize,
     in_flight: Arc<AtomicUsize>,
-    max_queue_depth: usize,
-    queue_timeout: Duration,
     meter: Arc<Meter>,
     peak_in_flight: AtomicUsize,
     peak_waiting: AtomicUsize,
 }
 
+#[derive(Clone, Copy)]
+struct Settings {
+    limit: usize,
+    reserved: usize,
+    max_queue_depth: usize,
+    queue_timeout: Duration,
+}
+
+impl Settings {
+    fn of(scaling: &Scaling) -> Self {
+        Settings {
+            limit: if scaling.max_instances > 0 { scaling.max_instances as usize } else { UNBOUNDED },
+            reserved: scaling.reserved_concurrency as usize,
+            max_queue_depth: scaling.max_queue_depth as usize,
+            queue_timeout: Duration::from_millis(scaling.queue_timeout_ms.into()),
+        }
+    }
+}
+
 /// Held for the duration of one invocation.
 pub struct Admission {
-    _limit: Option<OwnedSemaphorePermit>,
-    _node: OwnedSemaphorePermit,
+    _limit: Permit,
+    _node: Permit,
     in_flight: Arc<AtomicUsize>,
     _metered: Metered,
 }
@@ -167,21 +246,30 @@ impl Drop for Waiting<'_> {
 impl Gate {
     /// A gate for a function with `scaling` on `node`.
     pub fn new(node: Arc<Node>, scaling: &Scaling) -> Self {
-        let reserved_n = scaling.reserved_concurrency as usize;
-        node.reserve(reserved_n);
+        let settings = Settings::of(scaling);
+        node.rereserve(0, settings.reserved);
         Gate {
             node,
-            limit: (scaling.max_instances > 0).then(|| Arc::new(Semaphore::new(scaling.max_instances as usize))),
-            reserved: Arc::new(Semaphore::new(reserved_n)),
-            reserved_n,
+            limit: Resizable::new(settings.limit),
+            reserved: Resizable::new(settings.reserved),
+            settings: Mutex::new(settings),
             waiting: AtomicUsize::new(0),
             in_flight: Arc::new(AtomicUsize::new(0)),
-            max_queue_depth: scaling.max_queue_depth as usize,
-            queue_timeout: Duration::from_millis(scaling.queue_timeout_ms.into()),
             meter: Arc::default(),
             peak_in_flight: AtomicUsize::new(0),
             peak_waiting: AtomicUsize::new(0),
         }
+    }
+
+    /// Applies changed scaling settings in place: the bound and the reservation are resized (permits in use
+    /// stay valid and are taken back as they are released), nothing waits, nothing is reset.
+    pub fn reconfigure(&self, scaling: &Scaling) {
+        let new = Settings::of(scaling);
+        let mut s = self.settings.lock();
+        self.limit.resize(s.limit, new.limit);
+        self.reserved.resize(s.reserved, new.reserved);
+        self.node.rereserve(s.reserved, new.reserved);
+        *s = new;
     }
 
     /// The load meter (requests waiting or running, averaged over time).
@@ -216,56 +304,49 @@ impl Gate {
             Ok(a) => return Ok(a),
             Err(m) => m,
         };
+        let Settings { max_queue_depth, queue_timeout, .. } = *self.settings.lock();
         let ahead = self.waiting.fetch_add(1, Ordering::Relaxed);
-        self.peak_waiting.fetch_max((ahead + 1).min(self.max_queue_depth), Ordering::Relaxed);
-        if ahead >= self.max_queue_depth {
+        self.peak_waiting.fetch_max((ahead + 1).min(max_queue_depth), Ordering::Relaxed);
+        if ahead >= max_queue_depth {
             self.waiting.fetch_sub(1, Ordering::Relaxed);
             return Err(InvokeError {
                 class: ErrorClass::Overloaded,
-                message: format!("the function's queue is full ({} waiting); retry shortly", self.max_queue_depth),
+                message: format!("the function's queue is full ({max_queue_depth} waiting); retry shortly"),
             });
         }
         let _waiting = Waiting(&self.waiting);
-        match tokio::time::timeout(self.queue_timeout, self.admit_waiting(metered)).await {
+        match tokio::time::timeout(queue_timeout, self.admit_waiting(metered)).await {
             Ok(a) => Ok(a),
             Err(_) => Err(InvokeError {
                 class: ErrorClass::Unavailable,
                 message: format!(
                     "no instance became free within the queue timeout of {} ms",
-                    self.queue_timeout.as_millis()
+                    queue_timeout.as_millis()
                 ),
             }),
         }
     }
 
     fn try_admit(&self, metered: Metered) -> Result<Admission, Metered> {
-        let limit = match &self.limit {
-            Some(l) => match l.clone().try_acquire_owned() {
-                Ok(p) => Some(p),
-                Err(_) => return Err(metered),
-            },
-            None => None,
+        let Some(limit) = try_take(&self.limit) else {
+            return Err(metered);
         };
-        match self.reserved.clone().try_acquire_owned().or_else(|_| self.node.shared.clone().try_acquire_owned()) {
-            Ok(node) => Ok(self.admitted(limit, node, metered)),
-            Err(_) => Err(metered),
+        match try_take(&self.reserved).or_else(|| try_take(&self.node.shared)) {
+            Some(node) => Ok(self.admitted(limit, node, metered)),
+            None => Err(metered),
         }
     }
 
     async fn admit_waiting(&self, metered: Metered) -> Admission {
-        let limit = match &self.limit {
-            Some(l) => Some(l.clone().acquire_owned().await.expect("never closed")),
-            None => None,
-        };
+        let limit = take(&self.limit).await;
         let node = tokio::select! {
-            p = self.reserved.clone().acquire_owned() => p,
-            p = self.node.shared.clone().acquire_owned() => p,
-        }
-        .expect("never closed");
+            p = take(&self.reserved) => p,
+            p = take(&self.node.shared) => p,
+        };
         self.admitted(limit, node, metered)
     }
 
-    fn admitted(&self, limit: Option<OwnedSemaphorePermit>, node: OwnedSemaphorePermit, m: Metered) -> Admission {
+    fn admitted(&self, limit: Permit, node: Permit, m: Metered) -> Admission {
         let running = self.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
         self.peak_in_flight.fetch_max(running, Ordering::Relaxed);
         Admission { _limit: limit, _node: node, in_flight: self.in_flight.clone(), _metered: m }
@@ -274,6 +355,71 @@ impl Gate {
 
 impl Drop for Gate {
     fn drop(&mut self) {
-        self.node.unreserve(self.reserved_n);
+        self.node.rereserve(self.settings.get_mut().reserved, 0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scaling(max_instances: u32, reserved: u32) -> Scaling {
+        Scaling { max_instances, reserved_concurrency: reserved, max_queue_depth: 0, ..Scaling::default() }
+    }
+
+    #[tokio::test]
+    async fn a_resize_takes_effect_without_waiting_and_keeps_what_is_in_flight() {
+        let node = Arc::new(Node::new(4));
+        let gate = Gate::new(node.clone(), &scaling(2, 0));
+        let a = gate.admit().await.unwrap();
+        let b = gate.admit().await.unwrap();
+        assert!(gate.admit().await.is_err(), "bounded at 2");
+        // Down to 1 while 2 run: nothing blocks, and the next admission waits for both to finish.
+        gate.reconfigure(&scaling(1, 0));
+        assert_eq!(gate.in_flight(), 2);
+        drop(a);
+        assert!(gate.admit().await.is_err(), "the first release pays the debt");
+        drop(b);
+        let c = gate.admit().await.unwrap();
+        assert!(gate.admit().await.is_err());
+        drop(c);
+        // Up to 3.
+        gate.reconfigure(&scaling(3, 0));
+        let held: Vec<_> = futures_admit(&gate, 3).await;
+        assert!(gate.admit().await.is_err());
+        drop(held);
+    }
+
+    async fn futures_admit(gate: &Gate, n: usize) -> Vec<Admission> {
+        let mut v = Vec::new();
+        for _ in 0..n {
+            v.push(gate.admit().await.unwrap());
+        }
+        v
+    }
+
+    #[tokio::test]
+    async fn a_reservation_moves_capacity_while_the_node_is_busy() {
+        let node = Arc::new(Node::new(3));
+        let other = Gate::new(node.clone(), &scaling(0, 0));
+        let busy = futures_admit(&other, 3).await;
+        // Reserving 2 on a full node: no task is spawned and nobody waits behind it.
+        let reserving = Gate::new(node.clone(), &scaling(0, 2));
+        assert_eq!(node.reserved(), 2);
+        drop(busy);
+        // The shared pool is 1 now; the reservation's 2 are its own.
+        let x = other.admit().await.unwrap();
+        assert!(other.admit().await.is_err());
+        let r = futures_admit(&reserving, 2).await;
+        // Reserving beyond its share is not possible: the reserved gate falls back to the shared pool only.
+        assert!(reserving.admit().await.is_err());
+        drop((x, r));
+        // Changing the reservation in place gives capacity back.
+        reserving.reconfigure(&scaling(0, 0));
+        assert_eq!(node.reserved(), 0);
+        let all = futures_admit(&other, 3).await;
+        drop(all);
+        drop(reserving);
+        assert_eq!(node.reserved(), 0);
     }
 }

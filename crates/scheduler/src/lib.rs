@@ -140,6 +140,8 @@ impl PhaseSummary {
 pub struct Active {
     /// Its record.
     pub record: FunctionRecord,
+    /// The store revision of `record`: a change older than what serves is ignored.
+    stored: u64,
     code: Code,
     env: Arc<[(String, String)]>,
     name: Arc<str>,
@@ -319,12 +321,17 @@ impl Scheduler {
         Ok(())
     }
 
-    /// Makes `record` serve with `code`, replacing any previous revision of the same function in one atomic
-    /// swap (in-flight requests finish on the code they started with).
-    pub fn activate(&self, record: FunctionRecord, code: Code) {
+    /// Makes `record` (stored at store revision `stored`) serve with `code`, replacing any previous revision
+    /// of the same function in one atomic swap (in-flight requests finish on the code they started with). A
+    /// record older than the one serving is ignored: what serves follows the store.
+    pub fn activate(&self, record: FunctionRecord, stored: u64, code: Code) {
         self.update(|functions| {
             let key = record.key.clone();
             let prev = functions.get(&key);
+            if prev.is_some_and(|p| p.stored > stored) {
+                tracing::warn!(function = %key, stored, "ignoring an activation older than what serves");
+                return;
+            }
             let gate = self.gate_for(prev, &record);
             let (ring, counters, scaler) = match prev {
                 Some(prev) => {
@@ -337,25 +344,34 @@ impl Scheduler {
                 record.revision.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<Vec<_>>().into();
             let name = Arc::from(record.key.name.as_str());
             let pool = code.new_pool(PoolConfig::new(&record.scaling, record.revision.kind));
-            let active = Active { record, code, env, name, ring, counters, pool, gate, scaler };
+            let active = Active { record, stored, code, env, name, ring, counters, pool, gate, scaler };
             functions.insert(key, Arc::new(active));
         });
     }
 
-    /// The admission gate for `record`: the previous one while the scaling settings are unchanged (its
-    /// in-flight count and queue carry over), else a new one.
+    /// The admission gate for `record`: the function's existing one, adjusted in place to the new settings
+    /// (its in-flight count, queue, meter and reservation carry over; no second reservation), or a new one.
     fn gate_for(&self, prev: Option<&Arc<Active>>, record: &FunctionRecord) -> Arc<admission::Gate> {
         match prev {
-            Some(prev) if prev.record.scaling == record.scaling => prev.gate.clone(),
-            _ => Arc::new(admission::Gate::new(self.node.clone(), &record.scaling)),
+            Some(prev) => {
+                if prev.record.scaling != record.scaling {
+                    prev.gate.reconfigure(&record.scaling);
+                }
+                prev.gate.clone()
+            }
+            None => Arc::new(admission::Gate::new(self.node.clone(), &record.scaling)),
         }
     }
 
     /// Applies a changed record of the same revision (scaling, routes) without reloading code; the warm pool
     /// stays (emptied if the mode became `fresh`).
-    pub fn update_record(&self, record: FunctionRecord) {
+    pub fn update_record(&self, record: FunctionRecord, stored: u64) {
         self.update(|functions| {
             let Some(prev) = functions.get(&record.key) else { return };
+            if prev.stored > stored {
+                tracing::warn!(function = %record.key, stored, "ignoring a change older than what serves");
+                return;
+            }
             if prev.record.revision.id != record.revision.id {
                 tracing::error!(function = %record.key, "update_record with a different revision; ignored");
                 return;
@@ -366,6 +382,7 @@ impl Scheduler {
                 scaler: prev.scaler.clone(),
                 gate: self.gate_for(Some(prev), &record),
                 record: record.clone(),
+                stored,
                 code: prev.code.clone(),
                 env: prev.env.clone(),
                 name: prev.name.clone(),

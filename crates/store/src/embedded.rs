@@ -159,15 +159,25 @@ impl KvStore for EmbeddedStore {
 
     async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<Entry>> {
         check_key(bucket)?;
-        let (bucket, prefix) = (bucket.to_string(), prefix.to_string());
+        // A key range, so the primary key's index serves it: prefix <= key < prefix with its last byte + 1
+        // (keys are ASCII, checked by `check_key`; an empty prefix is every key).
+        let (bucket, lower) = (bucket.to_string(), prefix.to_string());
+        let upper = match lower.as_bytes().last() {
+            None => None,
+            Some(&last) => {
+                let mut u = lower.as_bytes()[..lower.len() - 1].to_vec();
+                u.push(last + 1);
+                Some(String::from_utf8(u).map_err(|_| StoreError::InvalidKey(lower.clone()))?)
+            }
+        };
         self.with_db(move |db| {
             let mut stmt = db
                 .prepare_cached(
-                    "SELECT key, value, revision FROM kv WHERE bucket = ?1 AND substr(key, 1, ?3) = ?2 ORDER BY key",
+                    "SELECT key, value, revision FROM kv WHERE bucket = ?1 AND key >= ?2 AND (?3 IS NULL OR key < ?3) ORDER BY key",
                 )
                 .map_err(backend("kv list"))?;
             let rows = stmt
-                .query_map(params![bucket, prefix, prefix.len() as i64], |r| {
+                .query_map(params![bucket, lower, upper], |r| {
                     Ok(Entry { key: r.get(0)?, value: r.get(1)?, revision: r.get::<_, i64>(2)? as u64 })
                 })
                 .map_err(backend("kv list"))?;
@@ -253,6 +263,13 @@ mod tests {
         s.put("other", "k0", b"z".to_vec(), Expect::Any).await.unwrap();
         let keys: Vec<_> = s.list("b", "k").await.unwrap().into_iter().map(|e| e.key).collect();
         assert_eq!(keys, ["k", "k2"]);
+        // Prefix listing is a key range: neighbours on either side stay out.
+        for k in ["ns/a", "ns/b/1", "ns0", "nr/z", "ns.x"] {
+            s.put("p", k, b"-".to_vec(), Expect::Any).await.unwrap();
+        }
+        let keys: Vec<_> = s.list("p", "ns/").await.unwrap().into_iter().map(|e| e.key).collect();
+        assert_eq!(keys, ["ns/a", "ns/b/1"]);
+        assert_eq!(s.list("p", "").await.unwrap().len(), 5);
         assert!(s.delete("b", "k", Expect::Revision(r1)).await.is_err());
         s.delete("b", "k", Expect::Revision(r2)).await.unwrap();
         // Revisions are never reused, even after a delete.
