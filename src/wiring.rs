@@ -44,7 +44,8 @@ pub async fn build(config: NodeConfig) -> anyhow::Result<Node> {
     let store = Store { kv: Arc::new(embedded.clone()), blobs: Arc::new(embedded) };
     let host = Host::new(config.host)?;
     let registry = Arc::new(Registry::new(store, host, config.data_dir.join("compiled"), config.max_artifact_bytes));
-    let scheduler = Arc::new(Scheduler::new(wisp_scheduler::DEFAULT_LOG_RING, config.max_concurrency));
+    let tasks = registry.host().tasks().clone();
+    let scheduler = Arc::new(Scheduler::new(wisp_scheduler::DEFAULT_LOG_RING, config.max_concurrency, tasks));
     let loaded = registry.load_all().await?;
     let functions_loaded = loaded.len();
     let mut keys = Vec::new();

@@ -68,3 +68,70 @@ async fn a_data_directory_serves_one_server_at_a_time() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("another `wisp up` is already using the data directory"), "{err}");
 }
+
+/// Reads until the server closes the connection.
+fn read_all(conn: &mut std::net::TcpStream) -> String {
+    let mut out = Vec::new();
+    let _ = conn.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Waits (bounded) until the server's log contains `needle`.
+fn log_shows(dir: &std::path::Path, needle: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::time::Instant::now() < deadline {
+        if std::fs::read_to_string(dir.join("data.log")).unwrap_or_default().contains(needle) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    panic!("the server log never showed {needle:?}");
+}
+
+/// SIGTERM with one request running and one queued: the queued one gets 503 at once, the running one
+/// finishes, then the server exits cleanly.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_answers_queued_requests_503_and_finishes_running_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Server::start(&dir.path().join("data"));
+    let scaling = json!({"max_instances": 1, "queue_timeout_ms": 60000});
+    s.deploy("echo", "echo-c", json!({"routes": ["/echo"], "scaling": scaling})).await;
+    let addr = s.url.trim_start_matches("http://").to_string();
+    let mut running = std::net::TcpStream::connect(&addr).unwrap();
+    running
+        .write_all(b"POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 10\r\nconnection: close\r\n\r\nhello")
+        .unwrap();
+    common::until(&s, "echo", |f| f["in_flight"] == 1).await;
+    let mut queued = std::net::TcpStream::connect(&addr).unwrap();
+    queued.write_all(b"GET /echo HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").unwrap();
+    common::until(&s, "echo", |f| f["queued"] == 1).await;
+
+    std::process::Command::new("kill").args(["-TERM", &s.pid().to_string()]).status().unwrap();
+    let answer = read_all(&mut queued);
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("the node is shutting down"), "{answer}");
+    running.write_all(b"world").unwrap();
+    let text = read_all(&mut running);
+    assert!(text.starts_with("HTTP/1.1 200") && text.contains("world"), "{text}");
+    assert!(s.stop_after_signal().success());
+}
+
+/// A second signal forces the exit while a request is still running.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_signal_forces_the_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Server::start(&dir.path().join("data"));
+    s.deploy("echo", "echo-c", json!({"routes": ["/echo"]})).await;
+    let addr = s.url.trim_start_matches("http://").to_string();
+    let mut running = std::net::TcpStream::connect(&addr).unwrap();
+    running.write_all(b"POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 10\r\n\r\nhello").unwrap();
+    common::until(&s, "echo", |f| f["in_flight"] == 1).await;
+    let pid = s.pid().to_string();
+    std::process::Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    log_shows(dir.path(), "shutting down (again to force)");
+    std::process::Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    let status = s.stop_after_signal();
+    assert_eq!(status.code(), Some(130), "{status:?}");
+    let log = std::fs::read_to_string(dir.path().join("data.log")).unwrap();
+    assert!(log.contains("second signal: exiting without waiting for the drain"), "{log}");
+}

@@ -147,7 +147,16 @@ async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
-        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down (again to force)"),
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down (again to force)"),
     }
+    // A second signal ends the process at once, drain or not.
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        tracing::warn!("second signal: exiting without waiting for the drain");
+        std::process::exit(130);
+    });
 }

@@ -502,7 +502,8 @@ async fn logs(
 ) -> ApiResult<Json<Vec<wisp_scheduler::InvocationRecord>>> {
     let key = key(&ns, &name)?;
     match api.scheduler.logs(&key, q.limit.unwrap_or(20)) {
-        Some(l) => Ok(Json(l)),
+        // Copied from the shared records outside the ring's lock.
+        Some(l) => Ok(Json(l.iter().map(|r| (**r).clone()).collect())),
         None => {
             api.registry.get(&key).await?; // 404 if it does not exist at all
             Ok(Json(Vec::new()))

@@ -200,10 +200,17 @@ impl Gateway {
         }
         drop(listener);
         drop(api_listener);
+        // The autoscaler stops and queued requests get 503 first; then running requests, and the guests,
+        // teardown and prewarm still in the background, get the drain budget together.
+        self.scheduler.shut_down();
         tracing::info!("draining in-flight requests");
         let drain = Duration::from_secs(self.config.drain_timeout_seconds);
-        if tokio::time::timeout(drain, graceful.shutdown()).await.is_err() {
-            tracing::warn!(seconds = drain.as_secs(), "drain timeout: connections still open are dropped at exit");
+        let drained = async {
+            graceful.shutdown().await;
+            self.scheduler.background_done().await;
+        };
+        if tokio::time::timeout(drain, drained).await.is_err() {
+            tracing::warn!(seconds = drain.as_secs(), "drain timeout: work still running is dropped at exit");
         }
         Ok(())
     }

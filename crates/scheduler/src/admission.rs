@@ -86,12 +86,31 @@ pub struct Node {
     capacity: usize,
     shared: Arc<Resizable>,
     reserved_total: AtomicUsize,
+    closed: std::sync::atomic::AtomicBool,
+    closing: tokio::sync::Notify,
 }
 
 impl Node {
     /// A node that runs at most `capacity` invocations at once.
     pub fn new(capacity: usize) -> Self {
-        Node { capacity, shared: Resizable::new(capacity), reserved_total: AtomicUsize::new(0) }
+        Node {
+            capacity,
+            shared: Resizable::new(capacity),
+            reserved_total: AtomicUsize::new(0),
+            closed: Default::default(),
+            closing: Default::default(),
+        }
+    }
+
+    /// Shutdown: requests waiting for admission, and any that arrive from now on, get 503; invocations
+    /// already admitted run to their end.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.closing.notify_waiters();
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
     }
 
     /// The total capacity.
@@ -183,6 +202,10 @@ impl Drop for Metered {
     fn drop(&mut self) {
         self.0.exit();
     }
+}
+
+fn shutting_down() -> InvokeError {
+    InvokeError { class: ErrorClass::Unavailable, message: "the node is shutting down; retry on another node".into() }
 }
 
 /// No per-function bound (`max_instances = 0`): the node bounds it.
@@ -297,6 +320,9 @@ impl Gate {
 
     /// Admits one invocation, waiting in the queue if needed.
     pub async fn admit(&self) -> Result<Admission, InvokeError> {
+        if self.node.is_closed() {
+            return Err(shutting_down());
+        }
         // Rejected and cancelled requests count as load for as long as they were here.
         let metered = Metered::new(&self.meter);
         // Fast path: no waiting needed.
@@ -315,7 +341,17 @@ impl Gate {
             });
         }
         let _waiting = Waiting(&self.waiting);
-        match tokio::time::timeout(queue_timeout, self.admit_waiting(metered)).await {
+        let closing = self.node.closing.notified();
+        tokio::pin!(closing);
+        closing.as_mut().enable();
+        if self.node.is_closed() {
+            return Err(shutting_down());
+        }
+        let waited = tokio::select! {
+            a = tokio::time::timeout(queue_timeout, self.admit_waiting(metered)) => a,
+            () = closing => return Err(shutting_down()),
+        };
+        match waited {
             Ok(a) => Ok(a),
             Err(_) => Err(InvokeError {
                 class: ErrorClass::Unavailable,

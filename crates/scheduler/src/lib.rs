@@ -10,12 +10,13 @@
 #![warn(missing_docs)]
 
 pub mod admission;
+mod records;
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http_body::Body;
 use parking_lot::Mutex;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -24,117 +25,8 @@ use wisp_core::{FunctionKey, FunctionRecord, InstanceMode, RoutePattern, Scaling
 use wisp_router::RouteTable;
 use wisp_wasm_host::{BoxError, Code, InvocationCtx, InvokeError, Pool, PoolConfig, Report, ResponseBody};
 
-/// Invocation records kept per function.
-pub const DEFAULT_LOG_RING: usize = 200;
-
-/// One invocation, as `wisp logs` shows it.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct InvocationRecord {
-    /// Invocation id.
-    pub id: String,
-    /// Start time, unix milliseconds.
-    pub at_ms: u64,
-    /// Revision that served it.
-    pub revision: String,
-    /// HTTP status the client got.
-    pub status: u16,
-    /// Failure detail, if any.
-    pub error: Option<String>,
-    /// Whether a new instance was created for it (cold) rather than a warm one reused.
-    #[serde(default)]
-    pub cold: bool,
-    /// Waiting for admission (an instance slot), microseconds.
-    #[serde(default)]
-    pub queue_us: u64,
-    /// Creating the instance, microseconds (zero when warm).
-    pub instantiate_us: u64,
-    /// The guest's initialisation export, microseconds (zero unless a WAGI module exports one and was not
-    /// snapshotted at deploy).
-    #[serde(default)]
-    pub init_us: u64,
-    /// Handler until the response head, microseconds.
-    #[serde(default)]
-    pub handler_us: u64,
-    /// Response head until the guest finished, microseconds.
-    #[serde(default)]
-    pub response_us: u64,
-    /// Total time from arrival, microseconds (queue included).
-    pub duration_us: u64,
-    /// Guest stdout + stderr (lossy UTF-8).
-    pub logs: String,
-    /// Whether guest output was cut at the function's `max_log_bytes`.
-    pub logs_truncated: bool,
-}
-
-/// Phase timings over a function's recent invocations, split by cold and warm starts: the cold-start
-/// transparency `wisp status NAME` shows.
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
-pub struct PhaseSummary {
-    /// Invocations summarised (the most recent ones kept).
-    pub invocations: usize,
-    /// Of those, how many failed.
-    pub errors: usize,
-    /// Invocations that started a new instance.
-    pub cold: Option<PhaseStats>,
-    /// Invocations served by a warm instance.
-    pub warm: Option<PhaseStats>,
-}
-
-/// Median and 99th percentile per phase, microseconds.
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
-pub struct PhaseStats {
-    /// Invocations in this group.
-    pub count: usize,
-    /// `[p50, p99]` of the queue wait.
-    pub queue_us: [u64; 2],
-    /// `[p50, p99]` of instantiation.
-    pub instantiate_us: [u64; 2],
-    /// `[p50, p99]` of guest initialisation.
-    pub init_us: [u64; 2],
-    /// `[p50, p99]` of handler until response head.
-    pub handler_us: [u64; 2],
-    /// `[p50, p99]` of response streaming.
-    pub response_us: [u64; 2],
-    /// `[p50, p99]` of the whole invocation.
-    pub duration_us: [u64; 2],
-}
-
-impl PhaseStats {
-    fn of(records: &[&InvocationRecord]) -> Option<Self> {
-        if records.is_empty() {
-            return None;
-        }
-        let pct = |f: fn(&InvocationRecord) -> u64| {
-            let mut v: Vec<u64> = records.iter().map(|r| f(r)).collect();
-            v.sort_unstable();
-            let at = |q: f64| v[((v.len() as f64 * q).ceil() as usize).clamp(1, v.len()) - 1];
-            [at(0.5), at(0.99)]
-        };
-        Some(PhaseStats {
-            count: records.len(),
-            queue_us: pct(|r| r.queue_us),
-            instantiate_us: pct(|r| r.instantiate_us),
-            init_us: pct(|r| r.init_us),
-            handler_us: pct(|r| r.handler_us),
-            response_us: pct(|r| r.response_us),
-            duration_us: pct(|r| r.duration_us),
-        })
-    }
-}
-
-impl PhaseSummary {
-    /// Summarises `records`: phase statistics over the successful ones, failures counted.
-    pub fn of(records: &[InvocationRecord]) -> Self {
-        let (cold, warm): (Vec<&InvocationRecord>, Vec<&InvocationRecord>) =
-            records.iter().filter(|r| r.error.is_none()).partition(|r| r.cold);
-        PhaseSummary {
-            invocations: records.len(),
-            errors: records.iter().filter(|r| r.error.is_some()).count(),
-            cold: PhaseStats::of(&cold),
-            warm: PhaseStats::of(&warm),
-        }
-    }
-}
+pub use records::{DEFAULT_LOG_RING, InvocationRecord, PhaseStats, PhaseSummary};
+use records::{Records, RecordsBudget};
 
 /// A function ready to serve.
 pub struct Active {
@@ -145,7 +37,7 @@ pub struct Active {
     code: Code,
     env: Arc<[(String, String)]>,
     name: Arc<str>,
-    ring: Arc<Mutex<VecDeque<InvocationRecord>>>,
+    records: Arc<Records>,
     counters: Arc<Counters>,
     pool: Arc<Pool>,
     gate: Arc<admission::Gate>,
@@ -242,7 +134,10 @@ pub struct Scheduler {
     node: Arc<admission::Node>,
     live: ArcSwap<Live>,
     ring_size: usize,
+    budget: Arc<RecordsBudget>,
     write: Mutex<()>,
+    tasks: wisp_wasm_host::Tasks,
+    autoscaler: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 /// A routed request's target.
@@ -258,7 +153,7 @@ pub const DEFAULT_MAX_CONCURRENCY: usize = 1000;
 
 impl Default for Scheduler {
     fn default() -> Self {
-        Scheduler::new(DEFAULT_LOG_RING, DEFAULT_MAX_CONCURRENCY)
+        Scheduler::new(DEFAULT_LOG_RING, DEFAULT_MAX_CONCURRENCY, Default::default())
     }
 }
 
@@ -268,13 +163,16 @@ fn now_ms() -> u64 {
 
 impl Scheduler {
     /// An empty scheduler keeping `ring_size` invocation records per function, running at most
-    /// `max_concurrency` invocations at once.
-    pub fn new(ring_size: usize, max_concurrency: usize) -> Self {
+    /// `max_concurrency` invocations at once; background work goes to `tasks` (the host's).
+    pub fn new(ring_size: usize, max_concurrency: usize, tasks: wisp_wasm_host::Tasks) -> Self {
         Scheduler {
             node: Arc::new(admission::Node::new(max_concurrency)),
             live: ArcSwap::from_pointee(Live::default()),
             ring_size,
+            budget: RecordsBudget::new(records::DEFAULT_NODE_RECORD_BYTES),
             write: Mutex::new(()),
+            tasks,
+            autoscaler: Mutex::new(None),
         }
     }
 
@@ -333,18 +231,22 @@ impl Scheduler {
                 return;
             }
             let gate = self.gate_for(prev, &record);
-            let (ring, counters, scaler) = match prev {
+            let (records, counters, scaler) = match prev {
                 Some(prev) => {
                     prev.scaler.lock().autoscaler.set_config(record.scaling.autoscaler());
-                    (prev.ring.clone(), prev.counters.clone(), prev.scaler.clone())
+                    (prev.records.clone(), prev.counters.clone(), prev.scaler.clone())
                 }
-                None => (Default::default(), Default::default(), Arc::new(Mutex::new(Scaler::new(&record.scaling)))),
+                None => (
+                    Arc::new(Records::new(self.budget.clone(), self.ring_size, records::DEFAULT_FUNCTION_RECORD_BYTES)),
+                    Default::default(),
+                    Arc::new(Mutex::new(Scaler::new(&record.scaling))),
+                ),
             };
             let env: Arc<[(String, String)]> =
                 record.revision.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<Vec<_>>().into();
             let name = Arc::from(record.key.name.as_str());
             let pool = code.new_pool(PoolConfig::new(&record.scaling, record.revision.kind));
-            let active = Active { record, stored, code, env, name, ring, counters, pool, gate, scaler };
+            let active = Active { record, stored, code, env, name, records, counters, pool, gate, scaler };
             functions.insert(key, Arc::new(active));
         });
     }
@@ -386,7 +288,7 @@ impl Scheduler {
                 code: prev.code.clone(),
                 env: prev.env.clone(),
                 name: prev.name.clone(),
-                ring: prev.ring.clone(),
+                records: prev.records.clone(),
                 counters: prev.counters.clone(),
                 pool: prev.pool.clone(),
             };
@@ -453,26 +355,41 @@ impl Scheduler {
         wanting
     }
 
-    /// Runs [`Scheduler::autoscale`] every `tick` until the scheduler is dropped; warm instances it asks for
-    /// are created in their own tasks.
-    pub fn spawn_autoscaler(self: &Arc<Self>, tick: std::time::Duration) -> tokio::task::JoinHandle<()> {
+    /// Runs [`Scheduler::autoscale`] every `tick` until [`Scheduler::shut_down`] or the scheduler is
+    /// dropped; warm instances it asks for are created in tracked tasks of their own.
+    pub fn spawn_autoscaler(self: &Arc<Self>, tick: std::time::Duration) {
         let weak = Arc::downgrade(self);
-        tokio::spawn(async move {
+        let handle = tokio::spawn(async move {
             let mut interval = tokio::time::interval(tick);
             interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 interval.tick().await;
                 let Some(scheduler) = weak.upgrade() else { return };
                 for key in scheduler.autoscale(now_ms()) {
-                    let scheduler = scheduler.clone();
-                    tokio::spawn(async move {
-                        if let Err(e) = scheduler.prewarm_for_autoscaler(&key).await {
+                    let s = scheduler.clone();
+                    scheduler.tasks.spawn(async move {
+                        if let Err(e) = s.prewarm_for_autoscaler(&key).await {
                             tracing::warn!(function = %key, error = %e.message, "cannot scale up");
                         }
                     });
                 }
             }
-        })
+        });
+        *self.autoscaler.lock() = Some(handle);
+    }
+
+    /// Shutdown, first step: the autoscaler stops (no more prewarming), and requests waiting for admission
+    /// (and any new ones) get 503. Invocations already running finish.
+    pub fn shut_down(&self) {
+        if let Some(h) = self.autoscaler.lock().take() {
+            h.abort();
+        }
+        self.node.close();
+    }
+
+    /// Resolves once the background work of invocations (detached guests, teardown, prewarm) is done.
+    pub async fn background_done(&self) {
+        self.tasks.idle().await
     }
 
     /// Creates the warm instances an autoscaling step asked for, unless another task is already creating
@@ -538,10 +455,8 @@ impl Scheduler {
     }
 
     /// The most recent invocation records of a function, newest last.
-    pub fn logs(&self, key: &FunctionKey, limit: usize) -> Option<Vec<InvocationRecord>> {
-        let active = self.get(key)?;
-        let ring = active.ring.lock();
-        Some(ring.iter().skip(ring.len().saturating_sub(limit)).cloned().collect())
+    pub fn logs(&self, key: &FunctionKey, limit: usize) -> Option<Vec<Arc<InvocationRecord>>> {
+        Some(self.get(key)?.records.recent(limit))
     }
 
     /// Invokes `active` with `req`. `route_prefix` is the matched route's path (WAGI `SCRIPT_NAME`).
@@ -565,9 +480,8 @@ impl Scheduler {
             limits: active.record.revision.limits,
             route_prefix: Arc::from(route_prefix),
         };
-        let ring = active.ring.clone();
+        let records = active.records.clone();
         let counters = active.counters.clone();
-        let ring_size = self.ring_size;
         let revision = wisp_core::spec::short_id(&active.record.revision.id).to_string();
         let key = active.record.key.clone();
         let at_ms = now_ms();
@@ -575,7 +489,7 @@ impl Scheduler {
         let record = move |report: Report, queue_us: u64| {
             let (status, error) = match &report.outcome {
                 Ok(s) => (*s, None),
-                Err(e) => (e.class.http_status(), Some(e.message.clone())),
+                Err(e) => (e.class.http_status(), Some(records::cap_text(e.message.clone(), records::MAX_ERROR_BYTES))),
             };
             if let Some(e) = &error {
                 tracing::warn!(function = %key, invocation = %report.id, status, error = %e, "invocation failed");
@@ -599,11 +513,7 @@ impl Scheduler {
             if rec.cold {
                 counters.cold_starts.fetch_add(1, Ordering::Relaxed);
             }
-            let mut ring = ring.lock();
-            if ring.len() >= ring_size {
-                ring.pop_front();
-            }
-            ring.push_back(rec);
+            records.push(rec);
         };
         let admission = active.gate.admit().await;
         let queue_us = arrived.elapsed().as_micros() as u64;

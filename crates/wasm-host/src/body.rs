@@ -87,7 +87,7 @@ pub(crate) type Guest = Pin<Box<dyn Future<Output = crate::http::TaskEnd> + Send
 
 /// A running guest (or `None` once it ended). Dropped unfinished — the client went away, the response was
 /// dropped (HEAD) — it is handed to a task of its own, so it still ends, reports and releases its instance.
-pub(crate) struct Running(pub Option<Guest>);
+pub(crate) struct Running(pub Option<Guest>, pub crate::Tasks);
 
 impl Running {
     /// Polls the guest if it is still running; `Some` with its end the first time it is ready.
@@ -104,9 +104,9 @@ impl Running {
 impl Drop for Running {
     fn drop(&mut self) {
         if let Some(guest) = self.0.take()
-            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+            && tokio::runtime::Handle::try_current().is_ok()
         {
-            runtime.spawn(async move {
+            self.1.spawn(async move {
                 guest.await;
             });
         }

@@ -108,6 +108,8 @@ pub(crate) struct Shared {
     /// Every revision's warm pool on this node, for evicting idle instances when the pooling allocator is
     /// full (dead pools are pruned as they are met).
     pools: std::sync::Mutex<Vec<std::sync::Weak<crate::pool::Pool>>>,
+    /// Background work of invocations (detached guests, teardown, prewarm), waited for at shutdown.
+    pub tasks: crate::Tasks,
     pub http_linker: wasmtime::component::Linker<HttpState>,
     pub wagi_linker: wasmtime::Linker<WagiState>,
     pub config: HostConfig,
@@ -168,6 +170,11 @@ impl Code {
         pools.retain(|p| p.strong_count() > 0);
         pools.push(std::sync::Arc::downgrade(&pool));
         pool
+    }
+
+    /// The node's tracked background tasks.
+    pub fn tasks(&self) -> &crate::Tasks {
+        &self.shared.tasks
     }
 
     /// How long loading took: mapping the precompiled artifact and resolving its imports (`InstancePre`).
@@ -284,10 +291,16 @@ impl Host {
                 wagi_linker,
                 config,
                 pools: Default::default(),
+                tasks: Default::default(),
                 compilations: AtomicU64::new(0),
                 stop_ticker,
             }),
         })
+    }
+
+    /// The node's tracked background tasks (see [`crate::Tasks`]).
+    pub fn tasks(&self) -> &crate::Tasks {
+        &self.shared.tasks
     }
 
     /// The node configuration.

@@ -276,6 +276,7 @@ impl Code {
         let pre = pre.clone();
         let pool = pool.clone();
         let shared = self.shared.clone();
+        let tasks = self.shared.tasks.clone();
         let function = ctx.function.clone();
         let guest = async move {
             let t0 = Instant::now();
@@ -344,11 +345,11 @@ impl Code {
             };
             reporter.done(outcome.clone(), phases);
             if let Some(store) = teardown {
-                tokio::spawn(async move { drop(store) });
+                tasks.spawn(async move { drop(store) });
             }
             TaskEnd::Reported(outcome)
         };
-        let mut guest = Running(Some(Box::pin(guest)));
+        let mut guest = Running(Some(Box::pin(guest)), self.shared.tasks.clone());
         let mut ended = None;
         let mut rx = rx;
         // Until the head is set or the guest ends without one. The guest is polled first: it sets the head.

@@ -16,6 +16,7 @@ mod limits;
 mod logs;
 mod pool;
 pub mod preinit;
+mod tasks;
 mod wagi;
 
 pub use body::{BoxError, ResponseBody, full_body};
@@ -24,6 +25,7 @@ pub use host::{ArtifactError, ArtifactKind, Code, Compiled, Host, artifact_kind}
 pub use logs::CapturedLogs;
 pub use pool::{Pool, PoolConfig, Prewarming};
 pub use preinit::Preinit;
+pub use tasks::Tasks;
 
 use std::sync::Arc;
 use std::time::Duration;
