@@ -6,6 +6,7 @@
 
 #![warn(missing_docs)]
 
+pub mod cgi;
 pub mod error;
 pub mod limits;
 pub mod manifest;

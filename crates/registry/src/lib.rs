@@ -14,12 +14,13 @@
 #![warn(missing_docs)]
 
 use bytes::Bytes;
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::Mutex;
 use wisp_core::spec::{SpecError, sha256_hex};
-use wisp_core::{ErrorClass, FunctionKey, FunctionKind, FunctionRecord, FunctionSpec, RevisionRecord};
-use wisp_router::RouteTable;
+use wisp_core::{ErrorClass, FunctionKey, FunctionKind, FunctionRecord, FunctionSpec, RevisionRecord, RoutePattern};
+use wisp_router::RouteConflict;
 use wisp_store::{Expect, Store, StoreError};
 use wisp_wasm_host::{ArtifactError, Code, Host, artifact_kind};
 
@@ -128,7 +129,10 @@ pub struct Registry {
     host: Host,
     compiled_dir: PathBuf,
     max_artifact_bytes: usize,
-    deploy_lock: Mutex<()>,
+    /// Serialises changes; guards the route index (every stored route → its function), built from the
+    /// store on first use and kept in step with every change, so a deploy checks routes without reading
+    /// every record.
+    deploy_lock: Mutex<Option<HashMap<RoutePattern, FunctionKey>>>,
 }
 
 fn now_ms() -> u64 {
@@ -139,7 +143,7 @@ impl Registry {
     /// A registry over `store`, compiling with `host`, caching native code under `cache_dir/<engine key>/`.
     pub fn new(store: Store, host: Host, cache_dir: PathBuf, max_artifact_bytes: usize) -> Self {
         let compiled_dir = cache_dir.join(host.engine_key());
-        Registry { store, host, compiled_dir, max_artifact_bytes, deploy_lock: Mutex::new(()) }
+        Registry { store, host, compiled_dir, max_artifact_bytes, deploy_lock: Mutex::new(None) }
     }
 
     /// The host.
@@ -195,13 +199,16 @@ impl Registry {
         let (code, compiled) = self.ensure_compiled(spec.kind, &spec.artifact).await?;
         let (compile, preinit) = compiled.map_or((None, None), |(t, p)| (Some(t), p));
 
-        let _guard = self.deploy_lock.lock().await;
-        let all = self.list(None).await?;
-        let current = all.iter().find(|(r, _)| &r.key == key).cloned();
+        let mut guard = self.deploy_lock.lock().await;
+        let routes = self.route_index(&mut guard).await?;
+        let current = match self.store.kv.get(FUNCTIONS, &key.store_key()).await? {
+            Some(e) => Some((from_json::<FunctionRecord>(&e.value)?, e.revision)),
+            None => None,
+        };
         if keep_scaling && let Some((cur, _)) = &current {
             spec.scaling = cur.scaling;
         }
-        check_routes(&all, key, &spec)?;
+        check_routes(routes, key, &spec)?;
         check(&spec)?;
 
         let revision_id = spec.revision_id();
@@ -266,6 +273,8 @@ impl Registry {
             }
         };
         tracing::info!(function = %key, revision = %wisp_core::spec::short_id(&revision.id), ?change, "deployed");
+        routes.retain(|_, k| k != key);
+        routes.extend(record.routes.iter().map(|r| (r.clone(), key.clone())));
         let deployed = Deployed { change, record, code: Some(code), compile, preinit };
         commit(&deployed, stored);
         Ok(deployed)
@@ -305,17 +314,34 @@ impl Registry {
     /// Removes a function (its revisions go too; artifacts stay, shared by digest). `commit` runs under the
     /// deploy lock once the record is gone.
     pub async fn remove(&self, key: &FunctionKey, commit: impl FnOnce(&FunctionKey)) -> Result<(), DeployError> {
-        let _guard = self.deploy_lock.lock().await;
+        let mut guard = self.deploy_lock.lock().await;
         let entry =
             self.store.kv.get(FUNCTIONS, &key.store_key()).await?.ok_or_else(|| DeployError::NotFound(key.clone()))?;
         // A record this build cannot read can still be removed: it is not parsed.
         self.store.kv.delete(FUNCTIONS, &key.store_key(), Expect::Revision(entry.revision)).await?;
+        if let Some(routes) = guard.as_mut() {
+            routes.retain(|_, k| k != key);
+        }
         commit(key);
         for rev in self.store.kv.list(REVISIONS, &format!("{}/", key.store_key())).await? {
             self.store.kv.delete(REVISIONS, &rev.key, Expect::Any).await?;
         }
         tracing::info!(function = %key, "removed");
         Ok(())
+    }
+
+    /// The route index, built from the store the first time.
+    async fn route_index<'a>(
+        &self,
+        guard: &'a mut Option<HashMap<RoutePattern, FunctionKey>>,
+    ) -> Result<&'a mut HashMap<RoutePattern, FunctionKey>, DeployError> {
+        if guard.is_none() {
+            let all = self.list(None).await?;
+            *guard = Some(
+                all.into_iter().flat_map(|(r, _)| r.routes.into_iter().map(move |p| (p, r.key.clone()))).collect(),
+            );
+        }
+        Ok(guard.as_mut().expect("built above"))
     }
 
     /// One function's record.
@@ -416,13 +442,19 @@ impl Registry {
     }
 }
 
-fn check_routes(all: &[(FunctionRecord, u64)], key: &FunctionKey, spec: &FunctionSpec) -> Result<(), DeployError> {
-    let others = all
-        .iter()
-        .filter(|(r, _)| &r.key != key)
-        .flat_map(|(r, _)| r.routes.iter().map(|p| (p.clone(), r.key.to_string())));
-    let mine = spec.routes.iter().map(|p| (p.clone(), key.to_string()));
-    RouteTable::build(others.chain(mine)).map(|_| ()).map_err(|c| DeployError::RouteConflict(c.to_string()))
+/// Rejects a route another function serves, naming both.
+fn check_routes(
+    routes: &HashMap<RoutePattern, FunctionKey>,
+    key: &FunctionKey,
+    spec: &FunctionSpec,
+) -> Result<(), DeployError> {
+    for r in &spec.routes {
+        if let Some(other) = routes.get(r).filter(|k| *k != key) {
+            let c = RouteConflict { route: r.clone(), existing: other.to_string(), claimant: key.to_string() };
+            return Err(DeployError::RouteConflict(c.to_string()));
+        }
+    }
+    Ok(())
 }
 
 fn to_json<T: serde::Serialize>(v: &T) -> Vec<u8> {

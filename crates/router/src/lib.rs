@@ -3,13 +3,15 @@
 //! Rules, in order: a route naming the request's host beats a host-less route; among those, the longest
 //! path prefix wins (segment-wise, see [`wisp_core::route::path_has_prefix`]). Two functions may not claim
 //! the same host + path; [`RouteTable::build`] rejects that naming both.
+//!
+//! Cost: a lookup is O(path depth), whatever the number of routes — the path's segment-wise prefixes are
+//! tried longest first, each one hash lookup.
 
 #![warn(missing_docs)]
 
 use std::collections::HashMap;
 use std::fmt::Display;
 use wisp_core::RoutePattern;
-use wisp_core::route::path_has_prefix;
 
 /// Two targets claim the same route.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -27,16 +29,18 @@ pub struct RouteConflict<T: Display> {
 
 #[derive(Debug, Clone)]
 struct Entry<T> {
-    path: String,
     pattern: RoutePattern,
     target: T,
 }
 
+/// Routes by path prefix.
+type Paths<T> = HashMap<String, Entry<T>>;
+
 /// An immutable route table; rebuild it to change routes and swap it in atomically.
 #[derive(Debug, Clone)]
 pub struct RouteTable<T> {
-    by_host: HashMap<String, Vec<Entry<T>>>,
-    any_host: Vec<Entry<T>>,
+    by_host: HashMap<String, Paths<T>>,
+    any_host: Paths<T>,
     len: usize,
 }
 
@@ -51,7 +55,7 @@ pub struct Match<'a, T> {
 
 impl<T> Default for RouteTable<T> {
     fn default() -> Self {
-        RouteTable { by_host: HashMap::new(), any_host: Vec::new(), len: 0 }
+        RouteTable { by_host: HashMap::new(), any_host: HashMap::new(), len: 0 }
     }
 }
 
@@ -69,16 +73,14 @@ impl<T: Clone + PartialEq + Display> RouteTable<T> {
                 return Err(RouteConflict { route: pattern, existing: existing.clone(), claimant: target });
             }
             seen.insert(pattern.clone(), target.clone());
-            let entry = Entry { path: pattern.path.clone(), pattern: pattern.clone(), target };
+            let path = pattern.path.clone();
+            let entry = Entry { pattern: pattern.clone(), target };
             match &pattern.host {
-                Some(h) => table.by_host.entry(h.clone()).or_default().push(entry),
-                None => table.any_host.push(entry),
-            }
+                Some(h) => table.by_host.entry(h.clone()).or_default().insert(path, entry),
+                None => table.any_host.insert(path, entry),
+            };
             table.len += 1;
         }
-        let longest_first = |v: &mut Vec<Entry<T>>| v.sort_by_key(|e| std::cmp::Reverse(e.path.len()));
-        table.by_host.values_mut().for_each(longest_first);
-        longest_first(&mut table.any_host);
         Ok(table)
     }
 }
@@ -110,15 +112,25 @@ impl<T> RouteTable<T> {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
-
-    /// Every (pattern, target) pair.
-    pub fn iter(&self) -> impl Iterator<Item = (&RoutePattern, &T)> {
-        self.by_host.values().flatten().chain(self.any_host.iter()).map(|e| (&e.pattern, &e.target))
-    }
 }
 
-fn longest<'a, T>(entries: &'a [Entry<T>], path: &str) -> Option<Match<'a, T>> {
-    entries.iter().find(|e| path_has_prefix(path, &e.path)).map(|e| Match { target: &e.target, pattern: &e.pattern })
+/// The entry for the longest segment-wise prefix of `path`: `/a/b/c`, then `/a/b`, `/a`, `/`.
+fn longest<'a, T>(entries: &'a Paths<T>, path: &str) -> Option<Match<'a, T>> {
+    if entries.is_empty() {
+        return None;
+    }
+    // `/a/` is under `/a` (patterns have no trailing slash).
+    let mut p = if path.len() > 1 { path.strip_suffix('/').unwrap_or(path) } else { path };
+    loop {
+        if let Some(e) = entries.get(p) {
+            return Some(Match { target: &e.target, pattern: &e.pattern });
+        }
+        match p.rfind('/') {
+            Some(0) if p.len() > 1 => p = "/",
+            Some(i) if i > 0 => p = &p[..i],
+            _ => return None,
+        }
+    }
 }
 
 fn strip_port(host: &str) -> &str {
@@ -175,6 +187,27 @@ mod tests {
             assert_eq!(got, *want, "{host:?} {path}");
         }
         assert_eq!(t.len(), 5);
+    }
+
+    #[test]
+    fn agrees_with_the_segment_wise_definition() {
+        // Every path over a small alphabet against every route set drawn from it: the hash walk finds what
+        // the definition (longest segment-wise prefix) says.
+        let patterns = ["/", "/a", "/a/b", "/ab", "/a/b/c", "/b", "/a/bc"];
+        let paths = ["/", "/a", "/a/", "/ab", "/a/b", "/a/b/", "/a/bc", "/a/b/c/d", "/b/a", "/c", "/abc", "/a/bcd"];
+        for mask in 0u32..(1 << patterns.len()) {
+            let chosen: Vec<&str> =
+                patterns.iter().enumerate().filter(|(i, _)| mask & (1 << i) != 0).map(|(_, p)| *p).collect();
+            let t = RouteTable::build(chosen.iter().map(|p| (r(p), *p))).unwrap();
+            for path in paths {
+                let want = chosen
+                    .iter()
+                    .filter(|p| wisp_core::route::path_has_prefix(path, p))
+                    .max_by_key(|p| p.len())
+                    .copied();
+                assert_eq!(t.lookup(None, path).map(|m| *m.target), want, "{path} in {chosen:?}");
+            }
+        }
     }
 
     #[test]
