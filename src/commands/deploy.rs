@@ -41,6 +41,10 @@ pub struct Args {
     /// Request body limit, bytes (single .wasm only).
     #[arg(long, env = "WISP_DEPLOY_MAX_BODY_BYTES")]
     max_body_bytes: Option<u64>,
+    /// A host the function may send HTTP requests to, `scheme://host[:port]`; repeatable (single .wasm
+    /// only; default: none).
+    #[arg(long = "allow-outbound", env = "WISP_DEPLOY_ALLOW_OUTBOUND", value_delimiter = ',')]
+    allow_outbound: Vec<String>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -81,6 +85,7 @@ fn plan(a: &Args) -> anyhow::Result<(Vec<Plan>, Option<Name>)> {
             || a.timeout_ms.is_some()
             || a.memory_mb.is_some()
             || a.max_body_bytes.is_some()
+            || !a.allow_outbound.is_empty()
             || a.instance_mode.is_some();
         if single_only {
             bail!(
@@ -113,6 +118,7 @@ fn plan(a: &Args) -> anyhow::Result<(Vec<Plan>, Option<Name>)> {
                     limits: f.limits,
                     app: Some(m.app.name.clone()),
                     scaling: f.scaling,
+                    allowed_outbound_hosts: f.allowed_outbound_hosts,
                 },
             })
             .collect();
@@ -152,8 +158,16 @@ fn plan(a: &Args) -> anyhow::Result<(Vec<Plan>, Option<Name>)> {
         let mode: wisp_core::InstanceMode = m.into();
         scaling_patch.insert("instance_mode".into(), serde_json::json!(mode.as_str()));
     }
-    let spec =
-        FunctionSpec { scaling: Default::default(), kind, artifact: String::new(), routes, env, limits, app: None };
+    let spec = FunctionSpec {
+        scaling: Default::default(),
+        kind,
+        artifact: String::new(),
+        routes,
+        env,
+        limits,
+        app: None,
+        allowed_outbound_hosts: a.allow_outbound.clone(),
+    };
     Ok((vec![Plan { name, source: a.path.clone(), spec, scaling_patch: Some(scaling_patch) }], None))
 }
 

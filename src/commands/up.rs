@@ -13,6 +13,10 @@ pub struct Args {
     /// Address to serve functions and the API on.
     #[arg(long, env = "WISP_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
+    /// Runtime configuration of the node's capability backends (TOML, one section per capability; unknown
+    /// sections and keys are errors). Sections: `[outbound_http]` with `timeout_ms`.
+    #[arg(long, env = "WISP_CONFIG")]
+    config: Option<std::path::PathBuf>,
     /// Serve the control API (`/_wisp/...`) on this address only, not on --listen [default: on --listen].
     #[arg(long, env = "WISP_API_LISTEN")]
     api_listen: Option<SocketAddr>,
@@ -88,6 +92,26 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
         )
         .with_writer(std::io::stderr)
         .init();
+    let runtime = match &a.config {
+        Some(path) => RuntimeConfig::load(path)?,
+        None => RuntimeConfig::default(),
+    };
+    // Listen first: the node's own addresses are part of the outbound HTTP policy (never reachable from a
+    // guest unless a grant names them).
+    let listener = tokio::net::TcpListener::bind(a.listen).await.map_err(|e| {
+        anyhow::anyhow!("cannot listen on {}: {e} (choose another with --listen / WISP_LISTEN)", a.listen)
+    })?;
+    let addr = listener.local_addr()?;
+    let api_listener = match a.api_listen {
+        None => None,
+        Some(api) => Some(tokio::net::TcpListener::bind(api).await.map_err(|e| {
+            anyhow::anyhow!("cannot listen on {api}: {e} (choose another with --api-listen / WISP_API_LISTEN)")
+        })?),
+    };
+    let mut own_addresses = vec![addr];
+    if let Some(l) = &api_listener {
+        own_addresses.push(l.local_addr()?);
+    }
     let node = build(NodeConfig {
         data_dir: g.data_dir.clone(),
         host: HostConfig {
@@ -96,6 +120,10 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
             preinit_snapshots: a.preinit_snapshots,
             keep_resident_bytes: a.pool_keep_resident_mb.map(|mb| (mb as usize) << 20),
             pagemap_scan: a.pool_pagemap_scan,
+            outbound: wisp_wasm_host::OutboundConfig {
+                timeout: Duration::from_millis(runtime.outbound_http.timeout_ms),
+                own_addresses,
+            },
             ..HostConfig::default()
         },
         gateway: GatewayConfig {
@@ -116,16 +144,6 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
         },
     })
     .await?;
-    let listener = tokio::net::TcpListener::bind(a.listen).await.map_err(|e| {
-        anyhow::anyhow!("cannot listen on {}: {e} (choose another with --listen / WISP_LISTEN)", a.listen)
-    })?;
-    let addr = listener.local_addr()?;
-    let api_listener = match a.api_listen {
-        None => None,
-        Some(api) => Some(tokio::net::TcpListener::bind(api).await.map_err(|e| {
-            anyhow::anyhow!("cannot listen on {api}: {e} (choose another with --api-listen / WISP_API_LISTEN)")
-        })?),
-    };
     if let Some(token) = &node.token_created {
         println!("API token (saved to {}, shown once): {token}", crate::wiring::token_path(&g.data_dir).display());
     }
@@ -159,4 +177,48 @@ async fn shutdown_signal() {
         tracing::warn!("second signal: exiting without waiting for the drain");
         std::process::exit(130);
     });
+}
+
+/// `wisp up --config`: runtime configuration of capability backends, separate from any app's manifest.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuntimeConfig {
+    #[serde(default)]
+    outbound_http: OutboundHttpSection,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OutboundHttpSection {
+    /// Longest connect, and longest wait for a response head, of a guest's outbound request (never past
+    /// the invocation's deadline).
+    #[serde(default = "default_outbound_timeout_ms")]
+    timeout_ms: u64,
+}
+
+fn default_outbound_timeout_ms() -> u64 {
+    30_000
+}
+
+impl Default for OutboundHttpSection {
+    fn default() -> Self {
+        OutboundHttpSection { timeout_ms: default_outbound_timeout_ms() }
+    }
+}
+
+impl RuntimeConfig {
+    fn load(path: &std::path::Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("--config {}: cannot read it: {e}", path.display()))?;
+        let c: RuntimeConfig =
+            toml::from_str(&text).map_err(|e| anyhow::anyhow!("--config {}: {e}", path.display()))?;
+        if !(1..=900_000).contains(&c.outbound_http.timeout_ms) {
+            anyhow::bail!(
+                "--config {}: outbound_http.timeout_ms = {} is out of range: allowed 1..=900000",
+                path.display(),
+                c.outbound_http.timeout_ms
+            );
+        }
+        Ok(c)
+    }
 }

@@ -11,6 +11,7 @@ pub mod error;
 pub mod limits;
 pub mod manifest;
 pub mod name;
+pub mod outbound;
 pub mod route;
 pub mod scaling;
 pub mod spec;

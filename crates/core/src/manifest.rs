@@ -65,6 +65,9 @@ pub struct FunctionManifest {
     /// Scaling settings.
     #[serde(default)]
     pub scaling: crate::Scaling,
+    /// Hosts the function may send HTTP requests to (`scheme://host[:port]`, see [`crate::outbound`]).
+    #[serde(default)]
+    pub allowed_outbound_hosts: Vec<String>,
 }
 
 /// A manifest that could not be used. The message names the file, the place and what to change.
@@ -115,6 +118,7 @@ impl FunctionManifest {
             limits: self.limits,
             app: None,
             scaling: self.scaling,
+            allowed_outbound_hosts: self.allowed_outbound_hosts.clone(),
         };
         spec.validate()
     }
@@ -171,7 +175,7 @@ source = "legacy.wasm"
         let table: &[(&str, &str)] = &[
             (
                 "[app]\nname = \"a\"\n[[function]]\nname = \"f\"\nsource = \"f.wasm\"\ntimeout = 5\n",
-                "wisp.toml: TOML parse error at line 6, column 1\n  |\n6 | timeout = 5\n  | ^^^^^^^\nunknown field `timeout`, expected one of `name`, `kind`, `source`, `routes`, `env`, `limits`, `scaling`",
+                "wisp.toml: TOML parse error at line 6, column 1\n  |\n6 | timeout = 5\n  | ^^^^^^^\nunknown field `timeout`, expected one of `name`, `kind`, `source`, `routes`, `env`, `limits`, `scaling`, `allowed_outbound_hosts`",
             ),
             (
                 "[app]\nname = \"a\"\n[[function]]\nname = \"f\"\nsource = \"f.wasm\"\nkind = \"lambda\"\n",

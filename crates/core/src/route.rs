@@ -158,6 +158,7 @@ pub fn routing_host(authority: &str) -> Option<String> {
     let host = host.strip_suffix('.').unwrap_or(host);
     if host.is_empty()
         || !host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'[' | b']' | b':'))
+        || (!host.starts_with('[') && (host.starts_with('.') || host.ends_with('.') || host.contains("..")))
     {
         return None;
     }
@@ -276,6 +277,9 @@ mod tests {
             ("", None),
             ("a b", None),
             ("a/b", None),
+            ("..", None),
+            ("a..b", None),
+            (".a", None),
         ];
         for (authority, want) in table {
             assert_eq!(routing_host(authority).as_deref(), want, "{authority}");

@@ -50,6 +50,10 @@ pub struct FunctionSpec {
     /// Scaling settings (traffic config: not part of the revision).
     #[serde(default)]
     pub scaling: crate::Scaling,
+    /// Grant of the outbound HTTP capability: hosts the function may send requests to (default none; see
+    /// [`crate::outbound`]). Part of the revision.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_outbound_hosts: Vec<String>,
 }
 
 /// A spec that failed validation.
@@ -73,6 +77,9 @@ pub enum SpecError {
     /// The same route appears twice.
     #[error("route `{0}` is listed twice")]
     DuplicateRoute(RoutePattern),
+    /// An `allowed_outbound_hosts` entry does not parse.
+    #[error(transparent)]
+    Outbound(#[from] crate::outbound::PatternError),
 }
 
 /// Whether `s` is a lowercase hex sha256 digest.
@@ -101,6 +108,7 @@ impl FunctionSpec {
         }
         self.limits.validate()?;
         self.scaling.validate().map_err(SpecError::Scaling)?;
+        crate::outbound::parse_all(&self.allowed_outbound_hosts)?;
         let mut seen = std::collections::HashSet::new();
         for r in &self.routes {
             if !seen.insert(r) {
@@ -111,7 +119,8 @@ impl FunctionSpec {
     }
 
     /// The revision id this spec's code + config would get: sha256 over the canonical JSON of kind, artifact,
-    /// env and limits. Routes are traffic, not revision content.
+    /// env, limits and capability grants. Routes are traffic, not revision content. (An empty grant is left
+    /// out, so revisions from before grants existed keep their ids.)
     pub fn revision_id(&self) -> String {
         #[derive(Serialize)]
         struct Content<'a> {
@@ -119,8 +128,16 @@ impl FunctionSpec {
             artifact: &'a str,
             env: &'a BTreeMap<String, String>,
             limits: &'a Limits,
+            #[serde(skip_serializing_if = "<[String]>::is_empty")]
+            allowed_outbound_hosts: &'a [String],
         }
-        let content = Content { kind: self.kind, artifact: &self.artifact, env: &self.env, limits: &self.limits };
+        let content = Content {
+            kind: self.kind,
+            artifact: &self.artifact,
+            env: &self.env,
+            limits: &self.limits,
+            allowed_outbound_hosts: &self.allowed_outbound_hosts,
+        };
         // BTreeMap and struct field order make this JSON canonical.
         let json = serde_json::to_vec(&content).expect("plain data serialises");
         sha256_hex(&json)
@@ -155,6 +172,9 @@ pub struct RevisionRecord {
     /// Resource limits.
     #[serde(default)]
     pub limits: Limits,
+    /// Hosts it may send HTTP requests to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_outbound_hosts: Vec<String>,
     /// Creation time, unix milliseconds.
     #[serde(default)]
     pub created_at_ms: u64,
@@ -205,6 +225,7 @@ mod tests {
             limits: Limits::default(),
             app: None,
             scaling: crate::Scaling::default(),
+            allowed_outbound_hosts: Vec::new(),
         }
     }
 
@@ -220,6 +241,19 @@ mod tests {
         let mut d = spec();
         d.limits.timeout_ms = 5;
         assert_ne!(a.revision_id(), d.revision_id());
+        let mut e = spec();
+        e.allowed_outbound_hosts.push("https://api.example.com".into());
+        assert_ne!(a.revision_id(), e.revision_id());
+        // Pinned: a spec without grants keeps the id it had before grants existed.
+        #[derive(Serialize)]
+        struct Before<'a> {
+            kind: FunctionKind,
+            artifact: &'a str,
+            env: &'a BTreeMap<String, String>,
+            limits: &'a Limits,
+        }
+        let before = Before { kind: a.kind, artifact: &a.artifact, env: &a.env, limits: &a.limits };
+        assert_eq!(a.revision_id(), sha256_hex(&serde_json::to_vec(&before).unwrap()));
     }
 
     #[test]

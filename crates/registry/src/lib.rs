@@ -238,6 +238,7 @@ impl Registry {
                 artifact: spec.artifact.clone(),
                 env: spec.env.clone(),
                 limits: spec.limits,
+                allowed_outbound_hosts: spec.allowed_outbound_hosts.clone(),
                 created_at_ms: now,
             },
         };

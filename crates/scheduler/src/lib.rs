@@ -36,6 +36,8 @@ pub struct Active {
     stored: u64,
     code: Code,
     env: Arc<[(String, String)]>,
+    /// The revision's outbound HTTP grant, parsed once.
+    outbound: Arc<[wisp_core::outbound::HostPattern]>,
     name: Arc<str>,
     records: Arc<Records>,
     counters: Arc<Counters>,
@@ -246,7 +248,15 @@ impl Scheduler {
                 record.revision.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<Vec<_>>().into();
             let name = Arc::from(record.key.name.as_str());
             let pool = code.new_pool(PoolConfig::new(&record.scaling, record.revision.kind));
-            let active = Active { record, stored, code, env, name, records, counters, pool, gate, scaler };
+            // Validated at deploy; a stored grant that no longer parses grants nothing.
+            let outbound: Arc<[wisp_core::outbound::HostPattern]> =
+                wisp_core::outbound::parse_all(&record.revision.allowed_outbound_hosts)
+                    .unwrap_or_else(|e| {
+                        tracing::error!(function = %key, error = %e, "unusable outbound grant; outbound HTTP denied");
+                        Vec::new()
+                    })
+                    .into();
+            let active = Active { record, stored, code, env, outbound, name, records, counters, pool, gate, scaler };
             functions.insert(key, Arc::new(active));
         });
     }
@@ -287,6 +297,7 @@ impl Scheduler {
                 stored,
                 code: prev.code.clone(),
                 env: prev.env.clone(),
+                outbound: prev.outbound.clone(),
                 name: prev.name.clone(),
                 records: prev.records.clone(),
                 counters: prev.counters.clone(),
@@ -316,6 +327,7 @@ impl Scheduler {
             env: active.env.clone(),
             limits: active.record.revision.limits,
             route_prefix: Arc::from("/"),
+            outbound: active.outbound.clone(),
         };
         active.code.prewarm(&active.pool, &ctx).await
     }
@@ -479,6 +491,7 @@ impl Scheduler {
             env: active.env.clone(),
             limits: active.record.revision.limits,
             route_prefix: Arc::from(route_prefix),
+            outbound: active.outbound.clone(),
         };
         let records = active.records.clone();
         let counters = active.counters.clone();
@@ -509,6 +522,8 @@ impl Scheduler {
                 duration_us: arrived.elapsed().as_micros() as u64,
                 logs: String::from_utf8_lossy(&report.logs.bytes).into_owned(),
                 logs_truncated: report.logs.truncated,
+                peak_memory_bytes: report.usage.peak_memory_bytes,
+                egress_bytes: report.usage.egress_bytes,
             };
             if rec.cold {
                 counters.cold_starts.fetch_add(1, Ordering::Relaxed);
@@ -526,6 +541,7 @@ impl Scheduler {
                     phases: Default::default(),
                     cold: false,
                     logs: Default::default(),
+                    usage: Default::default(),
                 };
                 record(report, queue_us);
                 return (id, Err(e));

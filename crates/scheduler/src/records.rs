@@ -49,6 +49,12 @@ pub struct InvocationRecord {
     pub logs: String,
     /// Whether guest output was cut at the function's `max_log_bytes`.
     pub logs_truncated: bool,
+    /// Most linear memory the instance held at once, bytes.
+    #[serde(default)]
+    pub peak_memory_bytes: u64,
+    /// Outbound HTTP body bytes, both ways.
+    #[serde(default)]
+    pub egress_bytes: u64,
 }
 
 /// Phase timings over a function's recent invocations, split by cold and warm starts: the cold-start
@@ -241,6 +247,8 @@ mod tests {
             duration_us: 0,
             logs: "x".repeat(logs),
             logs_truncated: false,
+            peak_memory_bytes: 0,
+            egress_bytes: 0,
         }
     }
 

@@ -44,6 +44,8 @@ pub struct HostConfig {
     /// Ignored where the kernel lacks it. This is what makes big-heap fresh instances cheap: a JS or
     /// Python instance dirties a few MiB, which are copied back instead of decommitted and faulted in again.
     pub pagemap_scan: bool,
+    /// Outbound HTTP settings (`[outbound_http]` of `wisp up --config`).
+    pub outbound: crate::OutboundConfig,
 }
 
 impl HostConfig {
@@ -72,6 +74,7 @@ impl Default for HostConfig {
             preinit_snapshots: true,
             keep_resident_bytes: None,
             pagemap_scan: true,
+            outbound: crate::OutboundConfig::default(),
         }
     }
 }

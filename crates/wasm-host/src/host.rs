@@ -110,6 +110,8 @@ pub(crate) struct Shared {
     pools: std::sync::Mutex<Vec<std::sync::Weak<crate::pool::Pool>>>,
     /// Background work of invocations (detached guests, teardown, prewarm), waited for at shutdown.
     pub tasks: crate::Tasks,
+    /// The outbound HTTP capability's node-wide part.
+    pub outbound: Arc<crate::caps::outbound::Outbound>,
     pub http_linker: wasmtime::component::Linker<HttpState>,
     pub wagi_linker: wasmtime::Linker<WagiState>,
     pub config: HostConfig,
@@ -269,6 +271,7 @@ impl Host {
             .map_err(anyhow::Error::from)
             .context("linking wasi preview1")?;
 
+        let outbound = crate::caps::outbound::Outbound::new(config.outbound.clone())?;
         let stop_ticker = Arc::new(AtomicBool::new(false));
         {
             let engine = engine.clone();
@@ -292,6 +295,7 @@ impl Host {
                 config,
                 pools: Default::default(),
                 tasks: Default::default(),
+                outbound,
                 compilations: AtomicU64::new(0),
                 stop_ticker,
             }),

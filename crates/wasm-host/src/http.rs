@@ -1,7 +1,8 @@
 //! Serving a request with a wasi:http component.
 
 use crate::body::{BoxError, DrivenBody, LimitedBody, ResponseBody, Running};
-use crate::host::{Code, CodeInner};
+use crate::caps::outbound::OutboundHttp;
+use crate::host::{Code, CodeInner, Shared};
 use crate::limits::{
     FIELD_SIZE_LIMIT, Limiter, arm_deadline, capacity_error, classify, is_capacity, resource_table_cap,
 };
@@ -20,7 +21,7 @@ use wasmtime::Store;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
-use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use wisp_core::ErrorClass;
 
 /// Store state of a wasi:http invocation.
@@ -28,14 +29,14 @@ pub(crate) struct HttpState {
     wasi: WasiCtx,
     http: WasiHttpCtx,
     table: ResourceTable,
-    hooks: DenyOutbound,
+    pub(crate) hooks: OutboundHttp,
     pub(crate) limiter: Limiter,
 }
 
 impl HttpState {
     /// A store for one wasi:http instance: WASI context, capped resource table and header fields, denied
     /// outbound HTTP, and the memory limiter. The one constructor for requests and prewarm alike.
-    fn store(engine: &wasmtime::Engine, ctx: &InvocationCtx, logs: &LogPipe) -> Store<HttpState> {
+    fn store(shared: &Shared, ctx: &InvocationCtx, logs: &LogPipe) -> Store<HttpState> {
         let mut http = WasiHttpCtx::new();
         http.set_field_size_limit(FIELD_SIZE_LIMIT);
         let mut table = ResourceTable::new();
@@ -44,10 +45,16 @@ impl HttpState {
             wasi: wasi_ctx(ctx, logs).build(),
             http,
             table,
-            hooks: DenyOutbound { logs: logs.clone() },
+            hooks: OutboundHttp {
+                grant: ctx.outbound.clone(),
+                node: shared.outbound.clone(),
+                logs: logs.clone(),
+                deadline: Instant::now(),
+                egress: Default::default(),
+            },
             limiter: Limiter::new(ctx.limits.memory_bytes()),
         };
-        let mut store = Store::new(engine, state);
+        let mut store = Store::new(&shared.engine, state);
         store.limiter(|s| &mut s.limiter);
         store
     }
@@ -62,38 +69,6 @@ impl WasiView for HttpState {
 impl WasiHttpView for HttpState {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
         WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.hooks }
-    }
-}
-
-/// Outbound HTTP is not granted in this release: every outgoing request is denied, and the denial is noted
-/// in the invocation's captured output.
-struct DenyOutbound {
-    logs: LogPipe,
-}
-
-impl WasiHttpHooks for DenyOutbound {
-    fn send_request(
-        &mut self,
-        request: http::Request<wasmtime_wasi_http::WasiBody>,
-        _options: Option<wasmtime_wasi_http::RequestOptions>,
-        _fut: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
-    ) -> Box<
-        dyn Future<
-                Output = Result<
-                    (
-                        http::Response<wasmtime_wasi_http::WasiBody>,
-                        Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
-                    ),
-                    wasmtime_wasi_http::Error,
-                >,
-            > + Send,
-    > {
-        self.logs.note(&format!(
-            "denied outbound HTTP {} {}: this node grants functions no outbound HTTP",
-            request.method(),
-            request.uri()
-        ));
-        Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
     }
 }
 
@@ -236,11 +211,13 @@ impl Code {
 
         let (mut store, proxy, served) = match warm {
             Some(w) => (w.store, Some(w.proxy), w.served),
-            None => (HttpState::store(&self.shared.engine, ctx, &reporter.logs), None, 0),
+            None => (HttpState::store(&self.shared, ctx, &reporter.logs), None, 0),
         };
         let was_warm = proxy.is_some();
         reporter.cold = !was_warm;
         arm_deadline(&mut store, deadline, limits.timeout_ms);
+        let egress = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        store.data_mut().hooks.begin(deadline, egress.clone());
 
         // The guest's `response-outparam.set` runs this callback: it notes the status for the report and
         // hands the response to the waiting request.
@@ -311,6 +288,12 @@ impl Code {
             let phases =
                 Phases { instantiate, init: Duration::ZERO, handler: head - handler_start, response: end - head };
             let answered = status.load(Ordering::Relaxed);
+            let usage = crate::Usage {
+                wall: end - t0,
+                peak_memory_bytes: store.data().limiter.peak as u64,
+                egress_bytes: egress.load(Ordering::Relaxed),
+                ..Default::default()
+            };
             let outcome = match result {
                 _ if exceeded.load(Ordering::Relaxed) => Err(too_large(limits.max_body_bytes)),
                 Err(e) => Err(e),
@@ -343,6 +326,7 @@ impl Code {
                 }
                 _ => Some(store),
             };
+            reporter.usage = usage;
             reporter.done(outcome.clone(), phases);
             if let Some(store) = teardown {
                 tasks.spawn(async move { drop(store) });
@@ -400,7 +384,7 @@ impl Code {
         let mut made = 0;
         while made < wanted && pool.missing() > 0 {
             let logs = LogPipe::new(ctx.limits.max_log_bytes as usize);
-            let mut store = HttpState::store(&self.shared.engine, ctx, &logs);
+            let mut store = HttpState::store(&self.shared, ctx, &logs);
             let deadline = Instant::now() + Duration::from_millis(ctx.limits.timeout_ms);
             arm_deadline(&mut store, deadline, ctx.limits.timeout_ms);
             // Prewarming never evicts another function's idle instances: a full node just stops it.
@@ -451,6 +435,7 @@ pub(crate) struct Reporter {
     pub logs: LogPipe,
     pub sink: ReportSink,
     pub cold: bool,
+    pub usage: crate::Usage,
 }
 
 impl Reporter {
@@ -463,7 +448,7 @@ impl Reporter {
         logs: LogPipe,
     ) -> Result<Self, InvokeError> {
         // Not cold until an instance is created for it: a request refused before that is neither.
-        let reporter = Reporter { id: ctx.id.clone(), logs, sink, cold: false };
+        let reporter = Reporter { id: ctx.id.clone(), logs, sink, cold: false, usage: Default::default() };
         if declared_too_large(req, ctx.limits.max_body_bytes) {
             return reporter.fail(too_large(ctx.limits.max_body_bytes), Phases::default());
         }
@@ -471,7 +456,7 @@ impl Reporter {
     }
 
     pub(crate) fn done(self, outcome: Result<u16, InvokeError>, phases: Phases) {
-        (self.sink)(Report { id: self.id, outcome, phases, cold: self.cold, logs: self.logs.take() })
+        (self.sink)(Report { id: self.id, outcome, phases, cold: self.cold, logs: self.logs.take(), usage: self.usage })
     }
 
     pub(crate) fn fail<T>(self, e: InvokeError, phases: Phases) -> Result<T, InvokeError> {

@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 
 mod body;
+pub mod caps;
 mod config;
 mod host;
 mod http;
@@ -20,6 +21,7 @@ mod tasks;
 mod wagi;
 
 pub use body::{BoxError, ResponseBody, full_body};
+pub use caps::outbound::OutboundConfig;
 pub use config::HostConfig;
 pub use host::{ArtifactError, ArtifactKind, Code, Compiled, Host, artifact_kind};
 pub use logs::CapturedLogs;
@@ -44,6 +46,8 @@ pub struct InvocationCtx {
     pub limits: Limits,
     /// The matched route's path prefix (WAGI `SCRIPT_NAME`).
     pub route_prefix: Arc<str>,
+    /// The outbound HTTP grant: hosts the function may send requests to (parsed once per revision).
+    pub outbound: Arc<[wisp_core::outbound::HostPattern]>,
 }
 
 /// A failed invocation, classified.
@@ -76,6 +80,27 @@ pub struct Report {
     pub cold: bool,
     /// Guest stdout + stderr.
     pub logs: CapturedLogs,
+    /// What it used.
+    pub usage: Usage,
+}
+
+/// What one invocation used: the choke points that measure it are in the executors (metering, the
+/// metering issue, turns these into GB-seconds, CPU-ms and egress per tenant). Fields not measured yet are
+/// zero: `cpu`, `bytes_in`, `bytes_out`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Wall-clock time the guest ran (instantiate to done).
+    pub wall: Duration,
+    /// CPU time of the guest (not measured yet).
+    pub cpu: Duration,
+    /// Most linear memory the instance held at once, bytes (all its memories together).
+    pub peak_memory_bytes: u64,
+    /// Request body bytes read by the guest (not measured yet).
+    pub bytes_in: u64,
+    /// Response body bytes written by the guest (not measured yet).
+    pub bytes_out: u64,
+    /// Bytes of outbound HTTP requests and responses (bodies), both ways.
+    pub egress_bytes: u64,
 }
 
 /// Where an invocation's time went. Phases that did not happen are zero.

@@ -23,6 +23,8 @@ pub(crate) fn resource_table_cap(memory_mb: u32) -> usize {
 pub(crate) struct Limiter {
     memory_bytes: usize,
     in_use: usize,
+    /// Most `in_use` seen (usage: peak memory).
+    pub(crate) peak: usize,
     pub(crate) exceeded: bool,
 }
 
@@ -36,7 +38,7 @@ pub(crate) struct DeadlineExceeded(pub u64);
 
 impl Limiter {
     pub(crate) fn new(memory_bytes: usize) -> Self {
-        Limiter { memory_bytes, in_use: 0, exceeded: false }
+        Limiter { memory_bytes, in_use: 0, peak: 0, exceeded: false }
     }
 }
 
@@ -48,6 +50,7 @@ impl wasmtime::ResourceLimiter for Limiter {
             return Err(wasmtime::Error::new(MemoryExceeded(self.memory_bytes >> 20)));
         }
         self.in_use = total;
+        self.peak = self.peak.max(total);
         Ok(true)
     }
 

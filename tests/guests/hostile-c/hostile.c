@@ -125,7 +125,26 @@ static void outbound(wasi_http_types_own_response_outparam_t out, const char *ta
     respond(out, 200, msg);
     return;
   }
-  respond(out, 200, "outbound answered: the sandbox let a request out\n");
+  wasi_http_types_borrow_incoming_response_t resp = wasi_http_types_borrow_incoming_response(res.val.ok.val.ok);
+  unsigned status = wasi_http_types_method_incoming_response_status(resp);
+  // Read the whole response body.
+  size_t got = 0;
+  wasi_http_types_own_incoming_body_t body;
+  wasi_http_types_own_input_stream_t in;
+  if (wasi_http_types_method_incoming_response_consume(resp, &body) &&
+      wasi_http_types_method_incoming_body_stream(wasi_http_types_borrow_incoming_body(body), &in)) {
+    for (;;) {
+      hostile_list_u8_t chunk;
+      wasi_io_streams_stream_error_t serr;
+      if (!wasi_io_streams_method_input_stream_blocking_read(wasi_io_streams_borrow_input_stream(in), 4096, &chunk,
+                                                             &serr))
+        break;
+      got += chunk.len;
+      hostile_list_u8_free(&chunk);
+    }
+  }
+  snprintf(msg, sizeof msg, "outbound answered: %u, %zu body bytes\n", status, got);
+  respond(out, 200, msg);
 }
 
 void exports_wasi_http_incoming_handler_handle(exports_wasi_http_incoming_handler_own_incoming_request_t request,

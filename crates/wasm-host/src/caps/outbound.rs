@@ -1,0 +1,265 @@
+//! The outbound HTTP capability: `wasi:http/outgoing-handler`, granted per function by
+//! `allowed_outbound_hosts` (default: nothing). Every request the guest sends — including each hop of a
+//! redirect it follows, which is a new request — is checked against the grant, its host resolved, every
+//! address checked ([`wisp_core::outbound::restricted`], the node's own listen addresses), and the
+//! connection made to an address that was checked, so DNS cannot rebind between check and connect. Timeouts
+//! are the node's (`[outbound_http] timeout_ms`) and never run past the invocation's deadline. Bytes both
+//! ways are counted into the invocation's usage (egress).
+
+use crate::logs::LogPipe;
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
+use wisp_core::outbound::{HostPattern, restricted};
+
+/// The WIT interface this capability implements.
+pub(crate) const INTERFACE: &str = "wasi:http/outgoing-handler";
+
+/// Node-wide settings of outbound HTTP (`[outbound_http]` in `wisp up --config`).
+#[derive(Debug, Clone)]
+pub struct OutboundConfig {
+    /// Longest connect, and longest wait for a response head or between body bytes.
+    pub timeout: Duration,
+    /// The node's own listen addresses: never reachable from a guest unless a grant names the IP.
+    pub own_addresses: Vec<SocketAddr>,
+}
+
+impl Default for OutboundConfig {
+    fn default() -> Self {
+        OutboundConfig { timeout: Duration::from_secs(30), own_addresses: Vec::new() }
+    }
+}
+
+/// What the node shares with every instance's outbound state.
+pub(crate) struct Outbound {
+    pub config: OutboundConfig,
+    tls: tokio_rustls::TlsConnector,
+}
+
+impl Outbound {
+    pub(crate) fn new(config: OutboundConfig) -> anyhow::Result<Arc<Self>> {
+        let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.into() };
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(Arc::new(Outbound { config, tls: tokio_rustls::TlsConnector::from(Arc::new(tls)) }))
+    }
+}
+
+/// One instance's outbound HTTP: its function's grant, the current invocation's deadline, where denials
+/// are noted and egress counted.
+pub(crate) struct OutboundHttp {
+    pub(crate) grant: Arc<[HostPattern]>,
+    pub(crate) node: Arc<Outbound>,
+    pub(crate) logs: LogPipe,
+    pub(crate) deadline: Instant,
+    pub(crate) egress: Arc<AtomicU64>,
+}
+
+impl OutboundHttp {
+    /// Starts an invocation on this instance (a warm instance serves many).
+    pub(crate) fn begin(&mut self, deadline: Instant, egress: Arc<AtomicU64>) {
+        self.deadline = deadline;
+        self.egress = egress;
+    }
+}
+
+/// Why a request was not sent.
+enum Refused {
+    /// Policy: noted in the record, `HTTP-request-denied` to the guest.
+    Denied(String),
+    /// An address the grant resolves to may not be reached: noted, `destination-IP-prohibited`.
+    Prohibited(String),
+    /// The network said no.
+    Failed(Error),
+}
+
+impl WasiHttpHooks for OutboundHttp {
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        _fut: Box<dyn Future<Output = Result<(), Error>> + Send>,
+    ) -> Box<
+        dyn Future<
+                Output = Result<(http::Response<WasiBody>, Box<dyn Future<Output = Result<(), Error>> + Send>), Error>,
+            > + Send,
+    > {
+        let what = format!("{} {}", request.method(), request.uri());
+        let (grant, node, logs, deadline, egress) =
+            (self.grant.clone(), self.node.clone(), self.logs.clone(), self.deadline, self.egress.clone());
+        Box::new(async move {
+            match send(request, options, &grant, &node, deadline, egress).await {
+                Ok(r) => Ok(r),
+                Err(Refused::Denied(why)) => {
+                    logs.note(&format!("denied outbound HTTP {what}: {why}"));
+                    Err(Error::HttpRequestDenied)
+                }
+                Err(Refused::Prohibited(why)) => {
+                    logs.note(&format!("denied outbound HTTP {what}: {why}"));
+                    Err(Error::DestinationIpProhibited)
+                }
+                Err(Refused::Failed(e)) => Err(e),
+            }
+        })
+    }
+}
+
+type Sent = (http::Response<WasiBody>, Box<dyn Future<Output = Result<(), Error>> + Send>);
+
+async fn send(
+    mut request: http::Request<WasiBody>,
+    options: Option<RequestOptions>,
+    grant: &[HostPattern],
+    node: &Outbound,
+    deadline: Instant,
+    egress: Arc<AtomicU64>,
+) -> Result<Sent, Refused> {
+    let uri = request.uri().clone();
+    let https = uri.scheme() == Some(&http::uri::Scheme::HTTPS);
+    let host = uri.host().ok_or(Refused::Failed(Error::HttpRequestUriInvalid))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+    let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+    let allowing: Vec<&HostPattern> = grant.iter().filter(|p| p.allows(https, &host, port)).collect();
+    if allowing.is_empty() {
+        return Err(Refused::Denied(if grant.is_empty() {
+            "the function has no allowed_outbound_hosts; add e.g. `allowed_outbound_hosts = [\"https://api.example.com\"]`".into()
+        } else {
+            let list: Vec<String> = grant.iter().map(|p| p.to_string()).collect();
+            format!("not in the function's allowed_outbound_hosts ({})", list.join(", "))
+        }));
+    }
+    let left = |cap: Duration| cap.min(deadline.saturating_duration_since(Instant::now()));
+    let timeout = left(node.config.timeout);
+    // Resolve, then keep only addresses that may be reached; connect to one of those.
+    let addrs: Vec<SocketAddr> = match host.parse::<IpAddr>() {
+        Ok(ip) => vec![SocketAddr::new(ip, port)],
+        Err(_) => match tokio::time::timeout(timeout, tokio::net::lookup_host((host.as_str(), port))).await {
+            Err(_) => return Err(Refused::Failed(Error::DnsTimeout)),
+            Ok(Err(_)) => return Err(Refused::Failed(Error::DnsError { rcode: None, info_code: None })),
+            Ok(Ok(a)) => a.collect(),
+        },
+    };
+    let mut why_not = None;
+    let allowed: Vec<SocketAddr> = addrs
+        .into_iter()
+        .filter(|a| {
+            let named = allowing.iter().any(|p| p.names_ip(a.ip()));
+            let own = node.config.own_addresses.iter().any(|o| o.port() == a.port() && (o.ip() == a.ip() || o.ip().is_unspecified()));
+            let reason = if own { Some("the node's own listen address") } else { restricted(a.ip()) };
+            match reason {
+                Some(r) if !named => {
+                    why_not = Some(format!("{host} resolves to {} ({r}), which a function may reach only if allowed_outbound_hosts names that IP", a.ip()));
+                    false
+                }
+                _ => true,
+            }
+        })
+        .collect();
+    let Some(addr) = allowed.first().copied() else {
+        return Err(Refused::Prohibited(why_not.unwrap_or_else(|| format!("{host} has no address"))));
+    };
+    let connect = options.as_ref().and_then(|o| o.connect_timeout).map_or(timeout, left);
+    let tcp = match tokio::time::timeout(connect, tokio::net::TcpStream::connect(addr)).await {
+        Err(_) => return Err(Refused::Failed(Error::ConnectionTimeout)),
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            return Err(Refused::Failed(Error::ConnectionRefused));
+        }
+        Ok(Err(e)) => return Err(Refused::Failed(Error::Connect(e))),
+        Ok(Ok(s)) => s,
+    };
+    let _ = tcp.set_nodelay(true);
+    // Origin-form on the wire; the Host header (set by wasmtime-wasi-http) names the host.
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    *request.uri_mut() = path.parse().map_err(|_| Refused::Failed(Error::HttpRequestUriInvalid))?;
+    let request = request.map(|b| Counted { inner: b, count: egress.clone() }.boxed_unsync());
+    let first_byte = options.as_ref().and_then(|o| o.first_byte_timeout).map_or(timeout, left);
+    let response = if https {
+        let name = rustls::pki_types::ServerName::try_from(host.clone())
+            .map_err(|_| Refused::Failed(Error::HttpRequestUriInvalid))?;
+        let tls = match tokio::time::timeout(connect, node.tls.connect(name, tcp)).await {
+            Err(_) => return Err(Refused::Failed(Error::ConnectionTimeout)),
+            Ok(Err(e)) => return Err(Refused::Failed(Error::Tls(e))),
+            Ok(Ok(t)) => t,
+        };
+        exchange(tls, request, first_byte).await
+    } else {
+        exchange(tcp, request, first_byte).await
+    }
+    .map_err(Refused::Failed)?;
+    let (resp, io) = response;
+    let resp = resp.map(|b| Counted { inner: b.map_err(Error::from), count: egress }.boxed_unsync());
+    // A response body that stalls is bounded by the invocation's deadline, which stops the guest.
+    Ok((resp, io))
+}
+
+/// One HTTP/1.1 exchange on `io`: returns the response head (its body streams) and the connection future,
+/// which wasmtime-wasi-http drives until the body is done.
+async fn exchange<IO>(
+    io: IO,
+    request: http::Request<WasiBody>,
+    first_byte: Duration,
+) -> Result<(http::Response<hyper::body::Incoming>, Box<dyn Future<Output = Result<(), Error>> + Send>), Error>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(io)).await?;
+    let mut conn = Box::pin(conn);
+    let send = sender.send_request(request);
+    tokio::pin!(send);
+    // Drive the connection while waiting for the head.
+    let head = tokio::time::timeout(first_byte, async {
+        tokio::select! {
+            r = &mut send => r.map_err(Error::from).map(|r| (r, false)),
+            r = &mut conn => {
+                r.map_err(Error::from)?;
+                send.as_mut().await.map_err(Error::from).map(|r| (r, true))
+            }
+        }
+    })
+    .await
+    .map_err(|_| Error::ConnectionReadTimeout)??;
+    let (resp, conn_done) = head;
+    let io: Box<dyn Future<Output = Result<(), Error>> + Send> =
+        if conn_done { Box::new(async { Ok(()) }) } else { Box::new(async move { conn.await.map_err(Error::from) }) };
+    Ok((resp, io))
+}
+
+/// A body whose data bytes are added to a counter as they pass.
+struct Counted<B> {
+    inner: B,
+    count: Arc<AtomicU64>,
+}
+
+impl<B: http_body::Body<Data = Bytes> + Unpin> http_body::Body for Counted<B> {
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, B::Error>>> {
+        let p = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(f))) = &p
+            && let Some(d) = f.data_ref()
+        {
+            self.count.fetch_add(d.len() as u64, Ordering::Relaxed);
+        }
+        p
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
