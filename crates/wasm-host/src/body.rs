@@ -83,7 +83,7 @@ pub(crate) struct DrivenBody<B> {
 }
 
 /// A guest invocation in progress, owned by the request that started it.
-pub(crate) type Guest = Pin<Box<dyn Future<Output = crate::http::TaskEnd> + Send>>;
+pub(crate) type Guest = Pin<Box<dyn Future<Output = crate::report::GuestEnd> + Send>>;
 
 /// A running guest (or `None` once it ended). Dropped unfinished — the client went away, the response was
 /// dropped (HEAD) — it is handed to a task of its own, so it still ends, reports and releases its instance.
@@ -91,7 +91,7 @@ pub(crate) struct Running(pub Option<Guest>, pub crate::Tasks);
 
 impl Running {
     /// Polls the guest if it is still running; `Some` with its end the first time it is ready.
-    pub(crate) fn poll_end(&mut self, cx: &mut Context<'_>) -> Option<crate::http::TaskEnd> {
+    pub(crate) fn poll_end(&mut self, cx: &mut Context<'_>) -> Option<crate::report::GuestEnd> {
         let end = match self.0.as_mut()?.as_mut().poll(cx) {
             Poll::Ready(end) => end,
             Poll::Pending => return None,

@@ -4,8 +4,8 @@
 //! fails on a *reused* instance after succeeding on it before is taken as not reusable: the pool falls back
 //! to fresh instances for good (logged), and a bodiless request that hit the failure is retried fresh.
 
-use crate::http::HttpState;
 use crate::logs::LogPipe;
+use crate::state::InstanceState;
 use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -43,7 +43,7 @@ impl PoolConfig {
 }
 
 pub(crate) struct Warm {
-    pub store: Store<HttpState>,
+    pub store: Store<InstanceState>,
     pub proxy: Proxy,
     pub logs: LogPipe,
     pub served: u32,

@@ -3,35 +3,48 @@
 //! body on stdout. `Status:` sets the status; `Location:` without `Status:` means 302.
 
 use crate::body::{BoxError, ResponseBody, full_body};
-use crate::host::Code;
-use crate::http::{Reporter, too_large, wasi_ctx};
-use crate::limits::{Limiter, arm_deadline, classify, is_capacity};
+use crate::engine::Shared;
+use crate::limits::{arm_deadline, classify, is_capacity};
 use crate::logs::LogPipe;
+use crate::report::{Reporter, too_large};
+use crate::state::{WagiState, wasi_ctx};
 use crate::{InvocationCtx, InvokeError, Phases, ReportSink};
 use bytes::Bytes;
 use http_body::Body;
 use http_body_util::BodyExt;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
-use wasmtime::Store;
 use wasmtime_wasi::I32Exit;
 use wasmtime_wasi::cli::AsyncStdinStream;
-use wasmtime_wasi::p1::WasiP1Ctx;
 use wisp_core::ErrorClass;
+
+/// A loaded WAGI module: what to run in each instance.
+#[derive(Clone)]
+pub(crate) struct WagiCode {
+    pub pre: wasmtime::InstancePre<WagiState>,
+    /// The init export still to run before the entry point (a module that was not snapshotted).
+    pub init: Option<&'static str>,
+    /// `wizer.resume` when an init runs first and the module has one, else `_start`.
+    pub entry: &'static str,
+}
+
+impl WagiCode {
+    pub(crate) fn new(pre: wasmtime::InstancePre<WagiState>, module: &wasmtime::Module) -> Self {
+        let init = crate::preinit::init_export(module);
+        let has_resume = crate::preinit::exports_func(module, crate::preinit::RESUME_EXPORT);
+        let entry = if init.is_some() && has_resume { crate::preinit::RESUME_EXPORT } else { "_start" };
+        WagiCode { pre, init, entry }
+    }
+}
 
 /// Bytes of request body buffered between the client and the module's stdin: the client is read only as
 /// fast as the module reads (backpressure), never into memory whole.
 const STDIN_BUFFER_BYTES: usize = 64 * 1024;
 
-/// Store state of a WAGI invocation.
-pub(crate) struct WagiState {
-    pub(crate) wasi: WasiP1Ctx,
-    limiter: Limiter,
-}
-
 pub(crate) async fn handle<B>(
-    code: &Code,
-    wagi: crate::host::WagiCode,
+    shared: &Arc<Shared>,
+    wagi: &WagiCode,
     req: http::Request<B>,
     ctx: InvocationCtx,
     report: ReportSink,
@@ -57,9 +70,7 @@ where
         b.env(k, v);
     }
     reporter.cold = true; // every WAGI request runs in an instance of its own
-    let mut store =
-        Store::new(&code.shared.engine, WagiState { wasi: b.build_p1(), limiter: Limiter::new(limits.memory_bytes()) });
-    store.limiter(|s| &mut s.limiter);
+    let mut store = WagiState::store(&shared.engine, b.build_p1(), limits.memory_bytes());
     arm_deadline(&mut store, deadline, limits.timeout_ms);
 
     // The request body is pumped into stdin while the module runs, under the same deadline: a client that
@@ -95,7 +106,7 @@ where
     };
 
     let mut phases = Phases::default();
-    let shared = code.shared.clone();
+    let shared = shared.clone();
     let run = async {
         let t0 = Instant::now();
         let instance = match wagi.pre.instantiate_async(&mut store).await {

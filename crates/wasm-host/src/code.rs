@@ -1,0 +1,111 @@
+//! Loaded code (a revision ready to instantiate) and the dispatch to its world's executor.
+
+use crate::body::{BoxError, ResponseBody};
+use crate::compile::{http_pre, wagi_pre};
+use crate::engine::Shared;
+use crate::exec::wagi::WagiCode;
+use crate::pool::Pool;
+use crate::state::InstanceState as HttpState;
+use crate::{InvocationCtx, InvokeError, ReportSink};
+use anyhow::Context as _;
+use bytes::Bytes;
+use http_body::Body;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use wasmtime::Module;
+use wasmtime::component::Component;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wisp_core::FunctionKind;
+
+/// Loaded code: an `InstancePre` ready to instantiate. Cheap to clone.
+#[derive(Clone)]
+pub struct Code {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) inner: CodeInner,
+    load_time: Duration,
+}
+
+impl Code {
+    /// A warm pool for this revision, known to the node's eviction (see [`Pool`]).
+    pub fn new_pool(&self, config: crate::pool::PoolConfig) -> std::sync::Arc<crate::pool::Pool> {
+        let pool = std::sync::Arc::new(crate::pool::Pool::new(config));
+        let mut pools = self.shared.pools.lock().unwrap_or_else(|p| p.into_inner());
+        pools.retain(|p| p.strong_count() > 0);
+        pools.push(std::sync::Arc::downgrade(&pool));
+        pool
+    }
+
+    /// The node's tracked background tasks.
+    pub fn tasks(&self) -> &crate::Tasks {
+        &self.shared.tasks
+    }
+
+    /// How long loading took: mapping the precompiled artifact and resolving its imports (`InstancePre`).
+    /// Paid once per revision at deploy or start, never per request.
+    pub fn load_time(&self) -> Duration {
+        self.load_time
+    }
+}
+
+#[derive(Clone)]
+pub(crate) enum CodeInner {
+    Http(ProxyPre<HttpState>),
+    Wagi(WagiCode),
+}
+
+pub(crate) fn load(shared: &Arc<Shared>, kind: FunctionKind, cwasm: &Path) -> anyhow::Result<Code> {
+    let started = std::time::Instant::now();
+    let engine = &shared.engine;
+    let inner = match kind {
+        FunctionKind::Http => {
+            // SAFETY: the file is wisp's own compiled cache, written by `compile` into the data directory,
+            // which only the wisp process writes; wasmtime additionally checks the engine compatibility.
+            #[allow(unsafe_code)]
+            let component = unsafe { Component::deserialize_file(engine, cwasm) }
+                .map_err(anyhow::Error::from)
+                .with_context(|| format!("loading precompiled component {}", cwasm.display()))?;
+            CodeInner::Http(http_pre(shared, &component)?)
+        }
+        FunctionKind::Wagi => {
+            // SAFETY: as above, our own compiled cache.
+            #[allow(unsafe_code)]
+            let module = unsafe { Module::deserialize_file(engine, cwasm) }
+                .map_err(anyhow::Error::from)
+                .with_context(|| format!("loading precompiled module {}", cwasm.display()))?;
+            CodeInner::Wagi(WagiCode::new(wagi_pre(shared, &module)?, &module))
+        }
+    };
+    Ok(Code { shared: shared.clone(), inner, load_time: started.elapsed() })
+}
+
+impl Code {
+    /// Runs one invocation. Returns the response (its body may still be streaming from the guest) or the
+    /// classified failure; `report` is called once the guest is done. `pool` holds this revision's warm
+    /// instances (used when its mode is `reuse`).
+    pub async fn handle<B>(
+        &self,
+        req: http::Request<B>,
+        ctx: InvocationCtx,
+        report: ReportSink,
+        pool: &Arc<Pool>,
+    ) -> Result<http::Response<ResponseBody>, InvokeError>
+    where
+        B: Body<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: Into<BoxError>,
+    {
+        match &self.inner {
+            CodeInner::Http(pre) => crate::exec::http::handle(&self.shared, pre, req, ctx, report, pool).await,
+            CodeInner::Wagi(wagi) => crate::exec::wagi::handle(&self.shared, wagi, req, ctx, report).await,
+        }
+    }
+
+    /// Creates warm instances until `pool` holds its provisioned minimum (reuse mode, http functions):
+    /// instantiation and guest initialisation happen now instead of on a request. Returns how many were made.
+    pub async fn prewarm(&self, pool: &Arc<Pool>, ctx: &InvocationCtx) -> Result<usize, InvokeError> {
+        match &self.inner {
+            CodeInner::Http(pre) => crate::exec::http::prewarm(&self.shared, pre, pool, ctx).await,
+            CodeInner::Wagi(_) => Ok(0),
+        }
+    }
+}

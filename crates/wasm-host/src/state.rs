@@ -1,0 +1,102 @@
+//! The state an instance's store holds — one constructor per guest world, so every capability's per-instance
+//! state is built in one place: the WASI context (captured stdout/stderr, env, sockets denied and noted, no
+//! directories), the capped resource table, the outbound HTTP capability and the memory limiter.
+
+use crate::InvocationCtx;
+use crate::caps::outbound::{Outbound, OutboundHttp};
+use crate::limits::{FIELD_SIZE_LIMIT, Limiter, resource_table_cap};
+use crate::logs::LogPipe;
+use std::sync::Arc;
+use std::time::Instant;
+use wasmtime::Store;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+/// Store state of a wasi:http invocation.
+pub(crate) struct InstanceState {
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    table: ResourceTable,
+    pub(crate) hooks: OutboundHttp,
+    pub(crate) limiter: Limiter,
+}
+
+impl InstanceState {
+    /// A store for one wasi:http instance: WASI context, capped resource table and header fields, denied
+    /// outbound HTTP, and the memory limiter. The one constructor for requests and prewarm alike.
+    pub(crate) fn store(
+        engine: &wasmtime::Engine,
+        outbound: &Arc<Outbound>,
+        ctx: &InvocationCtx,
+        logs: &LogPipe,
+    ) -> Store<InstanceState> {
+        let mut http = WasiHttpCtx::new();
+        http.set_field_size_limit(FIELD_SIZE_LIMIT);
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(resource_table_cap(ctx.limits.memory_mb));
+        let state = InstanceState {
+            wasi: wasi_ctx(ctx, logs).build(),
+            http,
+            table,
+            hooks: OutboundHttp {
+                grant: ctx.outbound.clone(),
+                node: outbound.clone(),
+                logs: logs.clone(),
+                deadline: Instant::now(),
+                egress: Default::default(),
+            },
+            limiter: Limiter::new(ctx.limits.memory_bytes()),
+        };
+        let mut store = Store::new(engine, state);
+        store.limiter(|s| &mut s.limiter);
+        store
+    }
+}
+
+impl WasiView for InstanceState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl WasiHttpView for InstanceState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.hooks }
+    }
+}
+
+/// The WASI context of an instance: captured stdout/stderr, the function's env, no directories, and every
+/// socket address denied (and noted in the captured output).
+pub(crate) fn wasi_ctx(ctx: &InvocationCtx, logs: &LogPipe) -> WasiCtxBuilder {
+    let mut b = WasiCtxBuilder::new();
+    b.stdout(logs.clone()).stderr(logs.clone());
+    // TCP sockets may be created, so that a connect or bind reaches the address check, which denies every
+    // address and notes it: the record then says what the guest tried. UDP stays off.
+    b.allow_tcp(true).allow_udp(false);
+    let noted = logs.clone();
+    b.socket_addr_check(move |addr, usage| {
+        noted.note(&format!("denied wasi:sockets {usage:?} {addr}: this node grants functions no sockets"));
+        Box::pin(async { false })
+    });
+    for (k, v) in ctx.env.iter() {
+        b.env(k, v);
+    }
+    b
+}
+
+/// Store state of a WAGI invocation.
+pub(crate) struct WagiState {
+    pub(crate) wasi: WasiP1Ctx,
+    pub(crate) limiter: Limiter,
+}
+
+impl WagiState {
+    /// A store for one WAGI instance: `wasi` (built by the executor: CGI env, stdin, stdout) and the limiter.
+    pub(crate) fn store(engine: &wasmtime::Engine, wasi: WasiP1Ctx, memory_bytes: usize) -> Store<WagiState> {
+        let mut store = Store::new(engine, WagiState { wasi, limiter: Limiter::new(memory_bytes) });
+        store.limiter(|s| &mut s.limiter);
+        store
+    }
+}
