@@ -143,6 +143,9 @@ async fn one_authority_and_one_path_policy() {
             .unwrap();
         assert_eq!(r.status().as_u16(), code, "{path}");
     }
+    // Both paths are one dispatch: each record says what started it.
+    let triggers: Vec<String> = s.logs("ok").await.iter().map(|r| r["trigger"].as_str().unwrap().to_string()).collect();
+    assert!(triggers.contains(&"http".to_string()) && triggers.contains(&"api".to_string()), "{triggers:?}");
     // (reqwest resolves dot segments itself, so that one goes raw.)
     let head = format!(
         "GET /_wisp/v1/namespaces/default/functions/ok/invoke/x/../y HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",

@@ -543,7 +543,7 @@ async fn invoke(State(api): State<Arc<Api>>, Path(params): Path<Vec<(String, Str
     };
     parts.headers.remove(http::header::AUTHORIZATION);
     let req = http::Request::from_parts(parts, body);
-    let (id, result) = api.scheduler.invoke(&active, "/", req).await;
+    let (id, result) = api.scheduler.invoke_http(&active, wisp_core::invocation::Trigger::Api, "/", req).await;
     invocation_response(&id, result).map(axum::body::Body::new)
 }
 

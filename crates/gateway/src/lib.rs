@@ -27,6 +27,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tower::ServiceExt;
+use wisp_core::invocation::Trigger;
 use wisp_scheduler::Scheduler;
 use wisp_wasm_host::{BoxError, ResponseBody, full_body};
 
@@ -252,7 +253,7 @@ impl Gateway {
             give_guest_authority(&mut parts, authority);
         }
         let req = http::Request::from_parts(parts, body);
-        let (id, result) = self.scheduler.invoke(&target.active, &target.route.path, req).await;
+        let (id, result) = self.scheduler.invoke_http(&target.active, Trigger::Http, &target.route.path, req).await;
         wisp_api::invocation_response(&id, result)
     }
 }

@@ -21,9 +21,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 use wisp_autoscaler::{Autoscaler, Decision};
+use wisp_core::invocation::Trigger;
 use wisp_core::{FunctionKey, FunctionRecord, InstanceMode, RoutePattern, Scaling};
 use wisp_router::RouteTable;
-use wisp_wasm_host::{BoxError, Code, InvocationCtx, InvokeError, Pool, PoolConfig, Report, ResponseBody};
+use wisp_wasm_host::{
+    BoxError, Code, Input, Invocation, InvocationCtx, InvokeError, Outcome, Pool, PoolConfig, Report, ResponseBody,
+};
 
 pub use records::{DEFAULT_LOG_RING, InvocationRecord, PhaseStats, PhaseSummary};
 use records::{Records, RecordsBudget};
@@ -327,6 +330,9 @@ impl Scheduler {
             env: active.env.clone(),
             limits: active.record.revision.limits,
             route_prefix: Arc::from("/"),
+            // Prewarming (instantiation, the guest's start functions) runs under the function's timeout.
+            deadline: std::time::Instant::now()
+                + std::time::Duration::from_millis(active.record.revision.limits.timeout_ms),
             outbound: active.outbound.clone(),
         };
         active.code.prewarm(&active.pool, &ctx).await
@@ -471,26 +477,61 @@ impl Scheduler {
         Some(self.get(key)?.records.recent(limit))
     }
 
-    /// Invokes `active` with `req`. `route_prefix` is the matched route's path (WAGI `SCRIPT_NAME`).
+    /// A new invocation of `active` with `input`: a fresh id, and its one deadline from now.
+    pub fn invocation<B>(&self, active: &Active, trigger: Trigger, input: Input<B>) -> Invocation<B> {
+        Invocation {
+            id: Arc::from(uuid::Uuid::now_v7().simple().to_string()),
+            namespace: Arc::from(active.record.key.namespace.as_str()),
+            function: active.name.clone(),
+            trigger,
+            input,
+            deadline: std::time::Instant::now()
+                + std::time::Duration::from_millis(active.record.revision.limits.timeout_ms),
+        }
+    }
+
+    /// An HTTP invocation of `active`: `route_prefix` is the matched route's path (WAGI `SCRIPT_NAME`).
     /// Returns the invocation id with the response or the classified failure.
-    pub async fn invoke<B>(
+    pub async fn invoke_http<B>(
         &self,
         active: &Arc<Active>,
+        trigger: Trigger,
         route_prefix: &str,
-        req: http::Request<B>,
+        request: http::Request<B>,
     ) -> (Arc<str>, Result<http::Response<ResponseBody>, InvokeError>)
     where
         B: Body<Data = Bytes> + Send + Unpin + 'static,
         B::Error: Into<BoxError>,
     {
-        let id: Arc<str> = Arc::from(uuid::Uuid::now_v7().simple().to_string());
+        let inv = self.invocation(active, trigger, Input::Http { request, route_prefix: Arc::from(route_prefix) });
+        let id = inv.id.clone();
+        let result = self.dispatch(active, inv).await.map(|outcome| match outcome {
+            Outcome::Http(response) => response,
+        });
+        (id, result)
+    }
+
+    /// The one dispatch entry of every invocation — HTTP requests, API invokes and (later) trigger events:
+    /// admission (the function's gate and the node's capacity), the invocation record, and the report when
+    /// the guest is done.
+    pub async fn dispatch<B>(&self, active: &Arc<Active>, inv: Invocation<B>) -> Result<Outcome, InvokeError>
+    where
+        B: Body<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let Invocation { id, trigger, input, deadline, .. } = inv;
         active.counters.invocations.fetch_add(1, Ordering::Relaxed);
+        let route_prefix = match &input {
+            Input::Http { route_prefix, .. } => route_prefix.clone(),
+            Input::Event(_) => Arc::from("/"),
+        };
         let ctx = InvocationCtx {
             id: id.clone(),
             function: active.name.clone(),
             env: active.env.clone(),
             limits: active.record.revision.limits,
-            route_prefix: Arc::from(route_prefix),
+            route_prefix,
+            deadline,
             outbound: active.outbound.clone(),
         };
         let records = active.records.clone();
@@ -509,6 +550,7 @@ impl Scheduler {
             }
             let rec = InvocationRecord {
                 id: report.id.to_string(),
+                trigger: trigger.as_str().to_string(),
                 at_ms,
                 revision,
                 status,
@@ -544,7 +586,7 @@ impl Scheduler {
                     usage: Default::default(),
                 };
                 record(report, queue_us);
-                return (id, Err(e));
+                return Err(e);
             }
         };
         // The permits are released when the guest is done: with the report.
@@ -552,7 +594,6 @@ impl Scheduler {
             record(report, queue_us);
             drop(admission);
         });
-        let result = active.code.handle(req, ctx, sink, &active.pool).await;
-        (id, result)
+        active.code.run(input, ctx, sink, &active.pool).await
     }
 }

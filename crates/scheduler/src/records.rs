@@ -17,6 +17,9 @@ pub const DEFAULT_LOG_RING: usize = 200;
 pub struct InvocationRecord {
     /// Invocation id.
     pub id: String,
+    /// What started it: `http`, `api` or `event`.
+    #[serde(default)]
+    pub trigger: String,
     /// Start time, unix milliseconds.
     pub at_ms: u64,
     /// Revision that served it.
@@ -234,6 +237,7 @@ mod tests {
     fn rec(id: usize, logs: usize) -> InvocationRecord {
         InvocationRecord {
             id: id.to_string(),
+            trigger: "http".into(),
             at_ms: 0,
             revision: "r".into(),
             status: 200,

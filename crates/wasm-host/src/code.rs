@@ -1,12 +1,12 @@
 //! Loaded code (a revision ready to instantiate) and the dispatch to its world's executor.
 
-use crate::body::{BoxError, ResponseBody};
+use crate::body::BoxError;
 use crate::compile::{http_pre, wagi_pre};
 use crate::engine::Shared;
 use crate::exec::wagi::WagiCode;
 use crate::pool::Pool;
 use crate::state::InstanceState as HttpState;
-use crate::{InvocationCtx, InvokeError, ReportSink};
+use crate::{Input, InvocationCtx, InvokeError, Outcome, ReportSink};
 use anyhow::Context as _;
 use bytes::Bytes;
 use http_body::Body;
@@ -83,20 +83,52 @@ impl Code {
     /// Runs one invocation. Returns the response (its body may still be streaming from the guest) or the
     /// classified failure; `report` is called once the guest is done. `pool` holds this revision's warm
     /// instances (used when its mode is `reuse`).
-    pub async fn handle<B>(
+    pub async fn run<B>(
         &self,
-        req: http::Request<B>,
+        input: Input<B>,
         ctx: InvocationCtx,
         report: ReportSink,
         pool: &Arc<Pool>,
-    ) -> Result<http::Response<ResponseBody>, InvokeError>
+    ) -> Result<Outcome, InvokeError>
     where
         B: Body<Data = Bytes> + Send + Unpin + 'static,
         B::Error: Into<BoxError>,
     {
+        match (&self.inner, input) {
+            (CodeInner::Http(pre), Input::Http { request, .. }) => {
+                crate::exec::http::handle(&self.shared, pre, request, ctx, report, pool).await.map(Outcome::Http)
+            }
+            (CodeInner::Wagi(wagi), Input::Http { request, .. }) => {
+                crate::exec::wagi::handle(&self.shared, wagi, request, ctx, report).await.map(Outcome::Http)
+            }
+            (_, Input::Event(event)) => {
+                let e = InvokeError::new(
+                    wisp_core::ErrorClass::InvalidInput,
+                    format!(
+                        "event `{}` from `{}`: this function's world ({}) takes HTTP requests; events are delivered to functions exporting an event handler",
+                        event.ty,
+                        event.source,
+                        self.world()
+                    ),
+                );
+                (report)(crate::Report {
+                    id: ctx.id.clone(),
+                    outcome: Err(e.clone()),
+                    phases: Default::default(),
+                    cold: false,
+                    logs: Default::default(),
+                    usage: Default::default(),
+                });
+                Err(e)
+            }
+        }
+    }
+
+    /// The guest world this code serves.
+    pub fn world(&self) -> &'static str {
         match &self.inner {
-            CodeInner::Http(pre) => crate::exec::http::handle(&self.shared, pre, req, ctx, report, pool).await,
-            CodeInner::Wagi(wagi) => crate::exec::wagi::handle(&self.shared, wagi, req, ctx, report).await,
+            CodeInner::Http(_) => "wasi:http/proxy",
+            CodeInner::Wagi(_) => "WAGI",
         }
     }
 

@@ -34,11 +34,50 @@ pub use logs::CapturedLogs;
 pub use pool::{Pool, PoolConfig, Prewarming};
 pub use preinit::Preinit;
 pub use tasks::Tasks;
+pub use wisp_core::invocation::{Event, Trigger};
 
 use std::sync::Arc;
+use std::time::Instant;
 use wisp_core::Limits;
 
-/// What an invocation needs besides the request.
+/// One invocation: who, what started it, its input and its one deadline. The gateway, the invoke API and
+/// (later) triggers all build one and hand it to the scheduler's single dispatch entry.
+pub struct Invocation<B> {
+    /// Unique id, returned to the client in `x-wisp-invocation-id`.
+    pub id: Arc<str>,
+    /// The function's namespace.
+    pub namespace: Arc<str>,
+    /// The function's name.
+    pub function: Arc<str>,
+    /// What started it.
+    pub trigger: Trigger,
+    /// Its input.
+    pub input: Input<B>,
+    /// When it must be done: set once, on arrival (`timeout_ms` later); queueing counts, and a retry on a
+    /// fresh instance gets what is left, never a new deadline.
+    pub deadline: Instant,
+}
+
+/// An invocation's input.
+pub enum Input<B> {
+    /// An HTTP request, with the path prefix of the route that matched (WAGI `SCRIPT_NAME`).
+    Http {
+        /// The request.
+        request: http::Request<B>,
+        /// The matched route's path prefix.
+        route_prefix: Arc<str>,
+    },
+    /// An event from a trigger.
+    Event(Event),
+}
+
+/// What an invocation produced.
+pub enum Outcome {
+    /// The response (its body may still be streaming from the guest).
+    Http(http::Response<ResponseBody>),
+}
+
+/// What an executor needs besides the input.
 #[derive(Debug, Clone)]
 pub struct InvocationCtx {
     /// Unique id, returned to the client in `x-wisp-invocation-id`.
@@ -51,6 +90,8 @@ pub struct InvocationCtx {
     pub limits: Limits,
     /// The matched route's path prefix (WAGI `SCRIPT_NAME`).
     pub route_prefix: Arc<str>,
+    /// The invocation's one deadline.
+    pub deadline: Instant,
     /// The outbound HTTP grant: hosts the function may send requests to (parsed once per revision).
     pub outbound: Arc<[wisp_core::outbound::HostPattern]>,
 }

@@ -48,7 +48,7 @@ where
         }
     };
     // One deadline for the invocation: a retry gets what is left of it, never a fresh one.
-    let deadline = Instant::now() + Duration::from_millis(ctx.limits.timeout_ms);
+    let deadline = ctx.deadline;
     // A safe, bodiless request (GET, HEAD, OPTIONS) whose warm instance traps before answering is retried
     // on a fresh one: that tells a guest that cannot be reused from one that simply failed, without
     // failing the user's request, and replays nothing with side effects. Once a reused instance has
@@ -280,7 +280,7 @@ pub(crate) async fn prewarm(
     while made < wanted && pool.missing() > 0 {
         let logs = LogPipe::new(ctx.limits.max_log_bytes as usize);
         let mut store = InstanceState::store(&shared.engine, &shared.outbound, ctx, &logs);
-        let deadline = Instant::now() + Duration::from_millis(ctx.limits.timeout_ms);
+        let deadline = ctx.deadline;
         arm_deadline(&mut store, deadline, ctx.limits.timeout_ms);
         // Prewarming never evicts another function's idle instances: a full node just stops it.
         let proxy = match pre.instantiate_async(&mut store).await {

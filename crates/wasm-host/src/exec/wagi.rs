@@ -13,7 +13,7 @@ use bytes::Bytes;
 use http_body::Body;
 use http_body_util::BodyExt;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tokio::io::AsyncWriteExt;
 use wasmtime_wasi::I32Exit;
 use wasmtime_wasi::cli::AsyncStdinStream;
@@ -58,7 +58,7 @@ where
     let mut reporter = reporter;
     let logs = reporter.logs.clone();
     let (parts, mut body) = req.into_parts();
-    let deadline = Instant::now() + Duration::from_millis(limits.timeout_ms);
+    let deadline = ctx.deadline;
 
     // stdout is capped like the logs: past `max_output_bytes` the output is dropped and the invocation fails.
     let stdout = LogPipe::new(limits.max_output_bytes as usize);

@@ -1,0 +1,58 @@
+//! What starts an invocation, and the event input non-HTTP triggers deliver. Pure data.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// What started an invocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    /// A request on a route of the data plane.
+    Http,
+    /// `wisp invoke` / the control API's invoke endpoint.
+    Api,
+    /// An event delivered by a trigger (cron, topic, queue…; the events issue adds them).
+    Event,
+}
+
+impl Trigger {
+    /// Its name in records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Http => "http",
+            Trigger::Api => "api",
+            Trigger::Event => "event",
+        }
+    }
+}
+
+impl fmt::Display for Trigger {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An event, CloudEvents-shaped (spec 1.0 core attributes): the input of an invocation that is not an HTTP
+/// request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// Unique per `source`.
+    pub id: String,
+    /// Where it happened (URI-reference), e.g. `wisp:cron/nightly`.
+    pub source: String,
+    /// What happened, e.g. `dev.wisp.cron.tick`.
+    #[serde(rename = "type")]
+    pub ty: String,
+    /// What it is about, if anything.
+    #[serde(default)]
+    pub subject: Option<String>,
+    /// When, unix milliseconds.
+    #[serde(default)]
+    pub time_ms: Option<u64>,
+    /// Media type of `data`.
+    #[serde(default)]
+    pub data_content_type: Option<String>,
+    /// The payload.
+    #[serde(default)]
+    pub data: Vec<u8>,
+}
