@@ -379,11 +379,7 @@ async fn deploy(
             &key,
             spec,
             keep_scaling,
-            |spec| {
-                scheduler
-                    .check_scaling(&key, &spec.scaling, slots)
-                    .map_err(|m| DeployError::Spec(wisp_core::spec::SpecError::Scaling(m)))
-            },
+            |spec| fits_node(scheduler, &key, &spec.scaling, slots),
             |deployed, stored| match (deployed.change, &deployed.code) {
                 // Same revision: keep the loaded code and its warm instances.
                 (DeployChange::ConfigChanged, _) if scheduler.get(&key).is_some() => {
@@ -462,6 +458,17 @@ async fn patch_scaling(
     change_scaling(&api, &ns, &name, patch).await
 }
 
+/// Whether `scaling` for `key` fits the node (reservations, provisioned instances); checked under the
+/// registry's deploy lock.
+fn fits_node(
+    scheduler: &Scheduler,
+    key: &FunctionKey,
+    scaling: &wisp_core::Scaling,
+    slots: u32,
+) -> Result<(), DeployError> {
+    scheduler.check_scaling(key, scaling, slots).map_err(|m| DeployError::Spec(wisp_core::spec::SpecError::Scaling(m)))
+}
+
 async fn change_scaling(
     api: &Api,
     ns: &str,
@@ -476,11 +483,7 @@ async fn change_scaling(
         .patch_scaling(
             &key,
             patch,
-            |scaling| {
-                scheduler
-                    .check_scaling(&key, scaling, slots)
-                    .map_err(|m| DeployError::Spec(wisp_core::spec::SpecError::Scaling(m)))
-            },
+            |scaling| fits_node(scheduler, &key, scaling, slots),
             |record, stored| scheduler.update_record(record.clone(), stored),
         )
         .await?;
