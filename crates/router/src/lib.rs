@@ -5,7 +5,8 @@
 //! the same host + path; [`RouteTable::build`] rejects that naming both.
 //!
 //! Cost: a lookup is O(path depth), whatever the number of routes — the path's segment-wise prefixes are
-//! tried longest first, each one hash lookup.
+//! tried longest first, each one hash lookup. The maps are persistent (`imbl`), so a changed table
+//! ([`RouteTable::with_routes`]) shares everything it did not change: O(changed routes), not O(routes).
 
 #![warn(missing_docs)]
 
@@ -34,12 +35,12 @@ struct Entry<T> {
 }
 
 /// Routes by path prefix.
-type Paths<T> = HashMap<String, Entry<T>>;
+type Paths<T> = imbl::HashMap<String, Entry<T>>;
 
-/// An immutable route table; rebuild it to change routes and swap it in atomically.
+/// An immutable route table; derive a changed one and swap it in atomically.
 #[derive(Debug, Clone)]
-pub struct RouteTable<T> {
-    by_host: HashMap<String, Paths<T>>,
+pub struct RouteTable<T: Clone> {
+    by_host: imbl::HashMap<String, Paths<T>>,
     any_host: Paths<T>,
     len: usize,
 }
@@ -53,9 +54,9 @@ pub struct Match<'a, T> {
     pub pattern: &'a RoutePattern,
 }
 
-impl<T> Default for RouteTable<T> {
+impl<T: Clone> Default for RouteTable<T> {
     fn default() -> Self {
-        RouteTable { by_host: HashMap::new(), any_host: HashMap::new(), len: 0 }
+        RouteTable { by_host: imbl::HashMap::new(), any_host: imbl::HashMap::new(), len: 0 }
     }
 }
 
@@ -83,9 +84,54 @@ impl<T: Clone + PartialEq + Display> RouteTable<T> {
         }
         Ok(table)
     }
+
+    /// This table with `target`'s routes changed from `old` to `new`; a route another target holds is a
+    /// conflict (and nothing changes).
+    pub fn with_routes(
+        &self,
+        target: &T,
+        old: &[RoutePattern],
+        new: &[RoutePattern],
+    ) -> Result<Self, RouteConflict<T>> {
+        let mut t = self.clone();
+        for p in old {
+            let paths = match &p.host {
+                Some(h) => t.by_host.get_mut(h.as_str()),
+                None => Some(&mut t.any_host),
+            };
+            if let Some(paths) = paths
+                && paths.get(p.path.as_str()).is_some_and(|e| e.target == *target)
+            {
+                paths.remove(p.path.as_str());
+                t.len -= 1;
+            }
+        }
+        for p in new {
+            let paths = match &p.host {
+                Some(h) => t.by_host.entry(h.clone()).or_default(),
+                None => &mut t.any_host,
+            };
+            match paths.get(p.path.as_str()) {
+                Some(e) if e.target == *target => continue,
+                Some(e) => {
+                    return Err(RouteConflict {
+                        route: p.clone(),
+                        existing: e.target.clone(),
+                        claimant: target.clone(),
+                    });
+                }
+                None => {
+                    paths.insert(p.path.clone(), Entry { pattern: p.clone(), target: target.clone() });
+                    t.len += 1;
+                }
+            }
+        }
+        t.by_host.retain(|_, paths| !paths.is_empty());
+        Ok(t)
+    }
 }
 
-impl<T> RouteTable<T> {
+impl<T: Clone> RouteTable<T> {
     /// Finds the target for a request. `host` is the request's Host (a port is ignored); `path` its path
     /// without query.
     pub fn lookup(&self, host: Option<&str>, path: &str) -> Option<Match<'_, T>> {
@@ -115,7 +161,7 @@ impl<T> RouteTable<T> {
 }
 
 /// The entry for the longest segment-wise prefix of `path`: `/a/b/c`, then `/a/b`, `/a`, `/`.
-fn longest<'a, T>(entries: &'a Paths<T>, path: &str) -> Option<Match<'a, T>> {
+fn longest<'a, T: Clone>(entries: &'a Paths<T>, path: &str) -> Option<Match<'a, T>> {
     if entries.is_empty() {
         return None;
     }
@@ -208,6 +254,29 @@ mod tests {
                 assert_eq!(t.lookup(None, path).map(|m| *m.target), want, "{path} in {chosen:?}");
             }
         }
+    }
+
+    #[test]
+    fn a_changed_table_equals_one_built_from_scratch() {
+        let t = table(&[("/a", "a"), ("x.com/b", "b"), ("/c", "c")]);
+        let t2 = t.with_routes(&"a", &[r("/a")], &[r("/a2"), r("y.com/a")]).unwrap();
+        for (host, path, want) in [
+            (None, "/a", None),
+            (None, "/a2/x", Some("a")),
+            (Some("y.com"), "/a", Some("a")),
+            (Some("x.com"), "/b", Some("b")),
+        ] {
+            assert_eq!(t2.lookup(host, path).map(|m| *m.target), want, "{host:?} {path}");
+        }
+        assert_eq!(t2.len(), 4);
+        // The old table is untouched, and a claimed route is a conflict.
+        assert_eq!(t.lookup(None, "/a").map(|m| *m.target), Some("a"));
+        let e = t2.with_routes(&"d", &[], &[r("/c")]).unwrap_err();
+        assert_eq!((e.existing, e.claimant), ("c", "d"));
+        // Removing every route of a target.
+        let t3 = t2.with_routes(&"a", &[r("/a2"), r("y.com/a")], &[]).unwrap();
+        assert_eq!(t3.len(), 2);
+        assert!(t3.lookup(Some("y.com"), "/a").is_none());
     }
 
     #[test]

@@ -16,7 +16,6 @@ use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http_body::Body;
 use parking_lot::Mutex;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -131,7 +130,8 @@ impl Active {
 #[derive(Default)]
 struct Live {
     routes: RouteTable<FunctionKey>,
-    functions: HashMap<FunctionKey, Arc<Active>>,
+    /// Persistent map: a change clones it in O(1) and shares every untouched entry.
+    functions: imbl::HashMap<FunctionKey, Arc<Active>>,
 }
 
 /// The live serving state.
@@ -228,7 +228,8 @@ impl Scheduler {
     /// of the same function in one atomic swap (in-flight requests finish on the code they started with). A
     /// record older than the one serving is ignored: what serves follows the store.
     pub fn activate(&self, record: FunctionRecord, stored: u64, code: Code) {
-        self.update(|functions| {
+        let key = record.key.clone();
+        self.update(&key, |functions| {
             let key = record.key.clone();
             let prev = functions.get(&key);
             if prev.is_some_and(|p| p.stored > stored) {
@@ -281,7 +282,8 @@ impl Scheduler {
     /// Applies a changed record of the same revision (scaling, routes) without reloading code; the warm pool
     /// stays (emptied if the mode became `fresh`).
     pub fn update_record(&self, record: FunctionRecord, stored: u64) {
-        self.update(|functions| {
+        let key = record.key.clone();
+        self.update(&key, |functions| {
             let Some(prev) = functions.get(&record.key) else { return };
             if prev.stored > stored {
                 tracing::warn!(function = %record.key, stored, "ignoring a change older than what serves");
@@ -428,18 +430,22 @@ impl Scheduler {
 
     /// Stops routing to a function.
     pub fn deactivate(&self, key: &FunctionKey) {
-        self.update(|functions| {
+        self.update(key, |functions| {
             functions.remove(key);
         });
     }
 
-    fn update(&self, f: impl FnOnce(&mut HashMap<FunctionKey, Arc<Active>>)) {
+    /// Changes what serves for `key` (only `key`: the route table is updated for its routes alone), and
+    /// swaps the result in atomically. O(log n + its routes), whatever the number of functions.
+    fn update(&self, key: &FunctionKey, f: impl FnOnce(&mut imbl::HashMap<FunctionKey, Arc<Active>>)) {
         let _w = self.write.lock();
-        let mut functions = self.live.load().functions.clone();
+        let live = self.live.load();
+        let mut functions = live.functions.clone();
         f(&mut functions);
-        let routes = RouteTable::build(
-            functions.values().flat_map(|a| a.record.routes.iter().map(|r| (r.clone(), a.record.key.clone()))),
-        );
+        let routes_of = |m: &imbl::HashMap<FunctionKey, Arc<Active>>| {
+            m.get(key).map(|a| a.record.routes.clone()).unwrap_or_default()
+        };
+        let routes = live.routes.with_routes(key, &routes_of(&live.functions), &routes_of(&functions));
         match routes {
             Ok(routes) => self.live.store(Arc::new(Live { routes, functions })),
             // The registry rejects conflicts before they are stored; reaching this is a bug.
