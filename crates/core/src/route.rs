@@ -122,13 +122,12 @@ pub fn check_request_path(path: &str) -> Result<(), PathError> {
     if !path.starts_with('/') {
         return Err(PathError::NotAbsolute);
     }
-    let segments: Vec<&str> = path[1..].split('/').collect();
-    let last = segments.len() - 1;
-    for (i, seg) in segments.iter().enumerate() {
-        if seg.is_empty() && i != last {
+    let mut segments = path[1..].split('/').peekable();
+    while let Some(seg) = segments.next() {
+        if seg.is_empty() && segments.peek().is_some() {
             return Err(PathError::EmptySegment);
         }
-        if *seg == "." || *seg == ".." {
+        if seg == "." || seg == ".." {
             return Err(PathError::DotSegment);
         }
         if seg.contains('%') {
@@ -146,8 +145,9 @@ pub fn check_request_path(path: &str) -> Result<(), PathError> {
 }
 
 /// Normalises a request authority (`host[:port]`) for routing: lowercase, no trailing dot, no port.
-/// `None` if it is not a plausible host (empty, or with characters no DNS name or IP literal has).
-pub fn routing_host(authority: &str) -> Option<String> {
+/// `None` if it is not a plausible host (empty, or with characters no DNS name or IP literal has). Borrows
+/// when nothing needs lowercasing (the common case: no allocation per request).
+pub fn routing_host(authority: &str) -> Option<std::borrow::Cow<'_, str>> {
     let host = match authority.strip_prefix('[') {
         // An IPv6 literal: `[::1]:8080`.
         Some(rest) => &authority[..rest.find(']')? + 2],
@@ -162,7 +162,11 @@ pub fn routing_host(authority: &str) -> Option<String> {
     {
         return None;
     }
-    Some(host.to_ascii_lowercase())
+    Some(if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        std::borrow::Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(host)
+    })
 }
 
 /// Segment-wise prefix test: `/a` is a prefix of `/a`, `/a/` and `/a/b`, not of `/ab`.

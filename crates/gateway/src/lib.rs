@@ -12,18 +12,16 @@
 
 mod conn;
 
-use bytes::Bytes;
 use conn::{Conn, InFlight, InFlightGuard};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tower::ServiceExt;
@@ -222,8 +220,11 @@ impl Gateway {
         plane: Plane,
         guard: InFlightGuard,
     ) -> Result<http::Response<ResponseBody>, Infallible> {
+        // The request counts as in flight until its response head is ready; while the body streams, the bytes
+        // it writes keep the connection from idling out.
         let resp = self.dispatch(req, plane).await;
-        Ok(resp.map(|inner| InFlightBody { inner, _guard: guard }.boxed_unsync()))
+        drop(guard);
+        Ok(resp)
     }
 
     async fn dispatch(&self, req: http::Request<Incoming>, plane: Plane) -> http::Response<ResponseBody> {
@@ -240,17 +241,26 @@ impl Gateway {
             return plain(http::StatusCode::BAD_REQUEST, format!("{e}\n"));
         }
         let (mut parts, body) = req.into_parts();
-        let authority = match request_authority(&parts) {
-            Ok(a) => a,
-            Err(msg) => return plain(http::StatusCode::BAD_REQUEST, format!("{msg}\n")),
+        let (target, rewrite) = {
+            let authority = match request_authority(&parts) {
+                Ok(a) => a,
+                Err(msg) => return plain(http::StatusCode::BAD_REQUEST, format!("{msg}\n")),
+            };
+            let host = authority.as_ref().map(|(_, routing)| routing.as_ref());
+            let Some(target) = self.scheduler.route(host, parts.uri.path()) else {
+                return plain(http::StatusCode::NOT_FOUND, format!("no function is routed at {}\n", parts.uri.path()));
+            };
+            // The guest sees the authority that routed, as the `Host` of an origin-form request; most requests
+            // already are exactly that (nothing to rewrite, nothing allocated).
+            let rewrite = authority.and_then(|(guest, _)| {
+                let as_is = parts.uri.authority().is_none()
+                    && parts.headers.get(http::header::HOST).is_some_and(|h| h.as_bytes() == guest.as_bytes());
+                (!as_is).then(|| guest.into_owned())
+            });
+            (target, rewrite)
         };
-        let host = authority.as_ref().map(|(_, routing)| routing.as_str());
-        let Some(target) = self.scheduler.route(host, parts.uri.path()) else {
-            return plain(http::StatusCode::NOT_FOUND, format!("no function is routed at {}\n", parts.uri.path()));
-        };
-        // The guest sees the authority that routed: as the `Host` of an origin-form request.
-        if let Some((authority, _)) = authority {
-            give_guest_authority(&mut parts, authority);
+        if let Some(authority) = rewrite {
+            give_guest_authority(&mut parts, &authority);
         }
         let req = http::Request::from_parts(parts, body);
         let (id, result) = self.scheduler.invoke_http(&target.active, Trigger::Http, &target.route.path, req).await;
@@ -279,7 +289,7 @@ fn plain(status: http::StatusCode, text: String) -> http::Response<ResponseBody>
 /// `Host` — as (normalised authority for the guest, host to route by); `None` when the request names none
 /// (HTTP/1.0). A repeated `Host`, a `Host` that names another host than the URI, or an unusable one is an
 /// error.
-fn request_authority(parts: &http::request::Parts) -> Result<Option<(String, String)>, &'static str> {
+fn request_authority(parts: &http::request::Parts) -> Result<Option<Authority<'_>>, &'static str> {
     let mut hosts = parts.headers.get_all(http::header::HOST).iter();
     let host = hosts.next();
     if hosts.next().is_some() {
@@ -304,23 +314,29 @@ fn request_authority(parts: &http::request::Parts) -> Result<Option<(String, Str
     Ok(Some((normalise_authority(authority), routing)))
 }
 
-/// Lowercase, no trailing dot on the host; the port stays.
-fn normalise_authority(authority: &str) -> String {
+/// A request's authority: (as the guest sees it, the host to route by).
+type Authority<'a> = (Cow<'a, str>, Cow<'a, str>);
+
+/// Lowercase, no trailing dot on the host; the port stays. Borrows when already normal.
+fn normalise_authority(authority: &str) -> Cow<'_, str> {
     let (host, port) = match authority.rfind(':') {
         Some(i) if !authority[i + 1..].contains(']') && authority[i + 1..].bytes().all(|b| b.is_ascii_digit()) => {
             authority.split_at(i)
         }
         _ => (authority, ""),
     };
+    if !host.ends_with('.') && !host.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Cow::Borrowed(authority);
+    }
     let host = host.strip_suffix('.').unwrap_or(host);
     let mut out = host.to_ascii_lowercase();
     out.push_str(port);
-    out
+    Cow::Owned(out)
 }
 
 /// Makes `authority` the request's only authority: the URI becomes origin-form and `Host` carries it (the
 /// guest's `authority()` and WAGI's `SERVER_NAME` both read it from there).
-fn give_guest_authority(parts: &mut http::request::Parts, authority: String) {
+fn give_guest_authority(parts: &mut http::request::Parts, authority: &str) {
     if parts.uri.authority().is_some() {
         let mut uri = http::uri::Parts::default();
         uri.path_and_query = parts.uri.path_and_query().cloned();
@@ -329,35 +345,9 @@ fn give_guest_authority(parts: &mut http::request::Parts, authority: String) {
         }
     }
     if parts.headers.get(http::header::HOST).is_none_or(|h| h.as_bytes() != authority.as_bytes())
-        && let Ok(v) = http::HeaderValue::from_str(&authority)
+        && let Ok(v) = http::HeaderValue::from_str(authority)
     {
         parts.headers.insert(http::header::HOST, v);
-    }
-}
-
-/// A response body that keeps its request counted as in flight until it is done or dropped.
-struct InFlightBody {
-    inner: ResponseBody,
-    _guard: InFlightGuard,
-}
-
-impl http_body::Body for InFlightBody {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<Bytes>, BoxError>>> {
-        Pin::new(&mut self.inner).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
     }
 }
 
@@ -375,7 +365,9 @@ mod tests {
 
     #[test]
     fn one_authority_per_request() {
-        let ok = |uri, hosts: &[&str]| request_authority(&parts(uri, hosts)).unwrap();
+        let ok = |uri, hosts: &[&str]| {
+            request_authority(&parts(uri, hosts)).unwrap().map(|(g, r)| (g.into_owned(), r.into_owned()))
+        };
         assert_eq!(ok("/x", &["Example.com:8080"]), Some(("example.com:8080".into(), "example.com".into())));
         assert_eq!(ok("/x", &["example.com."]), Some(("example.com".into(), "example.com".into())));
         assert_eq!(ok("http://a.example/x", &[]), Some(("a.example".into(), "a.example".into())));
@@ -394,7 +386,8 @@ mod tests {
     fn the_guest_gets_the_routing_authority_as_host() {
         let mut p = parts("http://A.example./x?q=1", &[]);
         let (authority, _) = request_authority(&p).unwrap().unwrap();
-        give_guest_authority(&mut p, authority);
+        let authority = authority.into_owned();
+        give_guest_authority(&mut p, &authority);
         assert_eq!(p.uri.to_string(), "/x?q=1");
         assert_eq!(p.headers[http::header::HOST], "a.example");
         assert_eq!(normalise_authority("[::1]:8080"), "[::1]:8080");

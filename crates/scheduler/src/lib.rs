@@ -38,6 +38,8 @@ pub struct Active {
     stored: u64,
     code: Code,
     env: Arc<[(String, String)]>,
+    /// The function's namespace, shared by its invocations.
+    namespace: Arc<str>,
     /// The revision's outbound HTTP grant, parsed once.
     outbound: Arc<[wisp_core::outbound::HostPattern]>,
     name: Arc<str>,
@@ -260,7 +262,9 @@ impl Scheduler {
                         Vec::new()
                     })
                     .into();
-            let active = Active { record, stored, code, env, outbound, name, records, counters, pool, gate, scaler };
+            let namespace = Arc::from(record.key.namespace.as_str());
+            let active =
+                Active { record, stored, code, env, namespace, outbound, name, records, counters, pool, gate, scaler };
             functions.insert(key, Arc::new(active));
         });
     }
@@ -303,6 +307,7 @@ impl Scheduler {
                 code: prev.code.clone(),
                 env: prev.env.clone(),
                 outbound: prev.outbound.clone(),
+                namespace: prev.namespace.clone(),
                 name: prev.name.clone(),
                 records: prev.records.clone(),
                 counters: prev.counters.clone(),
@@ -487,7 +492,7 @@ impl Scheduler {
     pub fn invocation<B>(&self, active: &Active, trigger: Trigger, input: Input<B>) -> Invocation<B> {
         Invocation {
             id: Arc::from(uuid::Uuid::now_v7().simple().to_string()),
-            namespace: Arc::from(active.record.key.namespace.as_str()),
+            namespace: active.namespace.clone(),
             function: active.name.clone(),
             trigger,
             input,
@@ -556,7 +561,7 @@ impl Scheduler {
             }
             let rec = InvocationRecord {
                 id: report.id.to_string(),
-                trigger: trigger.as_str().to_string(),
+                trigger: std::borrow::Cow::Borrowed(trigger.as_str()),
                 at_ms,
                 revision,
                 status,

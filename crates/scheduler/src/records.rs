@@ -19,7 +19,7 @@ pub struct InvocationRecord {
     pub id: String,
     /// What started it: `http`, `api` or `event`.
     #[serde(default)]
-    pub trigger: String,
+    pub trigger: std::borrow::Cow<'static, str>,
     /// Start time, unix milliseconds.
     pub at_ms: u64,
     /// Revision that served it.
@@ -237,7 +237,7 @@ mod tests {
     fn rec(id: usize, logs: usize) -> InvocationRecord {
         InvocationRecord {
             id: id.to_string(),
-            trigger: "http".into(),
+            trigger: std::borrow::Cow::Borrowed("http"),
             at_ms: 0,
             revision: "r".into(),
             status: 200,
