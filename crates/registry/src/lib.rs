@@ -285,7 +285,14 @@ impl Registry {
             }
         };
         tracing::info!(function = %key, revision = %wisp_core::spec::short_id(&revision.id), ?change, "deployed");
-        routes.retain(|_, k| k != key);
+        // The index changes by this function's own routes only.
+        if let Some((cur, _)) = &current {
+            for r in &cur.routes {
+                if routes.get(r) == Some(key) {
+                    routes.remove(r);
+                }
+            }
+        }
         routes.extend(record.routes.iter().map(|r| (r.clone(), key.clone())));
         let deployed = Deployed { change, record, code: Some(code), compile, preinit };
         commit(&deployed, stored);

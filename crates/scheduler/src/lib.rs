@@ -145,6 +145,15 @@ pub struct Scheduler {
     write: Mutex<()>,
     tasks: wisp_wasm_host::Tasks,
     autoscaler: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Provisioned instances (`min_instances` of reuse-mode functions) over every live function, kept with
+    /// each change so the deploy-time check is O(1).
+    provisioned: AtomicU64,
+}
+
+/// The instances `active` keeps provisioned.
+fn provisioned(active: &Active) -> u64 {
+    let s = &active.record.scaling;
+    if s.mode(active.record.revision.kind) == InstanceMode::Reuse { u64::from(s.min_instances) } else { 0 }
 }
 
 /// A routed request's target.
@@ -180,6 +189,7 @@ impl Scheduler {
             write: Mutex::new(()),
             tasks,
             autoscaler: Mutex::new(None),
+            provisioned: AtomicU64::new(0),
         }
     }
 
@@ -194,13 +204,8 @@ impl Scheduler {
     /// other functions reserve and provision.
     pub fn check_scaling(&self, key: &FunctionKey, scaling: &Scaling, slots: u32) -> Result<(), String> {
         self.check_reservation(key, scaling.reserved_concurrency)?;
-        let live = self.live.load();
-        let others: u64 = live
-            .functions
-            .iter()
-            .filter(|(k, a)| *k != key && a.record.scaling.mode(a.record.revision.kind) == InstanceMode::Reuse)
-            .map(|(_, a)| u64::from(a.record.scaling.min_instances))
-            .sum();
+        let mine = self.get(key).map_or(0, |a| provisioned(&a));
+        let others = self.provisioned.load(Ordering::Relaxed).saturating_sub(mine);
         // Half the slots at most are provisioned, so fresh instances and idle reuse always find room.
         let free = (u64::from(slots) / 2).saturating_sub(others);
         if u64::from(scaling.min_instances) > free {
@@ -452,7 +457,13 @@ impl Scheduler {
         };
         let routes = live.routes.with_routes(key, &routes_of(&live.functions), &routes_of(&functions));
         match routes {
-            Ok(routes) => self.live.store(Arc::new(Live { routes, functions })),
+            Ok(routes) => {
+                let before = live.functions.get(key).map_or(0, |a| provisioned(a));
+                let after = functions.get(key).map_or(0, |a| provisioned(a));
+                self.provisioned.fetch_add(after, Ordering::Relaxed);
+                self.provisioned.fetch_sub(before, Ordering::Relaxed);
+                self.live.store(Arc::new(Live { routes, functions }))
+            }
             // The registry rejects conflicts before they are stored; reaching this is a bug.
             Err(e) => {
                 tracing::error!(error = %e, "route conflict in live table; keeping the previous table")
