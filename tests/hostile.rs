@@ -46,7 +46,7 @@ async fn raw(s: &Server, request: &str) -> (u16, String) {
 #[tokio::test(flavor = "multi_thread")]
 async fn slow_and_idle_connections_are_closed_while_others_are_served() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Server::start_with(&dir.path().join("data"), FAST);
+    let s = Server::start_with(&dir.path().join("data"), FAST).without_connection_reuse();
     s.deploy("ok", "hello-c", json!({"routes": ["/ok"]})).await;
 
     // Idle TCP connections that never send a byte.
@@ -83,7 +83,7 @@ async fn connections_past_the_cap_are_closed_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let mut args = FAST.to_vec();
     args.extend(["--max-connections", "4"]);
-    let s = Server::start_with(&dir.path().join("data"), &args);
+    let s = Server::start_with(&dir.path().join("data"), &args).without_connection_reuse();
     s.deploy("ok", "hello-c", json!({"routes": ["/ok"]})).await;
 
     // 2x the cap: every connection is closed by the server, those past the cap at once, the others when

@@ -119,6 +119,13 @@ impl Server {
             .expect("run wisp")
     }
 
+    /// Makes this harness's client open a new connection per request: for servers started with a short
+    /// idle timeout, where a pooled keep-alive connection may be closed by the server just as it is reused.
+    pub fn without_connection_reuse(mut self) -> Self {
+        self.http = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
+        self
+    }
+
     /// Where the control API answers.
     pub fn api_base(&self) -> &str {
         self.api_url.as_deref().unwrap_or(&self.url)
