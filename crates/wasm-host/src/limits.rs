@@ -87,13 +87,18 @@ pub(crate) fn capacity_error(e: &wasmtime::Error) -> InvokeError {
     )
 }
 
+/// The error of an invocation that ran past its deadline (epoch check or the executor's timer alike).
+pub(crate) fn timeout_error(timeout_ms: u64) -> InvokeError {
+    InvokeError::new(ErrorClass::Timeout, format!("function exceeded its timeout of {timeout_ms} ms"))
+}
+
 /// Classifies a guest failure.
 pub(crate) fn classify(e: &wasmtime::Error, memory_exceeded: bool, timeout_ms: u64) -> InvokeError {
     if is_capacity(e) {
         return capacity_error(e);
     }
     if e.is::<DeadlineExceeded>() || matches!(e.downcast_ref::<wasmtime::Trap>(), Some(wasmtime::Trap::Interrupt)) {
-        return InvokeError::new(ErrorClass::Timeout, format!("function exceeded its timeout of {timeout_ms} ms"));
+        return timeout_error(timeout_ms);
     }
     if e.chain().any(|c| {
         matches!(

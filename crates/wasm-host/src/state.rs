@@ -7,7 +7,6 @@ use crate::caps::outbound::{Outbound, OutboundHttp};
 use crate::limits::{FIELD_SIZE_LIMIT, Limiter, resource_table_cap};
 use crate::logs::LogPipe;
 use std::sync::Arc;
-use std::time::Instant;
 use wasmtime::Store;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p1::WasiP1Ctx;
@@ -31,6 +30,7 @@ impl InstanceState {
         outbound: &Arc<Outbound>,
         ctx: &InvocationCtx,
         logs: &LogPipe,
+        egress: Arc<std::sync::atomic::AtomicU64>,
     ) -> Store<InstanceState> {
         let mut http = WasiHttpCtx::new();
         http.set_field_size_limit(FIELD_SIZE_LIMIT);
@@ -44,8 +44,8 @@ impl InstanceState {
                 grant: ctx.outbound.clone(),
                 node: outbound.clone(),
                 logs: logs.clone(),
-                deadline: Instant::now(),
-                egress: Default::default(),
+                deadline: ctx.deadline,
+                egress,
             },
             limiter: Limiter::new(ctx.limits.memory_bytes()),
         };

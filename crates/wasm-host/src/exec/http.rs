@@ -2,7 +2,7 @@
 
 use crate::body::{BoxError, DrivenBody, LimitedBody, ResponseBody, Running};
 use crate::engine::Shared;
-use crate::limits::{arm_deadline, capacity_error, classify, is_capacity};
+use crate::limits::{arm_deadline, capacity_error, classify, is_capacity, timeout_error};
 use crate::logs::LogPipe;
 use crate::pool::{Pool, Warm};
 use crate::report::{GuestEnd, Reporter, too_large};
@@ -47,20 +47,19 @@ where
             return Err(e);
         }
     };
-    // One deadline for the invocation: a retry gets what is left of it, never a fresh one.
-    let deadline = ctx.deadline;
     // A safe, bodiless request (GET, HEAD, OPTIONS) whose warm instance traps before answering is retried
     // on a fresh one: that tells a guest that cannot be reused from one that simply failed, without
     // failing the user's request, and replays nothing with side effects. Once a reused instance has
     // served a request, the guest is known to be reusable: no more copies.
     let retry_head = (warm.is_some() && !pool.proven_reusable() && safe_and_bodiless(&req)).then(|| head_of(&req));
-    let first = attempt(shared, pre, req, &ctx, reporter, pool, warm, deadline, retry_head.is_some(), false).await;
+    let first = attempt(shared, pre, req, &ctx, reporter, pool, warm, retry_head.is_some(), false).await;
     match (first, retry_head) {
         (Attempt::Done(r), _) => r,
         (Attempt::Retry(mut reporter), Some(head)) => {
             reporter.logs = LogPipe::new(ctx.limits.max_log_bytes as usize);
             let req = http::Request::from_parts(head, http_body_util::Empty::<Bytes>::new());
-            match attempt(shared, pre, req, &ctx, reporter, pool, None, deadline, false, true).await {
+            // The retry runs under the invocation's one deadline (`ctx.deadline`): what is left of it.
+            match attempt(shared, pre, req, &ctx, reporter, pool, None, false, true).await {
                 Attempt::Done(r) => r,
                 Attempt::Retry(_) => unreachable!("a fresh attempt is never retried"),
             }
@@ -83,7 +82,6 @@ async fn attempt<B>(
     mut reporter: Reporter,
     pool: &Arc<Pool>,
     warm: Option<Warm>,
-    deadline: Instant,
     retryable: bool,
     is_retry: bool,
 ) -> Attempt
@@ -105,15 +103,21 @@ where
     };
     let req = hyper::Request::from_parts(parts, body);
 
+    let deadline = ctx.deadline;
+    let egress = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let (mut store, proxy, served) = match warm {
-        Some(w) => (w.store, Some(w.proxy), w.served),
-        None => (InstanceState::store(&shared.engine, &shared.outbound, ctx, &reporter.logs), None, 0),
+        Some(mut w) => {
+            w.store.data_mut().hooks.begin(deadline, egress.clone());
+            (w.store, Some(w.proxy), w.served)
+        }
+        None => {
+            let store = InstanceState::store(&shared.engine, &shared.outbound, ctx, &reporter.logs, egress.clone());
+            (store, None, 0)
+        }
     };
     let was_warm = proxy.is_some();
     reporter.cold = !was_warm;
     arm_deadline(&mut store, deadline, limits.timeout_ms);
-    let egress = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    store.data_mut().hooks.begin(deadline, egress.clone());
 
     // The guest's `response-outparam.set` runs this callback: it notes the status for the report and
     // hands the response to the waiting request.
@@ -174,10 +178,7 @@ where
         let result = match tokio::time::timeout_at(deadline.into(), run).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(classify(&e, store.data().limiter.exceeded, limits.timeout_ms)),
-            Err(_) => Err(InvokeError::new(
-                ErrorClass::Timeout,
-                format!("function exceeded its timeout of {} ms", limits.timeout_ms),
-            )),
+            Err(_) => Err(timeout_error(limits.timeout_ms)),
         };
         let end = Instant::now();
         let head = head_at.get().copied().unwrap_or(end).clamp(handler_start, end);
@@ -279,7 +280,7 @@ pub(crate) async fn prewarm(
     let mut made = 0;
     while made < wanted && pool.missing() > 0 {
         let logs = LogPipe::new(ctx.limits.max_log_bytes as usize);
-        let mut store = InstanceState::store(&shared.engine, &shared.outbound, ctx, &logs);
+        let mut store = InstanceState::store(&shared.engine, &shared.outbound, ctx, &logs, Default::default());
         let deadline = ctx.deadline;
         arm_deadline(&mut store, deadline, ctx.limits.timeout_ms);
         // Prewarming never evicts another function's idle instances: a full node just stops it.

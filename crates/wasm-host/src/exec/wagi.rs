@@ -4,7 +4,7 @@
 
 use crate::body::{BoxError, ResponseBody, full_body};
 use crate::engine::Shared;
-use crate::limits::{arm_deadline, classify, is_capacity};
+use crate::limits::{arm_deadline, classify, is_capacity, timeout_error};
 use crate::logs::LogPipe;
 use crate::report::{Reporter, too_large};
 use crate::state::{WagiState, wasi_ctx};
@@ -134,10 +134,7 @@ where
     })
     .await;
     let outcome = match result {
-        Err(_) => Err(InvokeError::new(
-            ErrorClass::Timeout,
-            format!("function exceeded its timeout of {} ms", limits.timeout_ms),
-        )),
+        Err(_) => Err(timeout_error(limits.timeout_ms)),
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => match e.downcast_ref::<I32Exit>() {
             Some(I32Exit(0)) => Ok(()),
