@@ -355,10 +355,7 @@ impl Registry {
         guard: &'a mut Option<HashMap<RoutePattern, FunctionKey>>,
     ) -> Result<&'a mut HashMap<RoutePattern, FunctionKey>, DeployError> {
         if guard.is_none() {
-            let all = self.list(None).await?;
-            *guard = Some(
-                all.into_iter().flat_map(|(r, _)| r.routes.into_iter().map(move |p| (p, r.key.clone()))).collect(),
-            );
+            *guard = Some(index_routes(&self.list(None).await?));
         }
         Ok(guard.as_mut().expect("built above"))
     }
@@ -402,7 +399,10 @@ impl Registry {
     /// skipped, never deleted.
     pub async fn load_all(&self) -> Result<Vec<(FunctionRecord, u64, Code)>, DeployError> {
         let mut out = Vec::new();
-        for (record, stored) in self.list(None).await? {
+        let all = self.list(None).await?;
+        // The route index comes from the same listing, so the first deploy need not read every record again.
+        *self.deploy_lock.lock().await = Some(index_routes(&all));
+        for (record, stored) in all {
             match self.ensure_compiled(record.revision.kind, &record.revision.artifact).await {
                 Ok((code, compiled)) => {
                     if let Some((t, _)) = compiled {
@@ -473,6 +473,11 @@ impl Registry {
         let code = tokio::task::spawn_blocking(move || host.load(kind, &path)).await.map_err(anyhow::Error::from)??;
         Ok((code, Some((elapsed, preinit))))
     }
+}
+
+/// Every stored route → its function.
+fn index_routes(all: &[(FunctionRecord, u64)]) -> HashMap<RoutePattern, FunctionKey> {
+    all.iter().flat_map(|(r, _)| r.routes.iter().map(|p| (p.clone(), r.key.clone()))).collect()
 }
 
 /// Rejects a route another function serves, naming both.
