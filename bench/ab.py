@@ -3,9 +3,9 @@
 
 usage: python3 bench/ab.py --a OLD_WISP --b NEW_WISP --guests target/guests [--rounds 3] [--duration 8]
 
-Both nodes are up for the whole run (each on its own port and data dir) and serve C hello fresh, C hello reuse
-and Python hello reuse; each round runs every target on A, then on B. Prints rps per round, the medians and
-B/A. Python 3.11 standard library only; uses bench/run.py's helpers.
+Both nodes are up for the whole run (each on its own port and data dir) and serve C hello fresh, C hello
+reuse, Python hello reuse and JS hello fresh; each round runs every target on A, then on B. Prints rps per
+round, the medians and B/A. Python 3.11 standard library only; uses bench/run.py's helpers.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ TARGETS = [
     ("C hello, fresh", "hello-c", {}),
     ("C hello, reuse", "hello-c", {"scaling": {"instance_mode": "reuse"}}),
     ("Python hello, reuse", "hello-py", {"scaling": {"instance_mode": "reuse"}}),
+    ("JS hello, fresh", "hello-js", {}),
 ]
 
 

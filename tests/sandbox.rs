@@ -41,8 +41,19 @@ async fn guests_cannot_reach_out_or_exhaust_host_memory() {
         "{logs}"
     );
 
-    // wasi:filesystem: there is nothing to open.
-    assert_eq!(s.get("/h/fs").await, (200, "directories: 0\n".into()));
+    // wasi:filesystem: one empty root, and every open is denied with the path in the record.
+    assert_eq!(s.get("/h/fs").await, (200, "directories: 1\n".into()));
+    for path in ["etc/passwd", "../../../../proc/self/environ", "."] {
+        let (status, body) = s.get(&format!("/h/fs?{path}")).await;
+        assert_eq!((status, body.as_str()), (200, "open-at refused under /: error 0 (access)\n"), "{path}");
+        let logs = last(&s, "h").await["logs"].as_str().unwrap().to_string();
+        assert!(
+            logs.contains(&format!(
+                "wisp: denied wasi:filesystem open-at \"{path}\": this node grants functions no filesystem"
+            )),
+            "{path}: {logs}"
+        );
+    }
 
     // Outbound HTTP: denied for every target, with the target in the record.
     for target in ["example.com/", "169.254.169.254/latest/meta-data/", &format!("127.0.0.1:{port}/"), "localhost/"] {

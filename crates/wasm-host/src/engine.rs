@@ -104,13 +104,17 @@ impl Shared {
         }
         let engine = Engine::new(&c).map_err(anyhow::Error::from).context("creating the wasmtime engine")?;
 
-        let mut http_linker = wasmtime::component::Linker::new(&engine);
+        let mut http_linker = wasmtime::component::Linker::<HttpState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut http_linker)
             .map_err(anyhow::Error::from)
             .context("linking wasi")?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut http_linker)
             .map_err(anyhow::Error::from)
             .context("linking wasi:http")?;
+        crate::caps::filesystem::link(&mut http_linker, crate::caps::filesystem::EmptyRoot::new()?, |s, line| {
+            s.hooks.logs.note(line)
+        })
+        .context("linking the guests' filesystem")?;
         let mut wagi_linker = wasmtime::Linker::new(&engine);
         wasmtime_wasi::p1::add_to_linker_async(&mut wagi_linker, |s: &mut WagiState| &mut s.wasi)
             .map_err(anyhow::Error::from)

@@ -1,6 +1,7 @@
 //! The state an instance's store holds — one constructor per guest world, so every capability's per-instance
 //! state is built in one place: the WASI context (captured stdout/stderr, env, sockets denied and noted, no
-//! directories), the capped resource table, the outbound HTTP capability and the memory limiter.
+//! directories of its own — the linker's [`crate::caps::filesystem`] hands out the node's empty root), the
+//! capped resource table, the outbound HTTP capability and the memory limiter.
 
 use crate::InvocationCtx;
 use crate::caps::outbound::{Outbound, OutboundHttp};
@@ -67,7 +68,8 @@ impl WasiHttpView for InstanceState {
     }
 }
 
-/// The WASI context of an instance: captured stdout/stderr, the function's env, no directories, and every
+/// The WASI context of an instance: captured stdout/stderr, the function's env, no preopens (see
+/// [`crate::caps::filesystem`]), and every
 /// socket address denied (and noted in the captured output).
 pub(crate) fn wasi_ctx(ctx: &InvocationCtx, logs: &LogPipe) -> WasiCtxBuilder {
     let mut b = WasiCtxBuilder::new();

@@ -2,7 +2,7 @@
 // each (the last path segment, under whatever route), and answers with what happened (the host's side of the story is in the invocation record):
 //   /fields          builds header fields in a loop until the host stops it
 //   /socket?PORT     opens a TCP connection to 127.0.0.1:PORT through wasi:sockets
-//   /fs              counts the directories it was given through wasi:filesystem
+//   /fs[?PATH]       counts the directories it was given through wasi:filesystem; opens PATH in the first
 //   /outbound?URL    sends an outbound HTTP GET to http://URL (authority and path, no scheme)
 //   /whoami          answers with the authority the request carried
 #include <stdio.h>
@@ -83,11 +83,26 @@ static void socket_connect(wasi_http_types_own_response_outparam_t out, const ch
   respond(out, 200, "connected: the sandbox let a socket out\n");
 }
 
-static void fs(wasi_http_types_own_response_outparam_t out) {
+static void fs(wasi_http_types_own_response_outparam_t out, const char *target) {
   wasi_filesystem_preopens_list_tuple2_own_descriptor_string_t dirs;
   wasi_filesystem_preopens_get_directories(&dirs);
-  char msg[64];
-  snprintf(msg, sizeof msg, "directories: %zu\n", dirs.len);
+  char msg[160];
+  if (dirs.len == 0 || !*target) {
+    snprintf(msg, sizeof msg, "directories: %zu\n", dirs.len);
+    respond(out, 200, msg);
+    return;
+  }
+  hostile_string_t path;
+  hostile_string_set(&path, target);
+  wasi_filesystem_types_own_descriptor_t file;
+  wasi_filesystem_types_error_code_t err;
+  if (wasi_filesystem_types_method_descriptor_open_at(wasi_filesystem_types_borrow_descriptor(dirs.ptr[0].f0), 0,
+                                                      &path, 0, WASI_FILESYSTEM_TYPES_DESCRIPTOR_FLAGS_READ, &file,
+                                                      &err))
+    snprintf(msg, sizeof msg, "opened %s under %.*s\n", target, (int)dirs.ptr[0].f1.len, dirs.ptr[0].f1.ptr);
+  else
+    snprintf(msg, sizeof msg, "open-at refused under %.*s: error %d%s\n", (int)dirs.ptr[0].f1.len,
+             dirs.ptr[0].f1.ptr, err, err == WASI_FILESYSTEM_TYPES_ERROR_CODE_ACCESS ? " (access)" : "");
   respond(out, 200, msg);
 }
 
@@ -172,7 +187,7 @@ void exports_wasi_http_incoming_handler_handle(exports_wasi_http_incoming_handle
   memmove(path, name, strlen(name) + 1);
   if (!strcmp(path, "/fields")) fields_loop(out);
   else if (!strcmp(path, "/socket")) socket_connect(out, query ? query : "80");
-  else if (!strcmp(path, "/fs")) fs(out);
+  else if (!strcmp(path, "/fs")) fs(out, query ? query : "");
   else if (!strcmp(path, "/outbound")) outbound(out, query ? query : "");
   else if (!strcmp(path, "/whoami")) respond(out, 200, who);
   else respond(out, 404, "unknown hostile path\n");

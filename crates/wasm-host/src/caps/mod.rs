@@ -5,8 +5,10 @@
 //! and an entry in [`CAPABILITIES`].
 //!
 //! Capabilities today: outbound HTTP ([`outbound`]). The WASI base (clocks, random, io, cli streams and
-//! env, sockets — every address denied —, filesystem — no directories —) is linked for every instance.
+//! env, sockets — every address denied —, filesystem — one empty root, every open denied ([`filesystem`]))
+//! is linked for every instance.
 
+pub(crate) mod filesystem;
 pub mod outbound;
 
 use wisp_core::FunctionSpec;
