@@ -119,6 +119,7 @@ fn plan(a: &Args) -> anyhow::Result<(Vec<Plan>, Option<Name>)> {
                     app: Some(m.app.name.clone()),
                     scaling: f.scaling,
                     allowed_outbound_hosts: f.allowed_outbound_hosts,
+                    events: f.events,
                 },
             })
             .collect();
@@ -167,6 +168,7 @@ fn plan(a: &Args) -> anyhow::Result<(Vec<Plan>, Option<Name>)> {
         limits,
         app: None,
         allowed_outbound_hosts: a.allow_outbound.clone(),
+        events: Default::default(),
     };
     Ok((vec![Plan { name, source: a.path.clone(), spec, scaling_patch: Some(scaling_patch) }], None))
 }

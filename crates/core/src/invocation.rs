@@ -55,4 +55,7 @@ pub struct Event {
     /// The payload.
     #[serde(default)]
     pub data: Vec<u8>,
+    /// Extension attributes (lowercase names), e.g. `traceparent`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub extensions: std::collections::BTreeMap<String, String>,
 }

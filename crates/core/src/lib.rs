@@ -8,6 +8,7 @@
 
 pub mod cgi;
 pub mod error;
+pub mod events;
 pub mod invocation;
 pub mod limits;
 pub mod manifest;

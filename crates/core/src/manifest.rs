@@ -13,6 +13,7 @@
 //! env = { CURRENCY = "EUR" }
 //! limits = { timeout_ms = 5000, memory_mb = 64 }
 //! scaling = { instance_mode = "reuse" }  # "fresh" (default) or "reuse"
+//! events = { retry_attempts = 2, path = "/" }  # async delivery (see `events::EventConfig`)
 //! ```
 
 use crate::spec::SpecError;
@@ -68,6 +69,9 @@ pub struct FunctionManifest {
     /// Hosts the function may send HTTP requests to (`scheme://host[:port]`, see [`crate::outbound`]).
     #[serde(default)]
     pub allowed_outbound_hosts: Vec<String>,
+    /// Delivery of asynchronous invocations and events (see [`crate::events::EventConfig`]).
+    #[serde(default)]
+    pub events: crate::events::EventConfig,
 }
 
 /// A manifest that could not be used. The message names the file, the place and what to change.
@@ -119,6 +123,7 @@ impl FunctionManifest {
             app: None,
             scaling: self.scaling,
             allowed_outbound_hosts: self.allowed_outbound_hosts.clone(),
+            events: self.events.clone(),
         };
         spec.validate()
     }
@@ -175,7 +180,7 @@ source = "legacy.wasm"
         let table: &[(&str, &str)] = &[
             (
                 "[app]\nname = \"a\"\n[[function]]\nname = \"f\"\nsource = \"f.wasm\"\ntimeout = 5\n",
-                "wisp.toml: TOML parse error at line 6, column 1\n  |\n6 | timeout = 5\n  | ^^^^^^^\nunknown field `timeout`, expected one of `name`, `kind`, `source`, `routes`, `env`, `limits`, `scaling`, `allowed_outbound_hosts`",
+                "wisp.toml: TOML parse error at line 6, column 1\n  |\n6 | timeout = 5\n  | ^^^^^^^\nunknown field `timeout`, expected one of `name`, `kind`, `source`, `routes`, `env`, `limits`, `scaling`, `allowed_outbound_hosts`, `events`",
             ),
             (
                 "[app]\nname = \"a\"\n[[function]]\nname = \"f\"\nsource = \"f.wasm\"\nkind = \"lambda\"\n",

@@ -54,6 +54,9 @@ pub struct FunctionSpec {
     /// [`crate::outbound`]). Part of the revision.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allowed_outbound_hosts: Vec<String>,
+    /// Delivery of asynchronous invocations and trigger events (traffic config: not part of the revision).
+    #[serde(default, skip_serializing_if = "crate::events::EventConfig::is_default")]
+    pub events: crate::events::EventConfig,
 }
 
 /// A spec that failed validation.
@@ -71,7 +74,7 @@ pub enum SpecError {
     /// A limit is out of range.
     #[error(transparent)]
     Limit(#[from] crate::limits::LimitError),
-    /// A scaling setting is out of range.
+    /// A scaling or events setting is out of range.
     #[error("{0}")]
     Scaling(String),
     /// The same route appears twice.
@@ -108,6 +111,7 @@ impl FunctionSpec {
         }
         self.limits.validate()?;
         self.scaling.validate().map_err(SpecError::Scaling)?;
+        self.events.validate().map_err(SpecError::Scaling)?;
         crate::outbound::parse_all(&self.allowed_outbound_hosts)?;
         let mut seen = std::collections::HashSet::new();
         for r in &self.routes {
@@ -199,6 +203,9 @@ pub struct FunctionRecord {
     /// Scaling settings.
     #[serde(default)]
     pub scaling: crate::Scaling,
+    /// Event delivery settings.
+    #[serde(default, skip_serializing_if = "crate::events::EventConfig::is_default")]
+    pub events: crate::events::EventConfig,
     /// When the serving revision was switched in, unix milliseconds.
     #[serde(default)]
     pub deployed_at_ms: u64,
@@ -226,6 +233,7 @@ mod tests {
             app: None,
             scaling: crate::Scaling::default(),
             allowed_outbound_hosts: Vec::new(),
+            events: Default::default(),
         }
     }
 

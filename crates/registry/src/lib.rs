@@ -190,8 +190,8 @@ impl Registry {
     /// while the deploy lock is held, before anything is written (the node's capacity checks); `commit`
     /// runs after the function record is stored, still under the lock, so what serves follows the store in
     /// the order the store changed.
-    /// `keep_scaling`: the spec named no scaling, so an existing function keeps its stored settings (a
-    /// routine redeploy never drops `min_instances` or a reservation).
+    /// `keep_scaling`: the spec named no scaling, so an existing function keeps its stored settings, its
+    /// scaling and event delivery (a routine redeploy never drops `min_instances` or a reservation).
     pub async fn deploy(
         &self,
         key: &FunctionKey,
@@ -218,6 +218,7 @@ impl Registry {
         };
         if keep_scaling && let Some((cur, _)) = &current {
             spec.scaling = cur.scaling;
+            spec.events = cur.events.clone();
         }
         check_routes(routes, key, &spec)?;
         check(&spec)?;
@@ -228,6 +229,7 @@ impl Registry {
             && cur.routes == spec.routes
             && cur.app == spec.app
             && cur.scaling == spec.scaling
+            && cur.events == spec.events
         {
             return Ok(Deployed {
                 change: DeployChange::Unchanged,
@@ -264,6 +266,7 @@ impl Registry {
             app: spec.app.clone(),
             routes: spec.routes.clone(),
             scaling: spec.scaling,
+            events: spec.events.clone(),
             revision: revision.clone(),
             deployed_at_ms: now,
             generation: current.as_ref().map_or(1, |(c, _)| c.generation + u64::from(change == DeployChange::Updated)),
