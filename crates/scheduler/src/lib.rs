@@ -527,10 +527,28 @@ impl Scheduler {
     {
         let inv = self.invocation(active, trigger, Input::Http { request, route_prefix: Arc::from(route_prefix) });
         let id = inv.id.clone();
-        let result = self.dispatch(active, inv).await.map(|outcome| match outcome {
-            Outcome::Http(response) => response,
+        let result = self.dispatch(active, inv).await.and_then(|outcome| match outcome {
+            Outcome::Http(response) => Ok(response),
+            Outcome::Event { .. } => {
+                Err(InvokeError::new(wisp_core::ErrorClass::Internal, "an HTTP invocation produced an event outcome"))
+            }
         });
         (id, result)
+    }
+
+    /// One delivery attempt of an event to `active`, as invocation `id` (every attempt of an asynchronous
+    /// invocation has its id): the same dispatch as HTTP — admission, record, report — with the event as
+    /// input. A deadline of `timeout_ms` from now.
+    pub async fn invoke_event(
+        &self,
+        active: &Arc<Active>,
+        trigger: Trigger,
+        id: Arc<str>,
+        delivery: wisp_wasm_host::EventDelivery,
+    ) -> Result<Outcome, InvokeError> {
+        let mut inv = self.invocation::<http_body_util::Full<Bytes>>(active, trigger, Input::Event(delivery));
+        inv.id = id;
+        self.dispatch(active, inv).await
     }
 
     /// The one dispatch entry of every invocation — HTTP requests, API invokes and (later) trigger events:

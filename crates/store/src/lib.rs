@@ -10,6 +10,8 @@
 #![warn(missing_docs)]
 
 pub mod embedded;
+pub mod embedded_queue;
+pub mod queue;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -38,7 +40,7 @@ pub enum Expect {
 }
 
 /// Store failures.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// A compare-and-swap precondition did not hold.
     #[error("concurrent update of {bucket}/{key}: expected {expected:?}, found revision {found:?}")]
@@ -122,4 +124,9 @@ mod tests {
             assert!(check_key(bad).is_err(), "{bad}");
         }
     }
+}
+
+/// Unix time in milliseconds.
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }

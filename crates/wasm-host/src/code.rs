@@ -101,25 +101,13 @@ impl Code {
             (CodeInner::Wagi(wagi), Input::Http { request, .. }) => {
                 crate::exec::wagi::handle(&self.shared, wagi, request, ctx, report).await.map(Outcome::Http)
             }
-            (_, Input::Event(event)) => {
-                let e = InvokeError::new(
-                    wisp_core::ErrorClass::InvalidInput,
-                    format!(
-                        "event `{}` from `{}`: this function's world ({}) takes HTTP requests; events are delivered to functions exporting an event handler",
-                        event.ty,
-                        event.source,
-                        self.world()
-                    ),
-                );
-                (report)(crate::Report {
-                    id: ctx.id.clone(),
-                    outcome: Err(e.clone()),
-                    phases: Default::default(),
-                    cold: false,
-                    logs: Default::default(),
-                    usage: Default::default(),
-                });
-                Err(e)
+            (inner, Input::Event(delivery)) => {
+                let req = crate::exec::event::request(&delivery, &ctx.id);
+                let resp = match inner {
+                    CodeInner::Http(pre) => crate::exec::http::handle(&self.shared, pre, req, ctx, report, pool).await,
+                    CodeInner::Wagi(wagi) => crate::exec::wagi::handle(&self.shared, wagi, req, ctx, report).await,
+                }?;
+                Ok(crate::exec::event::outcome(resp).await)
             }
         }
     }

@@ -67,15 +67,39 @@ pub enum Input<B> {
         /// The matched route's path prefix.
         route_prefix: Arc<str>,
     },
-    /// An event from a trigger.
-    Event(Event),
+    /// An event from a trigger or the async invocation API.
+    Event(EventDelivery),
+}
+
+/// One delivery attempt of an event.
+#[derive(Debug, Clone)]
+pub struct EventDelivery {
+    /// The event.
+    pub event: Arc<Event>,
+    /// Which attempt this is, from 1 (the handler sees it as `ce-wispattempt`).
+    pub attempt: u32,
+    /// The path the event is POSTed to (the function's `events.path`).
+    pub path: Arc<str>,
 }
 
 /// What an invocation produced.
 pub enum Outcome {
     /// The response (its body may still be streaming from the guest).
     Http(http::Response<ResponseBody>),
+    /// An event's delivery: the handler's status, its `Retry-After` (if any, in ms) and the start of its
+    /// response body (at most [`EVENT_RESULT_BYTES`]).
+    Event {
+        /// The handler's HTTP status.
+        status: u16,
+        /// Its `Retry-After`, in milliseconds (seconds form only).
+        retry_after_ms: Option<u64>,
+        /// The start of the response body.
+        body: bytes::Bytes,
+    },
 }
+
+/// How much of an event handler's response body is kept with its result.
+pub const EVENT_RESULT_BYTES: usize = 64 * 1024;
 
 /// What an executor needs besides the input.
 #[derive(Debug, Clone)]

@@ -18,7 +18,8 @@ pub struct InvokeError {
 }
 
 impl InvokeError {
-    pub(crate) fn new(class: ErrorClass, message: impl Into<String>) -> Self {
+    /// A failure of `class`.
+    pub fn new(class: ErrorClass, message: impl Into<String>) -> Self {
         InvokeError { class, message: message.into() }
     }
 }
