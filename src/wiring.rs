@@ -45,7 +45,7 @@ pub async fn build(config: NodeConfig) -> anyhow::Result<Node> {
     let host = Host::new(config.host)?;
     let registry = Arc::new(Registry::new(store, host, config.data_dir.join("compiled"), config.max_artifact_bytes));
     let tasks = registry.host().tasks().clone();
-    let scheduler = Arc::new(Scheduler::new(wisp_scheduler::DEFAULT_LOG_RING, config.max_concurrency, tasks));
+    let scheduler = Arc::new(Scheduler::new(wisp_scheduler::DEFAULT_LOG_RING, config.max_concurrency, tasks.clone()));
     let loaded = registry.load_all().await?;
     let functions_loaded = loaded.len();
     let mut keys = Vec::new();
@@ -60,10 +60,22 @@ pub async fn build(config: NodeConfig) -> anyhow::Result<Node> {
         }
     }
     scheduler.spawn_autoscaler(config.autoscale_tick);
+    // Asynchronous invocations: their own database file (group commit, synchronous = FULL for enqueues).
+    let queue = wisp_store::embedded_queue::EmbeddedQueue::open(&config.data_dir.join("store").join("queue.sqlite3"))
+        .with_context(|| format!("opening the event queue in {}", config.data_dir.display()))?;
+    let events = wisp_events::Events::new(Arc::new(queue), scheduler.clone(), tasks.clone())
+        .await
+        .context("reading the event queue")?;
+    events.start();
     let token_created = token_created.then(|| token.clone());
-    let api =
-        wisp_api::router(Arc::new(Api { registry, scheduler: scheduler.clone(), token, started: Instant::now() }));
-    let gateway = Arc::new(Gateway { scheduler, api, config: config.gateway });
+    let api = wisp_api::router(Arc::new(Api {
+        registry,
+        scheduler: scheduler.clone(),
+        events: events.clone(),
+        token,
+        started: Instant::now(),
+    }));
+    let gateway = Arc::new(Gateway { scheduler, api, events, config: config.gateway });
     Ok(Node { gateway, _lock: lock, token_created, functions_loaded })
 }
 

@@ -14,8 +14,15 @@
 //! | GET | /_wisp/v1/namespaces/{ns}/functions/{name}/logs?limit=N | recent invocations with guest output |
 //! | GET, PUT | /_wisp/v1/namespaces/{ns}/functions/{name}/scaling | scaling settings, applied without a redeploy |
 //! | any | /_wisp/v1/namespaces/{ns}/functions/{name}/invoke[/{path}] | invoke directly, bypassing routes |
+//! | POST | /_wisp/v1/namespaces/{ns}/functions/{name}/invocations | queue an event (data, or a CloudEvent in binary, structured or batch mode) → 202 `{id, duplicate}` once durable |
+//! | GET | /_wisp/v1/namespaces/{ns}/functions/{name}/invocations/{id} | an asynchronous invocation: state, attempts, timings, result |
+//! | GET | /_wisp/v1/namespaces/{ns}/functions/{name}/dead-letters[?state=S&limit=N] | dead letters (or invocations in state S) |
+//! | POST | /_wisp/v1/namespaces/{ns}/functions/{name}/dead-letters/redrive | queue dead letters again (`{"ids": [...]}` or all) |
+//! | POST | /_wisp/v1/namespaces/{ns}/functions/{name}/dead-letters/purge | delete dead letters (`{"ids": [...]}` or all) |
 
 #![warn(missing_docs)]
+
+pub mod invocations;
 
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::StatusCode;
@@ -36,6 +43,8 @@ pub struct Api {
     pub registry: Arc<Registry>,
     /// Live serving state.
     pub scheduler: Arc<Scheduler>,
+    /// Asynchronous invocations.
+    pub events: Arc<wisp_events::Events>,
     /// The bearer token.
     pub token: String,
     /// When the node started.
@@ -107,6 +116,11 @@ pub fn router(api: Arc<Api>) -> Router {
         .route(&format!("{fns}/{{name}}/scaling"), get(get_scaling).put(put_scaling).patch(patch_scaling))
         .route(&format!("{fns}/{{name}}/invoke"), any(invoke))
         .route(&format!("{fns}/{{name}}/invoke/{{*rest}}"), any(invoke))
+        .route(&format!("{fns}/{{name}}/invocations"), post(invocations::post))
+        .route(&format!("{fns}/{{name}}/invocations/{{id}}"), get(invocations::get_one))
+        .route(&format!("{fns}/{{name}}/dead-letters"), get(invocations::list))
+        .route(&format!("{fns}/{{name}}/dead-letters/redrive"), post(invocations::redrive))
+        .route(&format!("{fns}/{{name}}/dead-letters/purge"), post(invocations::purge))
         .fallback(|| async {
             ApiError::new(ErrorClass::NotFound, "no such API endpoint; see the API table in crates/api")
         })

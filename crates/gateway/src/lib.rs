@@ -91,6 +91,8 @@ pub struct Gateway {
     pub scheduler: Arc<Scheduler>,
     /// The control API.
     pub api: axum::Router,
+    /// Asynchronous invocations (`X-Wisp-Invocation-Type: Event` on a function's route).
+    pub events: Arc<wisp_events::Events>,
     /// Settings.
     pub config: GatewayConfig,
 }
@@ -202,6 +204,7 @@ impl Gateway {
         // The autoscaler stops and queued requests get 503 first; then running requests, and the guests,
         // teardown and prewarm still in the background, get the drain budget together.
         self.scheduler.shut_down();
+        self.events.shut_down();
         tracing::info!("draining in-flight requests");
         let drain = Duration::from_secs(self.config.drain_timeout_seconds);
         let drained = async {
@@ -261,6 +264,11 @@ impl Gateway {
         };
         if let Some(authority) = rewrite {
             give_guest_authority(&mut parts, &authority);
+        }
+        if wisp_events::wants_async(&parts.headers) {
+            let req = http::Request::from_parts(parts, body);
+            let resp = wisp_api::invocations::accept(&self.events, &target.active.record.key, req).await;
+            return resp.map(|b| b.map_err(|e| Box::new(e) as BoxError).boxed_unsync());
         }
         let req = http::Request::from_parts(parts, body);
         let (id, result) = self.scheduler.invoke_http(&target.active, Trigger::Http, &target.route.path, req).await;

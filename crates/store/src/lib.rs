@@ -111,6 +111,11 @@ pub fn check_key(key: &str) -> Result<()> {
     if ok { Ok(()) } else { Err(StoreError::InvalidKey(key.to_string())) }
 }
 
+/// Unix time in milliseconds.
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,9 +129,4 @@ mod tests {
             assert!(check_key(bad).is_err(), "{bad}");
         }
     }
-}
-
-/// Unix time in milliseconds.
-pub(crate) fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }

@@ -59,6 +59,8 @@ pub struct Invocation<B> {
 }
 
 /// An invocation's input.
+// The HTTP variant is the hot path: boxing it would cost an allocation per request.
+#[allow(clippy::large_enum_variant)]
 pub enum Input<B> {
     /// An HTTP request, with the path prefix of the route that matched (WAGI `SCRIPT_NAME`).
     Http {
