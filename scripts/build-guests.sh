@@ -51,6 +51,7 @@ hello-c    c-proxy   examples/hello-c        -
 echo-c     c-proxy   examples/echo-c         -
 hello-py   py        examples/hello-py       -
 echo-py    py        examples/echo-py        -
+event-py   py        examples/event-py       -
 counter-py py        tests/guests/counter-py -
 hello-js   js        examples/hello-js       -
 echo-js    js        examples/echo-js        -

@@ -52,6 +52,10 @@ enum Command {
     Logs(commands::logs::Args),
     /// Show the server's status, or one function's.
     Status(commands::status::Args),
+    /// Show an asynchronous invocation: state, attempts, timings, result.
+    Invocation(commands::events::InvocationArgs),
+    /// The dead-letter queue: ls, show, redrive, purge.
+    Dlq(commands::events::DlqArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -73,6 +77,8 @@ fn main() -> std::process::ExitCode {
             Command::Scale(a) => commands::scale::run(&cli.global, a).await,
             Command::Logs(a) => commands::logs::run(&cli.global, a).await,
             Command::Status(a) => commands::status::run(&cli.global, a).await,
+            Command::Invocation(a) => commands::events::invocation(&cli.global, a).await,
+            Command::Dlq(a) => commands::events::dlq(&cli.global, a).await,
         }
     });
     match result {

@@ -26,6 +26,11 @@ pub struct Args {
     /// Also print the status line and response headers (to stderr).
     #[arg(long, short = 'i', env = "WISP_INVOKE_INCLUDE")]
     include: bool,
+    /// Queue the body as an event instead (202 once durable) and print the invocation id; follow it with
+    /// `wisp invocation ID`. Headers pass through (`-H 'content-type: application/cloudevents+json'` sends
+    /// a structured CloudEvent).
+    #[arg(long = "async", env = "WISP_INVOKE_ASYNC")]
+    is_async: bool,
 }
 
 pub async fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
@@ -46,6 +51,23 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
         None if body.is_some() => Method::POST,
         None => Method::GET,
     };
+    if a.is_async {
+        let mut req = client.request(Method::POST, &client.function_path(Some(&a.name), "/invocations"));
+        for h in &a.headers {
+            let (k, v) = h.split_once(':').with_context(|| format!("--header `{h}`: write `name: value`"))?;
+            req = req.header(k.trim(), v.trim());
+        }
+        let accepted: serde_json::Value = client.json(req.body(body.unwrap_or_default())).await?;
+        match accepted.get("id").and_then(|v| v.as_str()) {
+            Some(id) if accepted.get("duplicate").and_then(|v| v.as_bool()) == Some(true) => {
+                println!("{id}");
+                eprintln!("wisp: a duplicate of invocation {id} (same event source and id); not queued again");
+            }
+            Some(id) => println!("{id}"),
+            None => println!("{accepted}"),
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let suffix = match a.path.trim_start_matches('/') {
         "" => "/invoke".to_string(),
         p => format!("/invoke/{p}"),

@@ -1,6 +1,7 @@
 //! One file per subcommand.
 
 pub mod deploy;
+pub mod events;
 pub mod invoke;
 pub mod logs;
 pub mod ls;

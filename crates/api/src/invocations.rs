@@ -132,6 +132,16 @@ pub(crate) async fn get_one(
     }
 }
 
+pub(crate) async fn get_by_id(State(api): State<Arc<Api>>, Path(id): Path<String>) -> ApiResult<Json<InvocationView>> {
+    match api.events.get(&id).await? {
+        Some(v) => Ok(Json(v)),
+        None => Err(ApiError::new(
+            ErrorClass::NotFound,
+            format!("no asynchronous invocation `{id}` (settled ones are kept for a day, dead letters for 14 days)"),
+        )),
+    }
+}
+
 #[derive(Deserialize)]
 pub(crate) struct ListQuery {
     limit: Option<usize>,

@@ -15,6 +15,7 @@
 //! | GET, PUT | /_wisp/v1/namespaces/{ns}/functions/{name}/scaling | scaling settings, applied without a redeploy |
 //! | any | /_wisp/v1/namespaces/{ns}/functions/{name}/invoke[/{path}] | invoke directly, bypassing routes |
 //! | POST | /_wisp/v1/namespaces/{ns}/functions/{name}/invocations | queue an event (data, or a CloudEvent in binary, structured or batch mode) → 202 `{id, duplicate}` once durable |
+//! | GET | /_wisp/v1/invocations/{id} | the same, by id alone |
 //! | GET | /_wisp/v1/namespaces/{ns}/functions/{name}/invocations/{id} | an asynchronous invocation: state, attempts, timings, result |
 //! | GET | /_wisp/v1/namespaces/{ns}/functions/{name}/dead-letters[?state=S&limit=N] | dead letters (or invocations in state S) |
 //! | POST | /_wisp/v1/namespaces/{ns}/functions/{name}/dead-letters/redrive | queue dead letters again (`{"ids": [...]}` or all) |
@@ -116,6 +117,7 @@ pub fn router(api: Arc<Api>) -> Router {
         .route(&format!("{fns}/{{name}}/scaling"), get(get_scaling).put(put_scaling).patch(patch_scaling))
         .route(&format!("{fns}/{{name}}/invoke"), any(invoke))
         .route(&format!("{fns}/{{name}}/invoke/{{*rest}}"), any(invoke))
+        .route("/_wisp/v1/invocations/{id}", get(invocations::get_by_id))
         .route(&format!("{fns}/{{name}}/invocations"), post(invocations::post))
         .route(&format!("{fns}/{{name}}/invocations/{{id}}"), get(invocations::get_one))
         .route(&format!("{fns}/{{name}}/dead-letters"), get(invocations::list))
