@@ -54,13 +54,35 @@ async fn examples_app_serves_every_language() {
 
     // The CLI sees them all.
     let ls = stdout(&s.cli(&["ls"]));
-    for name in ["hello-c", "echo-c", "hello-py", "echo-py", "hello-js", "echo-js", "hello-wagi", "primes-wagi"] {
+    for name in
+        ["hello-c", "echo-c", "hello-py", "echo-py", "hello-js", "echo-js", "hello-wagi", "primes-wagi", "events"]
+    {
         assert!(ls.contains(name), "ls lacks {name}:\n{ls}");
     }
     // `wisp invoke` bypasses routes.
     let inv = s.cli(&["invoke", "hello-py"]);
     assert!(inv.status.success(), "{}", stderr(&inv));
     assert_eq!(stdout(&inv), "Hello from Python!\n");
+    // The event handler takes an event queued on its route.
+    let r = s
+        .http
+        .post(format!("{}/events", s.url))
+        .header("x-wisp-invocation-type", "Event")
+        .body("hi")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let id = r.headers()["x-wisp-invocation-id"].to_str().unwrap().to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let out = stdout(&s.cli(&["invocation", &id]));
+        if out.contains("state       succeeded") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline && !out.contains("dead_lettered"), "{out}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 
 /// WAGI gets CGI meta-variables: the path below the route prefix, the method, the query.
