@@ -385,8 +385,11 @@ impl Events {
             if claimed > 0 {
                 continue;
             }
-            // Nothing due: sleep until the next event is due, something is accepted or a delivery ends.
-            let wait = match self.queue.next_due_ms().await {
+            // Nothing claimed. With claimed events waiting for a slot, only a delivery's end can change
+            // that; otherwise sleep until the next event is due, something is accepted or a delivery ends.
+            let waiting = backlog.lock().values().any(|q| !q.is_empty());
+            let wait = if waiting { Ok(None) } else { self.queue.next_due_ms().await };
+            let wait = match wait {
                 Ok(Some(due)) => due.saturating_sub(now_ms()).clamp(1, 1000),
                 Ok(None) => 1000,
                 Err(_) => 1000,

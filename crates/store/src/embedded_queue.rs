@@ -255,32 +255,30 @@ impl QueueStore for EmbeddedQueue {
         let durable = matches!(settle, Settle::Failed { .. });
         self.run(durable, move |conn| {
             let now = now_ms as i64;
+            // Statements cached per connection: settling is the writer's most frequent operation.
             match settle {
-                Settle::Succeeded { status, body } => conn.execute(
-                    "UPDATE invocations SET state = 'succeeded', attempts = attempts + 1, status = ?2, result = ?3,
-                     error_code = NULL, error = NULL, updated_ms = ?4 WHERE id = ?1",
-                    params![id, status, body, now],
-                ),
-                Settle::Retry { at_ms, spent, status, error } => conn.execute(
-                    "UPDATE invocations SET state = 'queued', not_before_ms = ?2, lease_until_ms = 0,
-                     attempts = attempts + ?3, throttled = throttled + (1 - ?3), status = coalesce(?4, status),
-                     error = ?5, updated_ms = ?6 WHERE id = ?1",
-                    params![id, at_ms as i64, i64::from(spent), status, error, now],
-                ),
-                Settle::Failed { dead_letter, spent, code, error, status, body } => conn.execute(
-                    "UPDATE invocations SET state = ?2, attempts = attempts + ?3, error_code = ?4, error = ?5,
-                     status = coalesce(?6, status), result = ?7, updated_ms = ?8 WHERE id = ?1",
-                    params![
-                        id,
-                        if dead_letter { State::DeadLettered.as_str() } else { State::Failed.as_str() },
-                        i64::from(spent),
-                        code,
-                        error,
-                        status,
-                        body,
-                        now
-                    ],
-                ),
+                Settle::Succeeded { status, body } => conn
+                    .prepare_cached(
+                        "UPDATE invocations SET state = 'succeeded', attempts = attempts + 1, status = ?2, result = ?3,
+                         error_code = NULL, error = NULL, updated_ms = ?4 WHERE id = ?1",
+                    )
+                    .and_then(|mut st| st.execute(params![id, status, body, now])),
+                Settle::Retry { at_ms, spent, status, error } => conn
+                    .prepare_cached(
+                        "UPDATE invocations SET state = 'queued', not_before_ms = ?2, lease_until_ms = 0,
+                         attempts = attempts + ?3, throttled = throttled + (1 - ?3), status = coalesce(?4, status),
+                         error = ?5, updated_ms = ?6 WHERE id = ?1",
+                    )
+                    .and_then(|mut st| st.execute(params![id, at_ms as i64, i64::from(spent), status, error, now])),
+                Settle::Failed { dead_letter, spent, code, error, status, body } => conn
+                    .prepare_cached(
+                        "UPDATE invocations SET state = ?2, attempts = attempts + ?3, error_code = ?4, error = ?5,
+                         status = coalesce(?6, status), result = ?7, updated_ms = ?8 WHERE id = ?1",
+                    )
+                    .and_then(|mut st| {
+                        let state = if dead_letter { State::DeadLettered } else { State::Failed };
+                        st.execute(params![id, state.as_str(), i64::from(spent), code, error, status, body, now])
+                    }),
             }
             .map(|_| ())
             .map_err(sql)
@@ -290,11 +288,10 @@ impl QueueStore for EmbeddedQueue {
 
     async fn next_due_ms(&self) -> Result<Option<u64>> {
         self.run(false, |conn| {
-            conn.query_row("SELECT min(not_before_ms) FROM invocations WHERE state = 'queued'", [], |r| {
-                r.get::<_, Option<i64>>(0)
-            })
-            .map(|v| v.map(|v| v as u64))
-            .map_err(sql)
+            let mut st = conn
+                .prepare_cached("SELECT min(not_before_ms) FROM invocations WHERE state = 'queued'")
+                .map_err(sql)?;
+            st.query_row([], |r| r.get::<_, Option<i64>>(0)).map(|v| v.map(|v| v as u64)).map_err(sql)
         })
         .await
     }
