@@ -366,11 +366,37 @@ impl Events {
             let free = MAX_DELIVERIES.saturating_sub(total.load(Ordering::Relaxed) as usize);
             let backlog_len: usize = backlog.lock().values().map(VecDeque::len).sum();
             let mut claimed = 0;
+            let mut asked = false;
             if free > 0 && backlog_len < MAX_DELIVERIES {
-                // Functions at their concurrency limit (or with claimed events waiting) are skipped.
-                let exclude: Vec<String> =
-                    backlog.lock().iter().filter(|(_, q)| !q.is_empty()).map(|(f, _)| f.clone()).collect();
-                match self.queue.claim(now, LEASE_MS, free.min(256), exclude).await {
+                // Each function with events pending and free slots asks for as many as it can start;
+                // functions with claimed events still waiting are skipped.
+                let wants: Vec<(String, usize)> = {
+                    let b = backlog.lock();
+                    let r = running.lock();
+                    let mut budget = free.min(256);
+                    let mut wants = Vec::new();
+                    for (function, state) in self.functions.lock().iter() {
+                        if budget == 0 {
+                            break;
+                        }
+                        if state.pending.load(Ordering::Relaxed) == 0 || b.get(function).is_some_and(|q| !q.is_empty())
+                        {
+                            continue;
+                        }
+                        let limit = parse_key(function)
+                            .and_then(|k| self.scheduler.get(&k))
+                            .map_or(1, |a| a.record.events.max_concurrency as usize);
+                        let n = limit.saturating_sub(r.get(function).copied().unwrap_or(0)).min(budget);
+                        if n > 0 {
+                            budget -= n;
+                            wants.push((function.clone(), n));
+                        }
+                    }
+                    wants
+                };
+                asked = !wants.is_empty();
+                let result = if asked { self.queue.claim(now, LEASE_MS, wants).await } else { Ok(Vec::new()) };
+                match result {
                     Ok(events) => {
                         claimed = events.len();
                         let mut b = backlog.lock();
@@ -385,9 +411,11 @@ impl Events {
             if claimed > 0 {
                 continue;
             }
-            // Nothing claimed. With claimed events waiting for a slot, only a delivery's end can change
-            // that; otherwise sleep until the next event is due, something is accepted or a delivery ends.
-            let waiting = backlog.lock().values().any(|q| !q.is_empty());
+            // Nothing claimed. With every function that has events at its limit (or claimed events waiting
+            // for a slot), only a delivery's end or an accept can change that; otherwise sleep until the next
+            // event is due, something is accepted or a delivery ends.
+            // (Nobody asked: every function with pending events is at its concurrency limit.)
+            let waiting = !asked || backlog.lock().values().any(|q| !q.is_empty());
             let wait = if waiting { Ok(None) } else { self.queue.next_due_ms().await };
             let wait = match wait {
                 Ok(Some(due)) => due.saturating_sub(now_ms()).clamp(1, 1000),

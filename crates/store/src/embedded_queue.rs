@@ -57,7 +57,7 @@ CREATE TABLE IF NOT EXISTS invocations (
     UNIQUE (function, source, event_id)
 );
 CREATE INDEX IF NOT EXISTS invocations_due ON invocations (state, not_before_ms, seq);
-CREATE INDEX IF NOT EXISTS invocations_function ON invocations (function, state, seq);
+CREATE INDEX IF NOT EXISTS invocations_function_due ON invocations (function, state, not_before_ms, seq);
 ";
 
 impl EmbeddedQueue {
@@ -216,34 +216,44 @@ impl QueueStore for EmbeddedQueue {
         .await
     }
 
-    async fn claim(&self, now_ms: u64, lease_ms: u64, limit: usize, exclude: Vec<String>) -> Result<Vec<Leased>> {
+    async fn claim(&self, now_ms: u64, lease_ms: u64, wants: Vec<(String, usize)>) -> Result<Vec<Leased>> {
         self.run(false, move |conn| {
             let now = now_ms as i64;
-            let exclude = serde_json_array(&exclude);
+            // Per function, from the (function, state, not_before_ms) index: O(claimed), however many
+            // events of other functions (or of this one, later) are waiting.
             let mut stmt = conn
                 .prepare_cached(
                     "UPDATE invocations SET state = 'running', lease_until_ms = ?1, updated_ms = ?2
                      WHERE seq IN (
-                         SELECT seq FROM invocations
-                         WHERE ((state = 'queued' AND not_before_ms <= ?2) OR (state = 'running' AND lease_until_ms < ?2))
-                           AND function NOT IN (SELECT value FROM json_each(?3))
-                         ORDER BY not_before_ms, seq LIMIT ?4)
+                         SELECT seq FROM invocations WHERE function = ?3 AND state = 'queued' AND not_before_ms <= ?2
+                         UNION ALL
+                         SELECT seq FROM invocations WHERE function = ?3 AND state = 'running' AND lease_until_ms < ?2
+                         ORDER BY 1 LIMIT ?4)
                      RETURNING id, function, attrs, data, attempts, created_ms",
                 )
                 .map_err(sql)?;
-            let rows = stmt
-                .query_map(params![now + lease_ms as i64, now, exclude, limit as i64], |r| {
-                    Ok(Leased {
-                        id: r.get(0)?,
-                        function: r.get(1)?,
-                        attrs: r.get(2)?,
-                        data: r.get(3)?,
-                        attempts: r.get(4)?,
-                        created_ms: r.get::<_, i64>(5)? as u64,
+            let mut out = Vec::new();
+            for (function, n) in wants {
+                if n == 0 {
+                    continue;
+                }
+                let rows = stmt
+                    .query_map(params![now + lease_ms as i64, now, function, n as i64], |r| {
+                        Ok(Leased {
+                            id: r.get(0)?,
+                            function: r.get(1)?,
+                            attrs: r.get(2)?,
+                            data: r.get(3)?,
+                            attempts: r.get(4)?,
+                            created_ms: r.get::<_, i64>(5)? as u64,
+                        })
                     })
-                })
-                .map_err(sql)?;
-            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sql)
+                    .map_err(sql)?;
+                for row in rows {
+                    out.push(row.map_err(sql)?);
+                }
+            }
+            Ok(out)
         })
         .await
     }
@@ -393,12 +403,15 @@ mod tests {
         assert_eq!(out, vec![Enqueued::New, Enqueued::New, Enqueued::Duplicate("a".into())]);
         q.enqueue(vec![ev("d", "ns/g", "1")]).await.unwrap();
         let now = crate::now_ms();
-        // `ns/g` excluded; the lease hides claimed events from the next claim.
-        let got = q.claim(now, 60_000, 10, vec!["ns/g".into()]).await.unwrap();
-        assert_eq!(got.iter().map(|l| l.id.as_str()).collect::<Vec<_>>(), ["a", "b"]);
-        assert!(q.claim(now, 60_000, 10, vec!["ns/g".into()]).await.unwrap().is_empty());
+        // Only the functions asked for, at most as many as asked; the lease hides claimed events.
+        let f = |n| vec![("ns/f".to_string(), n)];
+        let got = q.claim(now, 60_000, f(1)).await.unwrap();
+        assert_eq!(got.iter().map(|l| l.id.as_str()).collect::<Vec<_>>(), ["a"]);
+        let got = q.claim(now, 60_000, f(10)).await.unwrap();
+        assert_eq!(got.iter().map(|l| l.id.as_str()).collect::<Vec<_>>(), ["b"]);
+        assert!(q.claim(now, 60_000, f(10)).await.unwrap().is_empty());
         // An expired lease is claimed again.
-        assert_eq!(q.claim(now + 60_001, 1000, 10, vec!["ns/g".into()]).await.unwrap().len(), 2);
+        assert_eq!(q.claim(now + 60_001, 1000, f(10)).await.unwrap().len(), 2);
         q.settle("a", Settle::Succeeded { status: 200, body: b"ok".to_vec() }, now).await.unwrap();
         q.settle("b", Settle::Retry { at_ms: now + 5000, spent: false, status: None, error: "throttled".into() }, now)
             .await
@@ -407,8 +420,8 @@ mod tests {
         assert_eq!((b.state, b.attempts, b.throttled, b.not_before_ms), (State::Queued, 0, 1, now + 5000));
         // `d` (of `ns/g`) is due now.
         assert!(q.next_due_ms().await.unwrap().is_some_and(|due| due <= now), "d is due");
-        assert!(q.claim(now + 1, 1000, 10, vec!["ns/g".into()]).await.unwrap().is_empty());
-        let got = q.claim(now + 5000, 1000, 10, vec!["ns/g".into()]).await.unwrap();
+        assert!(q.claim(now + 1, 1000, f(10)).await.unwrap().is_empty());
+        let got = q.claim(now + 5000, 1000, f(10)).await.unwrap();
         assert_eq!(got.len(), 1);
         let failed = Settle::Failed {
             dead_letter: true,
@@ -441,10 +454,10 @@ mod tests {
         {
             let q = EmbeddedQueue::open(&path).unwrap();
             q.enqueue(vec![ev("a", "ns/f", "1")]).await.unwrap();
-            assert_eq!(q.claim(crate::now_ms(), 600_000, 10, vec![]).await.unwrap().len(), 1);
+            assert_eq!(q.claim(crate::now_ms(), 600_000, vec![("ns/f".into(), 10)]).await.unwrap().len(), 1);
         }
         let q = EmbeddedQueue::open(&path).unwrap();
-        assert_eq!(q.claim(crate::now_ms(), 600_000, 10, vec![]).await.unwrap().len(), 1);
+        assert_eq!(q.claim(crate::now_ms(), 600_000, vec![("ns/f".into(), 10)]).await.unwrap().len(), 1);
     }
 
     #[tokio::test]

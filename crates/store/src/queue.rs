@@ -169,9 +169,10 @@ pub struct Info {
 pub trait QueueStore: Send + Sync + 'static {
     /// Stores `events` durably (returns only once they are on disk), in order; one result per event.
     async fn enqueue(&self, events: Vec<NewEvent>) -> Result<Vec<Enqueued>>;
-    /// Claims up to `limit` events due at `now_ms` (queued, or running with an expired lease), oldest due
-    /// first, skipping the functions in `exclude`; each is leased until `now_ms + lease_ms`.
-    async fn claim(&self, now_ms: u64, lease_ms: u64, limit: usize, exclude: Vec<String>) -> Result<Vec<Leased>>;
+    /// Claims, for each `(function, n)` of `wants`, up to `n` of its events due at `now_ms` (queued, or
+    /// running with an expired lease), oldest due first; each is leased until `now_ms + lease_ms`. The cost
+    /// is in the events claimed, not in the events waiting.
+    async fn claim(&self, now_ms: u64, lease_ms: u64, wants: Vec<(String, usize)>) -> Result<Vec<Leased>>;
     /// Settles a claimed event.
     async fn settle(&self, id: &str, settle: Settle, now_ms: u64) -> Result<()>;
     /// When the next queued event is due, if any is queued.
