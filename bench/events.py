@@ -30,23 +30,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import run as bench  # noqa: E402
 
+# The POST (and its token) ahead of run.py's status-counting script.
 POST_LUA = r"""
-local threads = {}
-function setup(thread) table.insert(threads, thread) end
-function init(args) statuses = {} end
 wrk.method = "POST"
 wrk.body = "event"
 wrk.headers["Content-Type"] = "text/plain"
 wrk.headers["Authorization"] = "Bearer TOKEN"
-function response(status, headers, body) statuses[status] = (statuses[status] or 0) + 1 end
-function done(summary, latency, requests)
-  local total = {}
-  for _, t in ipairs(threads) do
-    for code, n in pairs(t:get("statuses")) do total[code] = (total[code] or 0) + n end
-  end
-  for code, n in pairs(total) do io.write(string.format("wisp-bench-status %d %d\n", code, n)) end
-end
-"""
+""" + bench.STATUS_LUA
 
 
 def invocations(api: bench.Api, name: str) -> int:

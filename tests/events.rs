@@ -48,6 +48,15 @@ async fn settled(s: &Server, id: &str, state: &str) -> Value {
     }
 }
 
+/// Waits (bounded) until a record of `name` has `needle` in its captured output.
+async fn logged(s: &Server, name: &str, needle: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !s.logs(name).await.iter().any(|r| r["logs"].as_str().unwrap_or("").contains(needle)) {
+        assert!(std::time::Instant::now() < deadline, "no record of {name} logged {needle:?}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 /// What the event-py handler answered: its JSON summary of the delivery.
 fn summary(v: &Value) -> Value {
     serde_json::from_str(v["result"].as_str().unwrap()).unwrap_or_else(|e| panic!("{e}: {v}"))
@@ -154,16 +163,7 @@ async fn failures_are_retried_dead_lettered_and_redriven() {
     assert!(stdout(&out).contains("state       dead_lettered") && stdout(&out).contains("payload"), "{}", stdout(&out));
 
     // The failure record reached the destination, as an event of its own.
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while !s
-        .logs("sink")
-        .await
-        .iter()
-        .any(|r| r["logs"].as_str().unwrap_or("").contains("type dev.wisp.invocation.failure"))
-    {
-        assert!(std::time::Instant::now() < deadline, "no failure record at the destination");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    logged(&s, "sink", "type dev.wisp.invocation.failure").await;
 
     // A fixed redeploy, then a redrive: it succeeds with fresh attempts, and the success record follows.
     s.deploy("h", "event-py", json!({"routes": ["/h"], "events": events})).await;
@@ -172,16 +172,7 @@ async fn failures_are_retried_dead_lettered_and_redriven() {
     let v = settled(&s, &id, "succeeded").await;
     assert_eq!(v["attempts"].as_u64(), Some(1), "{v}");
     assert_eq!(summary(&v)["data"], "payload");
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while !s
-        .logs("sink")
-        .await
-        .iter()
-        .any(|r| r["logs"].as_str().unwrap_or("").contains("type dev.wisp.invocation.success"))
-    {
-        assert!(std::time::Instant::now() < deadline, "no success record at the destination");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    logged(&s, "sink", "type dev.wisp.invocation.success").await;
 
     // A 4xx answer is not retried.
     let id = accept(&s, "h", None, "status:404").await;

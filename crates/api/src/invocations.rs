@@ -82,11 +82,7 @@ where
         Ok(Err(e)) => return Err(ApiError::new(ErrorClass::InvalidInput, format!("reading the event body: {e}"))),
         Ok(Ok(b)) => b.to_bytes().to_vec(),
     };
-    let batch = parts
-        .headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("application/cloudevents-batch+json"));
+    let batch = wisp_events::is_batch(&parts.headers);
     let list = wisp_events::events_from_request(key, &parts.headers, body)?;
     let mut accepted = Vec::with_capacity(list.len());
     for event in list {

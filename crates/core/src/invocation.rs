@@ -44,16 +44,16 @@ pub struct Event {
     #[serde(rename = "type")]
     pub ty: String,
     /// What it is about, if anything.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
     /// When, unix milliseconds.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_ms: Option<u64>,
     /// Media type of `data`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_content_type: Option<String>,
-    /// The payload.
-    #[serde(default)]
+    /// The payload (left out when empty, so the attributes alone serialise as a small JSON object).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub data: Vec<u8>,
     /// Extension attributes (lowercase names), e.g. `traceparent`.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]

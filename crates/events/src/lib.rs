@@ -10,7 +10,7 @@
 #![warn(missing_docs)]
 
 use parking_lot::Mutex;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -18,7 +18,7 @@ use std::time::Duration;
 use wisp_core::events::{EventConfig, Verdict, verdict};
 use wisp_core::invocation::{Event, Trigger};
 use wisp_core::{ErrorClass, FunctionKey};
-use wisp_scheduler::{Active, Scheduler};
+use wisp_scheduler::{Active, Scheduler, cap_text};
 use wisp_store::queue::{Enqueued, Info, Leased, NewEvent, QueueStore, Settle, State};
 use wisp_wasm_host::{EventDelivery, Outcome};
 
@@ -61,35 +61,11 @@ pub struct Accepted {
     pub duplicate: bool,
 }
 
-/// The stored attributes of an event (the data is stored apart).
-#[derive(Serialize, Deserialize)]
-struct Attrs {
-    id: String,
-    source: String,
-    #[serde(rename = "type")]
-    ty: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    subject: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    time_ms: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    data_content_type: Option<String>,
-    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-    extensions: std::collections::BTreeMap<String, String>,
-}
-
+/// An event as stored: its data apart, its attributes as the JSON of the [`Event`] without data.
 fn event_of(attrs: &[u8], data: Vec<u8>) -> Option<Event> {
-    let a: Attrs = serde_json::from_slice(attrs).ok()?;
-    Some(Event {
-        id: a.id,
-        source: a.source,
-        ty: a.ty,
-        subject: a.subject,
-        time_ms: a.time_ms,
-        data_content_type: a.data_content_type,
-        data,
-        extensions: a.extensions,
-    })
+    let mut event: Event = serde_json::from_slice(attrs).ok()?;
+    event.data = data;
+    Some(event)
 }
 
 /// What the API shows of one invocation.
@@ -168,18 +144,6 @@ fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
-fn cap(mut s: String, max: usize) -> String {
-    if s.len() > max {
-        let mut end = max;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        s.truncate(end);
-        s.push('…');
-    }
-    s
-}
-
 /// Per-function delivery state on this node.
 #[derive(Default)]
 struct FunctionState {
@@ -227,7 +191,7 @@ impl Events {
 
     /// Accepts `event` for the active function `key`: checks it exists, the event's size and the queue
     /// depth, and returns the invocation id once the event is durable.
-    pub async fn accept(&self, key: &FunctionKey, event: Event) -> Result<Accepted, AcceptError> {
+    pub async fn accept(&self, key: &FunctionKey, mut event: Event) -> Result<Accepted, AcceptError> {
         let Some(active) = self.scheduler.get(key) else {
             return Err(AcceptError::new(
                 ErrorClass::NotFound,
@@ -238,17 +202,9 @@ impl Events {
             ));
         };
         let cfg = &active.record.events;
-        let attrs = serde_json::to_vec(&Attrs {
-            id: event.id.clone(),
-            source: event.source.clone(),
-            ty: event.ty.clone(),
-            subject: event.subject.clone(),
-            time_ms: event.time_ms,
-            data_content_type: event.data_content_type.clone(),
-            extensions: event.extensions.clone(),
-        })
-        .expect("attributes serialise");
-        let size = (attrs.len() + event.data.len()) as u64;
+        let data = std::mem::take(&mut event.data);
+        let attrs = serde_json::to_vec(&event).expect("attributes serialise");
+        let size = (attrs.len() + data.len()) as u64;
         if size > cfg.max_event_bytes {
             return Err(AcceptError::new(
                 ErrorClass::PayloadTooLarge,
@@ -279,7 +235,7 @@ impl Events {
             source: event.source.clone(),
             event_id: event.id.clone(),
             attrs,
-            data: event.data,
+            data,
         };
         let out = self.queue.enqueue(vec![new]).await.map_err(|e| {
             tracing::error!(function = %key, error = %e, "cannot enqueue an event");
@@ -322,11 +278,6 @@ impl Events {
     /// Deletes dead letters of `key` (`ids`, or all). Returns how many.
     pub async fn purge(&self, key: &FunctionKey, ids: Option<Vec<String>>) -> Result<usize, wisp_store::StoreError> {
         self.queue.purge(&store_key(key), ids).await
-    }
-
-    /// Events of `key` accepted and not yet settled.
-    pub fn pending(&self, key: &FunctionKey) -> u64 {
-        self.functions.lock().get(&store_key(key)).map_or(0, |s| s.pending.load(Ordering::Relaxed))
     }
 
     /// Starts delivering: a dispatcher task claims due events and runs each delivery as a tracked task.
@@ -383,9 +334,7 @@ impl Events {
                         {
                             continue;
                         }
-                        let limit = parse_key(function)
-                            .and_then(|k| self.scheduler.get(&k))
-                            .map_or(1, |a| a.record.events.max_concurrency as usize);
+                        let limit = self.max_concurrency(function);
                         let n = limit.saturating_sub(r.get(function).copied().unwrap_or(0)).min(budget);
                         if n > 0 {
                             budget -= n;
@@ -426,6 +375,12 @@ impl Events {
         }
     }
 
+    /// `events.max_concurrency` of `function` (`<ns>/<name>`); 1 for one no longer deployed (its events are
+    /// dead-lettered one by one).
+    fn max_concurrency(&self, function: &str) -> usize {
+        parse_key(function).and_then(|k| self.scheduler.get(&k)).map_or(1, |a| a.record.events.max_concurrency as usize)
+    }
+
     fn start_ready(
         self: &Arc<Self>,
         backlog: &Arc<Mutex<HashMap<String, VecDeque<Leased>>>>,
@@ -435,9 +390,7 @@ impl Events {
         let mut b = backlog.lock();
         let mut r = running.lock();
         for (function, queue) in b.iter_mut() {
-            let limit = parse_key(function)
-                .and_then(|k| self.scheduler.get(&k))
-                .map_or(1, |a| a.record.events.max_concurrency as usize);
+            let limit = self.max_concurrency(function);
             let n = r.entry(function.clone()).or_default();
             while *n < limit && (total.load(Ordering::Relaxed) as usize) < MAX_DELIVERIES {
                 let Some(leased) = queue.pop_front() else { break };
@@ -483,7 +436,7 @@ impl Events {
             dead_letter,
             spent,
             code: code.to_string(),
-            error: cap(error, MAX_ERROR_BYTES),
+            error: cap_text(error, MAX_ERROR_BYTES),
             status,
             body,
         };
@@ -526,15 +479,15 @@ impl Events {
         let delivery = EventDelivery { event: Arc::new(event), attempt, path: Arc::from(cfg.path.as_str()) };
         let result =
             self.scheduler.invoke_event(&active, Trigger::Event, Arc::from(leased.id.as_str()), delivery).await;
-        let retry = |status: Option<u16>, error: String, retry_after_ms: Option<u64>| {
+        let retry = |status: Option<u16>, error: String, retry_after_ms: Option<u64>, body: Vec<u8>| {
             if attempt > cfg.retry_attempts {
                 let error =
                     format!("{error} (after {attempt} attempts; events.retry_attempts = {})", cfg.retry_attempts);
-                return fail(cfg.dead_letter, true, "RetriesExhausted", error, status, vec![]);
+                return fail(cfg.dead_letter, true, "RetriesExhausted", error, status, body);
             }
             let backoff = cfg.backoff_ms(attempt, rand::random::<f64>());
             let delay = retry_after_ms.map_or(backoff, |r| r.min(cfg.backoff_max_ms));
-            Settle::Retry { at_ms: now_ms() + delay, spent: true, status, error: cap(error, MAX_ERROR_BYTES) }
+            Settle::Retry { at_ms: now_ms() + delay, spent: true, status, error: cap_text(error, MAX_ERROR_BYTES) }
         };
         let settle = match result {
             Ok(Outcome::Event { status, retry_after_ms, body }) => match verdict(status) {
@@ -549,12 +502,7 @@ impl Events {
                 ),
                 Verdict::Retryable => {
                     let after = if matches!(status, 429 | 503) { retry_after_ms } else { None };
-                    match retry(Some(status), format!("the handler answered {status}"), after) {
-                        Settle::Failed { dead_letter, spent, code, error, status, .. } => {
-                            Settle::Failed { dead_letter, spent, code, error, status, body: body.to_vec() }
-                        }
-                        s => s,
-                    }
+                    retry(Some(status), format!("the handler answered {status}"), after, body.to_vec())
                 }
             },
             Ok(Outcome::Http(_)) => {
@@ -566,10 +514,10 @@ impl Events {
                     at_ms: now_ms() + THROTTLE_DELAY_MS,
                     spent: false,
                     status: None,
-                    error: cap(format!("throttled by the node: {}", e.message), MAX_ERROR_BYTES),
+                    error: cap_text(format!("throttled by the node: {}", e.message), MAX_ERROR_BYTES),
                 }
             }
-            Err(e) => retry(None, format!("{}: {}", e.class.code(), e.message), None),
+            Err(e) => retry(None, format!("{}: {}", e.class.code(), e.message), None, vec![]),
         };
         self.destination(&active, &cfg, &leased, &settle).await;
         settle
@@ -640,11 +588,11 @@ pub fn events_from_request(
 ) -> Result<Vec<Event>, AcceptError> {
     let bad = |e: wisp_core::events::CloudEventError| AcceptError::new(ErrorClass::InvalidInput, e.0);
     let content_type = headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let media = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    match media.as_str() {
-        "application/cloudevents+json" => return Ok(vec![wisp_core::events::from_structured(&body).map_err(bad)?]),
-        "application/cloudevents-batch+json" => return wisp_core::events::from_batch(&body).map_err(bad),
-        _ => {}
+    if is_batch(headers) {
+        return wisp_core::events::from_batch(&body).map_err(bad);
+    }
+    if media_type(headers) == "application/cloudevents+json" {
+        return Ok(vec![wisp_core::events::from_structured(&body).map_err(bad)?]);
     }
     if headers.contains_key("ce-specversion") {
         let pairs: Vec<(&str, &str)> =
@@ -664,6 +612,18 @@ pub fn events_from_request(
         data: body,
         extensions: Default::default(),
     }])
+}
+
+/// The request's media type (`content-type` without parameters), lowercase.
+fn media_type(headers: &http::HeaderMap) -> String {
+    let ct = headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase()
+}
+
+/// Whether the request carries a CloudEvents batch (`application/cloudevents-batch+json`): one invocation
+/// per event, answered with the list.
+pub fn is_batch(headers: &http::HeaderMap) -> bool {
+    media_type(headers) == "application/cloudevents-batch+json"
 }
 
 /// Whether a request to a function's route asks to be queued as an event (`X-Wisp-Invocation-Type: Event`,

@@ -27,7 +27,7 @@ use wisp_wasm_host::{
     BoxError, Code, Input, Invocation, InvocationCtx, InvokeError, Outcome, Pool, PoolConfig, Report, ResponseBody,
 };
 
-pub use records::{DEFAULT_LOG_RING, InvocationRecord, PhaseStats, PhaseSummary};
+pub use records::{DEFAULT_LOG_RING, InvocationRecord, PhaseStats, PhaseSummary, cap_text};
 use records::{Records, RecordsBudget};
 
 /// A function ready to serve.

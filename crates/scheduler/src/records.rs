@@ -149,7 +149,7 @@ impl InvocationRecord {
 }
 
 /// Cuts `text` to at most `max` bytes on a char boundary, marking the cut.
-pub(crate) fn cap_text(mut text: String, max: usize) -> String {
+pub fn cap_text(mut text: String, max: usize) -> String {
     if text.len() > max {
         let mut end = max;
         while !text.is_char_boundary(end) {

@@ -163,28 +163,7 @@ fn info(row: &rusqlite::Row<'_>) -> rusqlite::Result<Info> {
 
 /// `ids` as a JSON array for `IN (SELECT value FROM json_each(?))`.
 fn id_list(ids: &Option<Vec<String>>) -> Option<String> {
-    ids.as_ref().map(|ids| serde_json_array(ids))
-}
-
-fn serde_json_array(items: &[String]) -> String {
-    let mut s = String::from("[");
-    for (i, item) in items.iter().enumerate() {
-        if i > 0 {
-            s.push(',');
-        }
-        s.push('"');
-        for c in item.chars() {
-            match c {
-                '"' => s.push_str("\\\""),
-                '\\' => s.push_str("\\\\"),
-                c if (c as u32) < 0x20 => s.push_str(&format!("\\u{:04x}", c as u32)),
-                c => s.push(c),
-            }
-        }
-        s.push('"');
-    }
-    s.push(']');
-    s
+    ids.as_ref().map(|ids| serde_json::to_string(ids).expect("strings serialise"))
 }
 
 #[async_trait]
