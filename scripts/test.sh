@@ -19,6 +19,20 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install --locked cargo-nextest
 fi
 
+step "brokers the trigger tests start on their own ports"
+# tests/triggers.rs starts (and kills) its own redis-server, mosquitto and nats-server, and publishes with
+# redis-cli and mosquitto_pub. Installed from apt when missing.
+missing=()
+for bin in redis-server:redis-server redis-cli:redis-tools mosquitto:mosquitto mosquitto_pub:mosquitto-clients nats-server:nats-server; do
+  command -v "${bin%%:*}" >/dev/null 2>&1 || [ -x "/usr/sbin/${bin%%:*}" ] || missing+=("${bin#*:}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=(); if [ "$(id -u)" -ne 0 ]; then SUDO=(sudo -n); fi
+  "${SUDO[@]}" apt-get update -qq >&2
+  "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi
+export PATH="$PATH:/usr/sbin"
+
 step "guests (cached by input hash)"
 scripts/build-guests.sh
 

@@ -56,6 +56,8 @@ enum Command {
     Invocation(commands::events::InvocationArgs),
     /// The dead-letter queue: ls, show, redrive, purge.
     Dlq(commands::events::DlqArgs),
+    /// Publish an event to a topic: every subscribed function gets it, durably.
+    Publish(commands::events::PublishArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -79,6 +81,7 @@ fn main() -> std::process::ExitCode {
             Command::Status(a) => commands::status::run(&cli.global, a).await,
             Command::Invocation(a) => commands::events::invocation(&cli.global, a).await,
             Command::Dlq(a) => commands::events::dlq(&cli.global, a).await,
+            Command::Publish(a) => commands::events::publish(&cli.global, a).await,
         }
     });
     match result {

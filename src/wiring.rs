@@ -42,6 +42,7 @@ pub async fn build(config: NodeConfig) -> anyhow::Result<Node> {
     let embedded = EmbeddedStore::open_with(&config.data_dir.join("store"), config.store_sync)
         .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
     let store = Store { kv: Arc::new(embedded.clone()), blobs: Arc::new(embedded) };
+    let trigger_state = store.kv.clone();
     let host = Host::new(config.host)?;
     let registry = Arc::new(Registry::new(store, host, config.data_dir.join("compiled"), config.max_artifact_bytes));
     let tasks = registry.host().tasks().clone();
@@ -49,8 +50,10 @@ pub async fn build(config: NodeConfig) -> anyhow::Result<Node> {
     let loaded = registry.load_all().await?;
     let functions_loaded = loaded.len();
     let mut keys = Vec::new();
+    let mut records = Vec::new();
     for (record, stored, code) in loaded {
         keys.push(record.key.clone());
+        records.push(record.clone());
         scheduler.activate(record, stored, code);
     }
     // Provisioned instances are warm before the first request is accepted.
@@ -67,15 +70,21 @@ pub async fn build(config: NodeConfig) -> anyhow::Result<Node> {
         .await
         .context("reading the event queue")?;
     events.start();
+    // Event sources, after the functions they feed are active.
+    let triggers = wisp_triggers::Triggers::new(events.clone(), trigger_state);
+    for record in &records {
+        triggers.apply(record);
+    }
     let token_created = token_created.then(|| token.clone());
     let api = wisp_api::router(Arc::new(Api {
         registry,
         scheduler: scheduler.clone(),
         events: events.clone(),
+        triggers: triggers.clone(),
         token,
         started: Instant::now(),
     }));
-    let gateway = Arc::new(Gateway { scheduler, api, events, config: config.gateway });
+    let gateway = Arc::new(Gateway { scheduler, api, events, triggers, config: config.gateway });
     Ok(Node { gateway, _lock: lock, token_created, functions_loaded })
 }
 

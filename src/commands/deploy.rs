@@ -120,6 +120,7 @@ fn plan(a: &Args) -> anyhow::Result<(Vec<Plan>, Option<Name>)> {
                     scaling: f.scaling,
                     allowed_outbound_hosts: f.allowed_outbound_hosts,
                     events: f.events,
+                    triggers: f.triggers,
                 },
             })
             .collect();
@@ -169,6 +170,7 @@ fn plan(a: &Args) -> anyhow::Result<(Vec<Plan>, Option<Name>)> {
         app: None,
         allowed_outbound_hosts: a.allow_outbound.clone(),
         events: Default::default(),
+        triggers: Vec::new(),
     };
     Ok((vec![Plan { name, source: a.path.clone(), spec, scaling_patch: Some(scaling_patch) }], None))
 }

@@ -140,3 +140,37 @@ async fn act(client: &Client, name: &str, what: &str, ids: Vec<String>) -> anyho
     let v: Value = client.json(client.request(Method::POST, &path).json(&body)).await?;
     Ok(v.as_object().and_then(|o| o.values().next()).and_then(Value::as_u64).unwrap_or(0))
 }
+
+#[derive(clap::Args)]
+pub struct PublishArgs {
+    /// The topic (functions subscribe with a `type = "topic"` trigger).
+    topic: String,
+    /// The event's data (`@file` reads a file, `@-` standard input).
+    #[arg(long, short = 'd', default_value = "")]
+    data: String,
+    /// Media type of the data.
+    #[arg(long, default_value = "application/octet-stream")]
+    content_type: String,
+}
+
+/// `wisp publish TOPIC -d DATA`: one durable invocation per subscribed function.
+pub async fn publish(g: &Global, a: PublishArgs) -> anyhow::Result<ExitCode> {
+    let client = Client::new(g)?;
+    let data = crate::commands::invoke::read_data(&a.data)?;
+    let path = format!("/_wisp/v1/namespaces/{}/topics/{}", g.namespace, a.topic);
+    let req = client.request(Method::POST, &path).header("content-type", &a.content_type).body(data);
+    let v: Value = client.json(req).await?;
+    let deliveries = v.get("deliveries").and_then(Value::as_array).cloned().unwrap_or_default();
+    if deliveries.is_empty() {
+        eprintln!("no function subscribes to topic `{}` in namespace `{}`: nothing was kept", a.topic, g.namespace);
+        return Ok(ExitCode::SUCCESS);
+    }
+    for d in deliveries {
+        println!(
+            "{}\t{}",
+            d.get("function").and_then(Value::as_str).unwrap_or(""),
+            d.get("id").and_then(Value::as_str).unwrap_or("")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -33,18 +33,22 @@ pub struct Args {
     is_async: bool,
 }
 
-pub async fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
-    let client = Client::new(g)?;
-    let body = match a.data.as_deref() {
-        None => None,
-        Some("@-") => {
+/// A `--data` argument's bytes: `@file` reads a file, `@-` standard input, anything else is the data.
+pub fn read_data(d: &str) -> anyhow::Result<Vec<u8>> {
+    Ok(match d {
+        "@-" => {
             let mut buf = Vec::new();
             std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf).context("reading standard input")?;
-            Some(buf)
+            buf
         }
-        Some(d) if d.starts_with('@') => Some(std::fs::read(&d[1..]).with_context(|| format!("reading {}", &d[1..]))?),
-        Some(d) => Some(d.as_bytes().to_vec()),
-    };
+        d if d.starts_with('@') => std::fs::read(&d[1..]).with_context(|| format!("reading {}", &d[1..]))?,
+        d => d.as_bytes().to_vec(),
+    })
+}
+
+pub async fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
+    let client = Client::new(g)?;
+    let body = a.data.as_deref().map(read_data).transpose()?;
     let method = match &a.method {
         Some(m) => Method::from_bytes(m.to_ascii_uppercase().as_bytes())
             .with_context(|| format!("--method `{m}` is not an HTTP method"))?,

@@ -1,7 +1,7 @@
 //! `wisp status`: the server, or one function.
 
 use crate::Global;
-use crate::client::{Client, ago};
+use crate::client::{Client, ago, print_table};
 use reqwest::Method;
 use std::process::ExitCode;
 use wisp_api::{ShowBody, StatusBody};
@@ -25,6 +25,7 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
             } else {
                 println!("wisp {} up {}s — {} functions active", s.version, s.uptime_seconds, s.functions);
                 println!("engine {} — {} compilations since start", s.engine, s.compilations);
+                print_triggers(&s.triggers);
             }
         }
         Some(name) => {
@@ -100,4 +101,29 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The triggers' table: function, source, state (with the last error while reconnecting), messages in.
+pub fn print_triggers(triggers: &[wisp_api::TriggerView]) {
+    if triggers.is_empty() {
+        return;
+    }
+    println!();
+    let rows: Vec<Vec<String>> = triggers
+        .iter()
+        .map(|t| {
+            let state = match (&t.last_error, t.state.as_str()) {
+                (Some(e), "reconnecting" | "connecting") => format!("{} ({e})", t.state),
+                _ => t.state.clone(),
+            };
+            vec![
+                format!("{}/{}", t.namespace, t.function),
+                t.source.clone(),
+                state,
+                t.messages_in.to_string(),
+                t.last_message_ms.map(ago).unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
+    print_table(&["FUNCTION", "TRIGGER", "STATE", "IN", "LAST"], &rows);
 }

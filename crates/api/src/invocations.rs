@@ -49,13 +49,54 @@ where
     B: http_body::Body<Data = bytes::Bytes> + Send,
     B::Error: Into<wisp_wasm_host::BoxError>,
 {
+    let (parts, body) = req.into_parts();
+    let body = read_event_body(events, key, &parts, body).await?;
+    let batch = wisp_events::is_batch(&parts.headers);
+    let list = wisp_events::events_from_request(key, &parts.headers, body)?;
+    accept_all(events, key, list, batch).await
+}
+
+/// Accepts `list` for `key`: 202 with `{id, duplicate}` (and `x-wisp-invocation-id`), or for a batch
+/// `{invocations: [...]}`.
+pub(crate) async fn accept_all(
+    events: &Events,
+    key: &FunctionKey,
+    list: Vec<wisp_core::invocation::Event>,
+    batch: bool,
+) -> ApiResult<Response> {
+    let mut accepted = Vec::with_capacity(list.len());
+    for event in list {
+        accepted.push(events.accept(key, event).await?);
+    }
+    if batch {
+        return Ok((StatusCode::ACCEPTED, Json(serde_json::json!({ "invocations": accepted }))).into_response());
+    }
+    let one = accepted.into_iter().next().ok_or_else(|| ApiError::new(ErrorClass::InvalidInput, "no event"))?;
+    let mut resp = (StatusCode::ACCEPTED, Json(&one)).into_response();
+    if let Ok(v) = http::HeaderValue::from_str(&one.id) {
+        resp.headers_mut().insert("x-wisp-invocation-id", v);
+    }
+    Ok(resp)
+}
+
+/// Reads an event's body, within the function's `events.max_event_bytes` and [`BODY_READ_TIMEOUT`]; 404 if
+/// the function is not active.
+pub(crate) async fn read_event_body<B>(
+    events: &Events,
+    key: &FunctionKey,
+    parts: &http::request::Parts,
+    body: B,
+) -> ApiResult<Vec<u8>>
+where
+    B: http_body::Body<Data = bytes::Bytes> + Send,
+    B::Error: Into<wisp_wasm_host::BoxError>,
+{
     let Some(max) = events.max_event_bytes(key) else {
         return Err(ApiError::new(
             ErrorClass::NotFound,
             format!("no function `{}` in namespace `{}`: deploy it first", key.name, key.namespace),
         ));
     };
-    let (parts, body) = req.into_parts();
     let too_large = || {
         ApiError::new(
             ErrorClass::PayloadTooLarge,
@@ -71,32 +112,15 @@ where
         return Err(too_large());
     }
     let limited = http_body_util::Limited::new(body, max as usize);
-    let body = match tokio::time::timeout(BODY_READ_TIMEOUT, limited.collect()).await {
-        Err(_) => {
-            return Err(ApiError::new(
-                ErrorClass::InvalidInput,
-                format!("the event body did not arrive within {} s", BODY_READ_TIMEOUT.as_secs()),
-            ));
-        }
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
-        Ok(Err(e)) => return Err(ApiError::new(ErrorClass::InvalidInput, format!("reading the event body: {e}"))),
-        Ok(Ok(b)) => b.to_bytes().to_vec(),
-    };
-    let batch = wisp_events::is_batch(&parts.headers);
-    let list = wisp_events::events_from_request(key, &parts.headers, body)?;
-    let mut accepted = Vec::with_capacity(list.len());
-    for event in list {
-        accepted.push(events.accept(key, event).await?);
+    match tokio::time::timeout(BODY_READ_TIMEOUT, limited.collect()).await {
+        Err(_) => Err(ApiError::new(
+            ErrorClass::InvalidInput,
+            format!("the event body did not arrive within {} s", BODY_READ_TIMEOUT.as_secs()),
+        )),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Ok(Err(e)) => Err(ApiError::new(ErrorClass::InvalidInput, format!("reading the event body: {e}"))),
+        Ok(Ok(b)) => Ok(b.to_bytes().to_vec()),
     }
-    if batch {
-        return Ok((StatusCode::ACCEPTED, Json(serde_json::json!({ "invocations": accepted }))).into_response());
-    }
-    let one = accepted.into_iter().next().ok_or_else(|| ApiError::new(ErrorClass::InvalidInput, "no event"))?;
-    let mut resp = (StatusCode::ACCEPTED, Json(&one)).into_response();
-    if let Ok(v) = http::HeaderValue::from_str(&one.id) {
-        resp.headers_mut().insert("x-wisp-invocation-id", v);
-    }
-    Ok(resp)
 }
 
 pub(crate) async fn post(

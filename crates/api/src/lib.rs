@@ -20,10 +20,13 @@
 //! | GET | /_wisp/v1/namespaces/{ns}/functions/{name}/dead-letters[?state=S&limit=N] | dead letters (or invocations in state S) |
 //! | POST | /_wisp/v1/namespaces/{ns}/functions/{name}/dead-letters/redrive | queue dead letters again (`{"ids": [...]}` or all) |
 //! | POST | /_wisp/v1/namespaces/{ns}/functions/{name}/dead-letters/purge | delete dead letters (`{"ids": [...]}` or all) |
+//! | POST | /_wisp/v1/namespaces/{ns}/topics/{topic} | publish an event to every function subscribed to the topic → 202 `{topic, deliveries}` |
+//! | GET | /_wisp/v1/triggers | every trigger's state: connected / reconnecting + last error, messages in |
 
 #![warn(missing_docs)]
 
 pub mod invocations;
+pub mod webhooks;
 
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::StatusCode;
@@ -46,6 +49,8 @@ pub struct Api {
     pub scheduler: Arc<Scheduler>,
     /// Asynchronous invocations.
     pub events: Arc<wisp_events::Events>,
+    /// Event sources.
+    pub triggers: Arc<wisp_triggers::Triggers>,
     /// The bearer token.
     pub token: String,
     /// When the node started.
@@ -123,6 +128,8 @@ pub fn router(api: Arc<Api>) -> Router {
         .route(&format!("{fns}/{{name}}/dead-letters"), get(invocations::list))
         .route(&format!("{fns}/{{name}}/dead-letters/redrive"), post(invocations::redrive))
         .route(&format!("{fns}/{{name}}/dead-letters/purge"), post(invocations::purge))
+        .route("/_wisp/v1/namespaces/{ns}/topics/{topic}", post(webhooks::publish))
+        .route("/_wisp/v1/triggers", get(triggers))
         .fallback(|| async {
             ApiError::new(ErrorClass::NotFound, "no such API endpoint; see the API table in crates/api")
         })
@@ -171,6 +178,16 @@ pub struct StatusBody {
     pub compilations: u64,
     /// Active functions.
     pub functions: usize,
+    /// Every trigger's state.
+    #[serde(default)]
+    pub triggers: Vec<TriggerView>,
+}
+
+/// A trigger's state, as `GET /_wisp/v1/status` and `/_wisp/v1/triggers` show it.
+pub type TriggerView = wisp_triggers::TriggerStatus;
+
+async fn triggers(State(api): State<Arc<Api>>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "triggers": api.triggers.status() }))
 }
 
 async fn status(State(api): State<Arc<Api>>) -> Json<StatusBody> {
@@ -180,6 +197,7 @@ async fn status(State(api): State<Arc<Api>>) -> Json<StatusBody> {
         engine: api.registry.host().engine_key(),
         compilations: api.registry.host().compilations(),
         functions: api.scheduler.len(),
+        triggers: api.triggers.status(),
     })
 }
 
@@ -383,10 +401,11 @@ async fn deploy(
     let key = key(&ns, &name)?;
     let value: serde_json::Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::new(ErrorClass::InvalidInput, format!("function spec: {e}")))?;
-    // A spec without `scaling` keeps what is stored (a single-file redeploy must not reset it).
+    // A spec without `scaling` is a single-file redeploy: it keeps the stored scaling, events and triggers.
     let keep_scaling = value.get("scaling").is_none();
     let spec: FunctionSpec = serde_json::from_value(value)
         .map_err(|e| ApiError::new(ErrorClass::InvalidInput, format!("function spec: {e}")))?;
+    wisp_triggers::check(&spec.triggers).map_err(|e| ApiError::new(ErrorClass::InvalidInput, e))?;
     let slots = api.registry.host().config().max_instances;
     let scheduler = &api.scheduler;
     let deployed = api
@@ -396,13 +415,16 @@ async fn deploy(
             spec,
             keep_scaling,
             |spec| fits_node(scheduler, &key, &spec.scaling, slots),
-            |deployed, stored| match (deployed.change, &deployed.code) {
-                // Same revision: keep the loaded code and its warm instances.
-                (DeployChange::ConfigChanged, _) if scheduler.get(&key).is_some() => {
-                    scheduler.update_record(deployed.record.clone(), stored)
+            |deployed, stored| {
+                match (deployed.change, &deployed.code) {
+                    // Same revision: keep the loaded code and its warm instances.
+                    (DeployChange::ConfigChanged, _) if scheduler.get(&key).is_some() => {
+                        scheduler.update_record(deployed.record.clone(), stored)
+                    }
+                    (_, Some(code)) => scheduler.activate(deployed.record.clone(), stored, code.clone()),
+                    (_, None) => {}
                 }
-                (_, Some(code)) => scheduler.activate(deployed.record.clone(), stored, code.clone()),
-                (_, None) => {}
+                api.triggers.apply(&deployed.record);
             },
         )
         .await?;
@@ -432,7 +454,12 @@ async fn deploy(
 
 async fn remove(State(api): State<Arc<Api>>, Path((ns, name)): Path<(String, String)>) -> ApiResult<StatusCode> {
     let key = key(&ns, &name)?;
-    api.registry.remove(&key, |key| api.scheduler.deactivate(key)).await?;
+    api.registry
+        .remove(&key, |key| {
+            api.scheduler.deactivate(key);
+            api.triggers.remove(key);
+        })
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -11,8 +11,12 @@ pub enum ErrorClass {
     InvalidInput,
     /// Missing or wrong API token.
     Unauthorized,
+    /// The caller may not do this (a webhook origin that is not allowed).
+    Forbidden,
     /// No such function, route or resource.
     NotFound,
+    /// The method is not accepted at this path (a webhook takes POST and OPTIONS).
+    MethodNotAllowed,
     /// The change conflicts with existing state (route taken, concurrent update).
     Conflict,
     /// Request body larger than the function's limit.
@@ -38,7 +42,9 @@ impl ErrorClass {
         match self {
             ErrorClass::InvalidInput => 400,
             ErrorClass::Unauthorized => 401,
+            ErrorClass::Forbidden => 403,
             ErrorClass::NotFound => 404,
+            ErrorClass::MethodNotAllowed => 405,
             ErrorClass::Conflict => 409,
             ErrorClass::PayloadTooLarge => 413,
             ErrorClass::Timeout => 504,
@@ -54,7 +60,9 @@ impl ErrorClass {
         match self {
             ErrorClass::InvalidInput => "invalid_input",
             ErrorClass::Unauthorized => "unauthorized",
+            ErrorClass::Forbidden => "forbidden",
             ErrorClass::NotFound => "not_found",
+            ErrorClass::MethodNotAllowed => "method_not_allowed",
             ErrorClass::Conflict => "conflict",
             ErrorClass::PayloadTooLarge => "payload_too_large",
             ErrorClass::Timeout => "timeout",
@@ -82,7 +90,9 @@ mod tests {
         let table = [
             (ErrorClass::InvalidInput, 400),
             (ErrorClass::Unauthorized, 401),
+            (ErrorClass::Forbidden, 403),
             (ErrorClass::NotFound, 404),
+            (ErrorClass::MethodNotAllowed, 405),
             (ErrorClass::Conflict, 409),
             (ErrorClass::PayloadTooLarge, 413),
             (ErrorClass::Timeout, 504),

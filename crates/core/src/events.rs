@@ -6,6 +6,9 @@ use crate::invocation::Event;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// Largest event `POST …/topics/{topic}` takes (a subscriber's own `events.max_event_bytes` still applies).
+pub const MAX_PUBLISH_BYTES: usize = 1 << 20;
+
 /// How events are delivered to a function (traffic config, like scaling: not part of the revision).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

@@ -17,6 +17,7 @@ pub mod outbound;
 pub mod route;
 pub mod scaling;
 pub mod spec;
+pub mod trigger;
 
 pub use error::ErrorClass;
 pub use limits::Limits;

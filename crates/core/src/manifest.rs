@@ -14,6 +14,10 @@
 //! limits = { timeout_ms = 5000, memory_mb = 64 }
 //! scaling = { instance_mode = "reuse" }  # "fresh" (default) or "reuse"
 //! events = { retry_attempts = 2, path = "/" }  # async delivery (see `events::EventConfig`)
+//!
+//! [[function.trigger]]        # event sources (see `trigger`)
+//! type = "cron"
+//! schedule = "0 */5 * * * *"
 //! ```
 
 use crate::spec::SpecError;
@@ -72,6 +76,9 @@ pub struct FunctionManifest {
     /// Delivery of asynchronous invocations and events (see [`crate::events::EventConfig`]).
     #[serde(default)]
     pub events: crate::events::EventConfig,
+    /// Event sources (`[[function.trigger]]` tables, see [`crate::trigger`]).
+    #[serde(rename = "trigger", default)]
+    pub triggers: Vec<crate::trigger::TriggerSpec>,
 }
 
 /// A manifest that could not be used. The message names the file, the place and what to change.
@@ -124,6 +131,7 @@ impl FunctionManifest {
             scaling: self.scaling,
             allowed_outbound_hosts: self.allowed_outbound_hosts.clone(),
             events: self.events.clone(),
+            triggers: self.triggers.clone(),
         };
         spec.validate()
     }
@@ -180,7 +188,7 @@ source = "legacy.wasm"
         let table: &[(&str, &str)] = &[
             (
                 "[app]\nname = \"a\"\n[[function]]\nname = \"f\"\nsource = \"f.wasm\"\ntimeout = 5\n",
-                "wisp.toml: TOML parse error at line 6, column 1\n  |\n6 | timeout = 5\n  | ^^^^^^^\nunknown field `timeout`, expected one of `name`, `kind`, `source`, `routes`, `env`, `limits`, `scaling`, `allowed_outbound_hosts`, `events`",
+                "wisp.toml: TOML parse error at line 6, column 1\n  |\n6 | timeout = 5\n  | ^^^^^^^\nunknown field `timeout`, expected one of `name`, `kind`, `source`, `routes`, `env`, `limits`, `scaling`, `allowed_outbound_hosts`, `events`, `trigger`",
             ),
             (
                 "[app]\nname = \"a\"\n[[function]]\nname = \"f\"\nsource = \"f.wasm\"\nkind = \"lambda\"\n",

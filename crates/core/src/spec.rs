@@ -57,6 +57,9 @@ pub struct FunctionSpec {
     /// Delivery of asynchronous invocations and trigger events (traffic config: not part of the revision).
     #[serde(default, skip_serializing_if = "crate::events::EventConfig::is_default")]
     pub events: crate::events::EventConfig,
+    /// Event sources feeding the function's queue (traffic config: not part of the revision).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub triggers: Vec<crate::trigger::TriggerSpec>,
 }
 
 /// A spec that failed validation.
@@ -112,6 +115,7 @@ impl FunctionSpec {
         self.limits.validate()?;
         self.scaling.validate().map_err(SpecError::Scaling)?;
         self.events.validate().map_err(SpecError::Scaling)?;
+        crate::trigger::validate_all(&self.triggers, &self.routes).map_err(SpecError::Scaling)?;
         crate::outbound::parse_all(&self.allowed_outbound_hosts)?;
         let mut seen = std::collections::HashSet::new();
         for r in &self.routes {
@@ -206,12 +210,30 @@ pub struct FunctionRecord {
     /// Event delivery settings.
     #[serde(default, skip_serializing_if = "crate::events::EventConfig::is_default")]
     pub events: crate::events::EventConfig,
+    /// Event sources.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub triggers: Vec<crate::trigger::TriggerSpec>,
     /// When the serving revision was switched in, unix milliseconds.
     #[serde(default)]
     pub deployed_at_ms: u64,
     /// How many revisions this function has had.
     #[serde(default)]
     pub generation: u64,
+}
+
+impl FunctionRecord {
+    /// Every route the data plane sends to this function: its own routes, then its webhook routes.
+    pub fn served_routes(&self) -> Vec<RoutePattern> {
+        self.routes.iter().chain(crate::trigger::webhook_routes(&self.triggers)).cloned().collect()
+    }
+
+    /// The webhook trigger served at `route`, if `route` is one.
+    pub fn webhook(&self, route: &RoutePattern) -> Option<&crate::trigger::WebhookTrigger> {
+        self.triggers.iter().find_map(|t| match t {
+            crate::trigger::TriggerSpec::Webhook(w) if &w.route == route => Some(w),
+            _ => None,
+        })
+    }
 }
 
 /// Short form of a revision id for humans.
@@ -234,6 +256,7 @@ mod tests {
             scaling: crate::Scaling::default(),
             allowed_outbound_hosts: Vec::new(),
             events: Default::default(),
+            triggers: Vec::new(),
         }
     }
 

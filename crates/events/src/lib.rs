@@ -620,6 +620,14 @@ fn media_type(headers: &http::HeaderMap) -> String {
     ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase()
 }
 
+/// Whether the request carries a CloudEvent in any HTTP mode (binary, structured or batch).
+pub fn is_cloudevent(headers: &http::HeaderMap) -> bool {
+    let media = media_type(headers);
+    headers.contains_key("ce-specversion")
+        || media == "application/cloudevents+json"
+        || media == "application/cloudevents-batch+json"
+}
+
 /// Whether the request carries a CloudEvents batch (`application/cloudevents-batch+json`): one invocation
 /// per event, answered with the list.
 pub fn is_batch(headers: &http::HeaderMap) -> bool {

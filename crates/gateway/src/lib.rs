@@ -93,6 +93,8 @@ pub struct Gateway {
     pub api: axum::Router,
     /// Asynchronous invocations (`X-Wisp-Invocation-Type: Event` on a function's route).
     pub events: Arc<wisp_events::Events>,
+    /// Event sources (webhook routes are counted there; all of them stop at shutdown).
+    pub triggers: Arc<wisp_triggers::Triggers>,
     /// Settings.
     pub config: GatewayConfig,
 }
@@ -204,6 +206,7 @@ impl Gateway {
         // The autoscaler stops and queued requests get 503 first; then running requests, and the guests,
         // teardown and prewarm still in the background, get the drain budget together.
         self.scheduler.shut_down();
+        self.triggers.shut_down();
         self.events.shut_down();
         tracing::info!("draining in-flight requests");
         let drain = Duration::from_secs(self.config.drain_timeout_seconds);
@@ -262,6 +265,15 @@ impl Gateway {
             });
             (target, rewrite)
         };
+        if let Some(hook) = target.active.record.webhook(&target.route) {
+            let key = &target.active.record.key;
+            let req = http::Request::from_parts(parts, body);
+            let resp = wisp_api::webhooks::serve(&self.events, key, hook, &target.route, req).await;
+            if resp.status() == http::StatusCode::ACCEPTED {
+                self.triggers.note_webhook(key, &target.route);
+            }
+            return resp.map(|b| b.map_err(|e| Box::new(e) as BoxError).boxed_unsync());
+        }
         if let Some(authority) = rewrite {
             give_guest_authority(&mut parts, &authority);
         }

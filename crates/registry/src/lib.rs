@@ -219,6 +219,7 @@ impl Registry {
         if keep_scaling && let Some((cur, _)) = &current {
             spec.scaling = cur.scaling;
             spec.events = cur.events.clone();
+            spec.triggers = cur.triggers.clone();
         }
         check_routes(routes, key, &spec)?;
         check(&spec)?;
@@ -230,6 +231,7 @@ impl Registry {
             && cur.app == spec.app
             && cur.scaling == spec.scaling
             && cur.events == spec.events
+            && cur.triggers == spec.triggers
         {
             return Ok(Deployed {
                 change: DeployChange::Unchanged,
@@ -267,6 +269,7 @@ impl Registry {
             routes: spec.routes.clone(),
             scaling: spec.scaling,
             events: spec.events.clone(),
+            triggers: spec.triggers.clone(),
             revision: revision.clone(),
             deployed_at_ms: now,
             generation: current.as_ref().map_or(1, |(c, _)| c.generation + u64::from(change == DeployChange::Updated)),
@@ -290,13 +293,13 @@ impl Registry {
         tracing::info!(function = %key, revision = %wisp_core::spec::short_id(&revision.id), ?change, "deployed");
         // The index changes by this function's own routes only.
         if let Some((cur, _)) = &current {
-            for r in &cur.routes {
-                if routes.get(r) == Some(key) {
-                    routes.remove(r);
+            for r in cur.served_routes() {
+                if routes.get(&r) == Some(key) {
+                    routes.remove(&r);
                 }
             }
         }
-        routes.extend(record.routes.iter().map(|r| (r.clone(), key.clone())));
+        routes.extend(record.served_routes().into_iter().map(|r| (r, key.clone())));
         let deployed = Deployed { change, record, code: Some(code), compile, preinit };
         commit(&deployed, stored);
         Ok(deployed)
@@ -480,7 +483,7 @@ impl Registry {
 
 /// Every stored route → its function.
 fn index_routes(all: &[(FunctionRecord, u64)]) -> HashMap<RoutePattern, FunctionKey> {
-    all.iter().flat_map(|(r, _)| r.routes.iter().map(|p| (p.clone(), r.key.clone()))).collect()
+    all.iter().flat_map(|(r, _)| r.served_routes().into_iter().map(|p| (p, r.key.clone()))).collect()
 }
 
 /// Rejects a route another function serves, naming both.
@@ -489,7 +492,7 @@ fn check_routes(
     key: &FunctionKey,
     spec: &FunctionSpec,
 ) -> Result<(), DeployError> {
-    for r in &spec.routes {
+    for r in spec.routes.iter().chain(wisp_core::trigger::webhook_routes(&spec.triggers)) {
         if let Some(other) = routes.get(r).filter(|k| *k != key) {
             let c = RouteConflict { route: r.clone(), existing: other.to_string(), claimant: key.to_string() };
             return Err(DeployError::RouteConflict(c.to_string()));

@@ -453,7 +453,7 @@ impl Scheduler {
         let mut functions = live.functions.clone();
         f(&mut functions);
         let routes_of = |m: &imbl::HashMap<FunctionKey, Arc<Active>>| {
-            m.get(key).map(|a| a.record.routes.clone()).unwrap_or_default()
+            m.get(key).map(|a| a.record.served_routes()).unwrap_or_default()
         };
         let routes = live.routes.with_routes(key, &routes_of(&live.functions), &routes_of(&functions));
         match routes {
