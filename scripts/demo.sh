@@ -47,6 +47,9 @@ wisp is up. Try:
   WISP_URL=$url WISP_DATA_DIR=$data $bin invoke events --async -d 'status:500'   # retried, then dead-lettered
   WISP_URL=$url WISP_DATA_DIR=$data $bin invocation <id>
   WISP_URL=$url WISP_DATA_DIR=$data $bin dlq ls events
+  WISP_URL=$url WISP_DATA_DIR=$data $bin publish greetings -d 'hi from a topic'   # topic trigger
+  curl -i --data 'hi from a webhook' $url/hooks/events                            # webhook trigger
+  WISP_URL=$url WISP_DATA_DIR=$data $bin status        # triggers: the cron tick every 30 s, topic, webhook
   WISP_URL=$url WISP_DATA_DIR=$data $bin logs hello-py
   WISP_URL=$url WISP_DATA_DIR=$data $bin status hello-c
 

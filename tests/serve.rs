@@ -83,6 +83,15 @@ async fn examples_app_serves_every_language() {
         assert!(std::time::Instant::now() < deadline && !out.contains("dead_lettered"), "{out}");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+    // Its triggers: a topic (wisp publish), a webhook route and a cron schedule, all shown by `wisp status`.
+    let out = s.cli(&["publish", "greetings", "-d", "hi from a topic"]);
+    assert!(out.status.success() && stdout(&out).starts_with("events\t"), "{}{}", stdout(&out), stderr(&out));
+    let r = s.http.post(format!("{}/hooks/events", s.url)).body("hi from a webhook").send().await.unwrap();
+    assert_eq!(r.status(), 202);
+    let status = stdout(&s.cli(&["status"]));
+    for t in ["cron `*/30 * * * * *` UTC", "topic greetings", "webhook /hooks/events"] {
+        assert!(status.contains(t), "status lacks {t}:\n{status}");
+    }
 }
 
 /// WAGI gets CGI meta-variables: the path below the route prefix, the method, the query.
