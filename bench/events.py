@@ -11,6 +11,11 @@ usage: python3 bench/events.py --wisp target/release/wisp --guests target/guests
   (the function's `invocations` counter).
 - accept→handler start at idle: 200 events one at a time; for each, the record's dispatch time minus the
   invocation's accept time (both ms clocks of the server).
+- accept→handler start at 50 % of max: wrk paced (a per-request delay on each connection) to half the accepted
+  rate just measured, into a third function; then the same difference over the invocations whose records the
+  server still holds (its per-function record ring).
+- accepted events/s with deliveries held back: the same POSTs to a function with `max_concurrency = 1`, so the
+  node spends its cores on accepting (a backlog builds; claims stay O(claimed)).
 - JetStream peer (if `nats-py` is installed and a server answers at --nats): publish with ack to a file-backed
   stream, --connections publishes in flight, for --duration s.
 
@@ -37,6 +42,23 @@ wrk.body = "event"
 wrk.headers["Content-Type"] = "text/plain"
 wrk.headers["Authorization"] = "Bearer TOKEN"
 """ + bench.STATUS_LUA
+
+
+# The same POST, paced: each connection waits DELAY ms before each request.
+PACED_LUA = POST_LUA + r"""
+function delay() return DELAY end
+"""
+
+
+def gaps_of(api: bench.Api, name: str) -> list[int]:
+    """Dispatch time minus accept time (ms) of the invocations of `name` whose records the server holds."""
+    st, recs = api.call("GET", bench.function_path(name) + "/logs?limit=10000")
+    gaps = []
+    for r in recs if st == 200 else []:
+        st, v = api.call("GET", f"/_wisp/v1/invocations/{r['id']}")
+        if st == 200 and "created_ms" in v:
+            gaps.append(max(0, r["at_ms"] - v["created_ms"]))
+    return gaps
 
 
 def invocations(api: bench.Api, name: str) -> int:
@@ -102,6 +124,9 @@ def main() -> int:
         events = {"events": {"max_concurrency": 64, "max_queue_depth": 10_000_000}}
         api.deploy("noop", sha, "/noop", events)
         api.deploy("idle", sha, "/idle", events)
+        api.deploy("half", sha, "/half", events)
+        # Deliveries held back (one at a time) so a backlog builds: the accept path alone.
+        api.deploy("held", sha, "/held", {"events": {"max_concurrency": 1, "max_queue_depth": 10_000_000}})
 
         # accept→handler start, idle node, one event at a time.
         gaps = []
@@ -136,6 +161,30 @@ def main() -> int:
         rows["accept"] = {"rps": accepted / accept_s, "p50": w["p50"], "p99": w["p99"], "accepted": accepted,
                           "other": {k: v for k, v in w["statuses"].items() if k != 202}}
         rows["e2e"] = {"rps": handled / e2e_s, "handled": handled, "seconds": e2e_s}
+
+        # accept→handler start at half the accepted rate: c connections, each pausing so that together they
+        # send ~rate/2 (the pause is on top of each request's own latency, so the real rate is a bit lower).
+        half_rate = max(1.0, rows["accept"]["rps"] / 2)
+        delay_ms = max(1, int(args.connections * 1000 / half_rate))
+        paced = tmp / "paced.lua"
+        paced.write_text(PACED_LUA.replace("TOKEN", token).replace("DELAY", str(delay_ms)))
+        before = invocations(api, "half")
+        t0 = time.perf_counter()
+        w = bench.run_wrk(args, f"http://127.0.0.1:{port}{bench.function_path('half')}/invocations", args.duration,
+                          logdir, "half", script=paced)
+        sent = w["statuses"].get(202, 0)
+        rate = sent / (time.perf_counter() - t0)
+        deadline = time.perf_counter() + 600
+        while invocations(api, "half") - before < sent and time.perf_counter() < deadline:
+            time.sleep(0.01)
+        gaps = gaps_of(api, "half")
+        rows["half"] = {"rps": rate, "p50": bench.pct(gaps, 50), "p99": bench.pct(gaps, 99), "n": len(gaps)}
+
+        # The accept path alone: the same POSTs to `held`, whose deliveries barely run.
+        t0 = time.perf_counter()
+        w = bench.run_wrk(args, f"http://127.0.0.1:{port}{bench.function_path('held')}/invocations", args.duration,
+                          logdir, "held", script=lua)
+        rows["alone"] = {"rps": w["statuses"].get(202, 0) / (time.perf_counter() - t0), "p50": w["p50"], "p99": w["p99"]}
         api.close()
     finally:
         server.stop()
@@ -148,12 +197,19 @@ def main() -> int:
     a, e, i = rows["accept"], rows["e2e"], rows["idle"]
     out.append(f"| accepted events/s (202 after fsync, group commit) | {a['rps']:,.0f} | ≥ 20,000 |")
     out.append(f"| accept latency p50 / p99 (client) | {bench.fmt_ms(a['p50'])} / {bench.fmt_ms(a['p99'])} | — |")
+    al = rows["alone"]
+    out.append(f"| accepted events/s, deliveries held back (the accept path alone; p50 / p99 "
+               f"{bench.fmt_ms(al['p50'])} / {bench.fmt_ms(al['p99'])}) | {al['rps']:,.0f} | ≥ 20,000 |")
     out.append(f"| end-to-end handled events/s (C no-op handler) | {e['rps']:,.0f} ({e['handled']:,} in {e['seconds']:.1f} s) | ≥ 5,000 |")
     out.append(f"| accept → handler start, idle, p50 / p99 (ms, n={i['n']}) | {i['p50']:.0f} / {i['p99']:.0f} | p99 ≤ 10 |")
+    h = rows["half"]
+    out.append(f"| accept → handler start at 50 % of max ({h['rps']:,.0f} events/s), p50 / p99 (ms, last n={h['n']}) "
+               f"| {h['p50']:.0f} / {h['p99']:.0f} | — |")
     if js:
         out.append(f"| JetStream publish+ack msgs/s (file stream, {args.connections} in flight) | {js['rps']:,.0f} "
                    f"(p50 {js['p50']:.2f} / p99 {js['p99']:.2f} ms) | peer |")
-        out.append(f"| wisp accepted ÷ JetStream | {a['rps'] / js['rps']:.2f}× | — |")
+        out.append(f"| wisp accepted ÷ JetStream (with deliveries / accept path alone) | {a['rps'] / js['rps']:.2f}× / "
+                   f"{al['rps'] / js['rps']:.2f}× | — |")
     else:
         out.append("| JetStream peer | skipped (pip install nats-py; a NATS server with JetStream) | — |")
     if a["other"]:

@@ -198,38 +198,52 @@ impl QueueStore for EmbeddedQueue {
     async fn claim(&self, now_ms: u64, lease_ms: u64, wants: Vec<(String, usize)>) -> Result<Vec<Leased>> {
         self.run(false, move |conn| {
             let now = now_ms as i64;
-            // Per function, from the (function, state, not_before_ms) index: O(claimed), however many
-            // events of other functions (or of this one, later) are waiting.
-            let mut stmt = conn
+            // Per function, in the (function, state, not_before_ms, seq) index's order, so the LIMIT stops
+            // the scan: O(claimed), however many events of this function or others are waiting. Expired
+            // leases (a delivery that outlived its lease) are a second, small range: the function's running
+            // events.
+            let mut due = conn
                 .prepare_cached(
                     "UPDATE invocations SET state = 'running', lease_until_ms = ?1, updated_ms = ?2
                      WHERE seq IN (
                          SELECT seq FROM invocations WHERE function = ?3 AND state = 'queued' AND not_before_ms <= ?2
-                         UNION ALL
+                         ORDER BY not_before_ms, seq LIMIT ?4)
+                     RETURNING id, function, attrs, data, attempts, created_ms",
+                )
+                .map_err(sql)?;
+            let mut expired = conn
+                .prepare_cached(
+                    "UPDATE invocations SET state = 'running', lease_until_ms = ?1, updated_ms = ?2
+                     WHERE seq IN (
                          SELECT seq FROM invocations WHERE function = ?3 AND state = 'running' AND lease_until_ms < ?2
-                         ORDER BY 1 LIMIT ?4)
+                         LIMIT ?4)
                      RETURNING id, function, attrs, data, attempts, created_ms",
                 )
                 .map_err(sql)?;
             let mut out = Vec::new();
+            let leased = |r: &rusqlite::Row<'_>| {
+                Ok(Leased {
+                    id: r.get(0)?,
+                    function: r.get(1)?,
+                    attrs: r.get(2)?,
+                    data: r.get(3)?,
+                    attempts: r.get(4)?,
+                    created_ms: r.get::<_, i64>(5)? as u64,
+                })
+            };
             for (function, n) in wants {
-                if n == 0 {
-                    continue;
-                }
-                let rows = stmt
-                    .query_map(params![now + lease_ms as i64, now, function, n as i64], |r| {
-                        Ok(Leased {
-                            id: r.get(0)?,
-                            function: r.get(1)?,
-                            attrs: r.get(2)?,
-                            data: r.get(3)?,
-                            attempts: r.get(4)?,
-                            created_ms: r.get::<_, i64>(5)? as u64,
-                        })
-                    })
-                    .map_err(sql)?;
-                for row in rows {
-                    out.push(row.map_err(sql)?);
+                let mut left = n;
+                for stmt in [&mut due, &mut expired] {
+                    if left == 0 {
+                        break;
+                    }
+                    let rows = stmt
+                        .query_map(params![now + lease_ms as i64, now, function, left as i64], leased)
+                        .map_err(sql)?;
+                    for row in rows {
+                        out.push(row.map_err(sql)?);
+                        left -= 1;
+                    }
                 }
             }
             Ok(out)

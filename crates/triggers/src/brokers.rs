@@ -259,14 +259,28 @@ pub(crate) async fn nats(ctx: Ctx, spec: NatsTrigger) {
         Err(e) => return ctx.live.failed(format!("{}: {e}", wisp_core::trigger::redact(&spec.url))),
     };
     // Connection state: "connected" once a round trip after (re)connecting proves the server has our
-    // subscriptions again.
+    // subscriptions again (core NATS). A JetStream consumer's pull requests do not survive a server restart:
+    // each reconnect bumps `generation`, and the consumer loop starts its message stream over.
+    let (generation_tx, generation) = tokio::sync::watch::channel(0u64);
     let _watcher = {
         let (live, client) = (ctx.live.clone(), client.clone());
+        let core = spec.stream.is_none();
         AbortOnDrop(tokio::spawn(async move {
+            let mut lost = false;
             while let Some(e) = events_rx.recv().await {
                 match e {
-                    async_nats::Event::Connected if client.flush().await.is_ok() => live.set_state("connected"),
-                    async_nats::Event::Disconnected => live.failed("disconnected"),
+                    async_nats::Event::Connected => {
+                        if std::mem::take(&mut lost) {
+                            generation_tx.send_modify(|g| *g += 1);
+                        }
+                        if core && client.flush().await.is_ok() {
+                            live.set_state("connected");
+                        }
+                    }
+                    async_nats::Event::Disconnected => {
+                        lost = true;
+                        live.failed("disconnected");
+                    }
                     async_nats::Event::ServerError(e) => live.failed(format!("server error: {e}")),
                     async_nats::Event::ClientError(e) => live.failed(format!("client error: {e}")),
                     _ => {}
@@ -279,7 +293,7 @@ pub(crate) async fn nats(ctx: Ctx, spec: NatsTrigger) {
     loop {
         let result = match &spec.stream {
             None => nats_core(&ctx, &client, &spec, &source).await,
-            Some(stream) => jetstream(&ctx, &client, &spec, stream, &source, &mut backoff).await,
+            Some(stream) => jetstream(&ctx, &client, &spec, stream, &source, &mut backoff, generation.clone()).await,
         };
         if let Err(e) = result {
             tracing::warn!(function = %ctx.key, trigger = %ctx.id, error = %e, "nats trigger interrupted; retrying");
@@ -324,8 +338,10 @@ async fn jetstream(
     stream_name: &str,
     source: &str,
     backoff: &mut Backoff,
+    mut generation: tokio::sync::watch::Receiver<u64>,
 ) -> Result<(), String> {
     use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, pull};
+    generation.mark_unchanged();
     let js = async_nats::jetstream::new(client.clone());
     let mut stream = js.get_stream(stream_name).await.map_err(|e| format!("stream {stream_name}: {e}"))?;
     // Sequences restart when a stream is recreated: its creation time makes event ids unique for good.
@@ -343,11 +359,23 @@ async fn jetstream(
     };
     let consumer: async_nats::jetstream::consumer::PullConsumer =
         stream.get_or_create_consumer(&durable, config).await.map_err(|e| format!("consumer {durable}: {e}"))?;
-    let mut messages = consumer.messages().await.map_err(|e| format!("consumer {durable}: {e}"))?;
+    // Heartbeats every 5 s: a stream whose server went away errors out within seconds even without a reconnect.
+    let mut messages = consumer
+        .stream()
+        .heartbeat(Duration::from_secs(5))
+        .expires(Duration::from_secs(30))
+        .messages()
+        .await
+        .map_err(|e| format!("consumer {durable}: {e}"))?;
     ctx.live.set_state("connected");
     backoff.reset();
     let source = format!("{source}/{stream_name}");
-    while let Some(m) = messages.next().await {
+    loop {
+        let m = tokio::select! {
+            m = messages.next() => m,
+            _ = generation.changed() => return Err("reconnected: starting the consumer's message stream over".into()),
+        };
+        let Some(m) = m else { break };
         let m = m.map_err(|e| e.to_string())?;
         let seq = m.info().map_err(|e| e.to_string())?.stream_sequence;
         let mut event =
