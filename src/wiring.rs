@@ -72,6 +72,8 @@ pub async fn build(config: NodeConfig) -> anyhow::Result<Node> {
     events.start();
     // Event sources, after the functions they feed are active.
     let triggers = wisp_triggers::Triggers::new(events.clone(), trigger_state);
+    let sink: Arc<dyn wisp_events::TopicSink> = triggers.clone();
+    events.set_topics(Arc::downgrade(&sink));
     for record in &records {
         triggers.apply(record);
     }

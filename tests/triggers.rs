@@ -255,6 +255,26 @@ async fn topics_fan_out_to_each_subscriber_from_when_it_subscribed() {
     let r = s.api(Method::POST, "/_wisp/v1/namespaces/default/topics/a%20b").body("x").send().await.unwrap();
     assert_eq!(r.status(), 400);
     assert!(r.text().await.unwrap().contains("use 1-255 characters"));
+    // A destination can be a topic: the record of each outcome goes to every subscriber.
+    s.deploy("checkout", "event-py", json!({"events": {"on_success": "topic:outcomes"}})).await;
+    s.deploy("watcher", "event-py", on("outcomes")).await;
+    let r = s.api(Method::POST, &format!("{FNS}/checkout/invocations")).body("paid").send().await.unwrap();
+    assert_eq!(r.status(), 202);
+    let got = until_handled(&s, "watcher", "the success record", |g| !g.is_empty()).await;
+    assert_eq!(got[0]["event"]["type"], "dev.wisp.invocation.success");
+    let record: Value = serde_json::from_str(got[0]["data"].as_str().unwrap()).unwrap();
+    assert_eq!((record["condition"].as_str(), record["function"].as_str()), (Some("Success"), Some("checkout")));
+    assert_eq!(record["request"]["data"], "paid");
+    let err = s
+        .deploy_bytes(
+            "bad-dest",
+            std::fs::read(common::guest("event-py")).unwrap(),
+            json!({"events": {"on_failure": "topic:a b"}}),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.0 == 400 && err.1.contains("events.on_failure"), "{err:?}");
+
     // Unsubscribing (a redeploy without the trigger) stops the deliveries.
     s.deploy("late", "event-py", json!({"scaling": {}})).await;
     let r = s.api(Method::POST, "/_wisp/v1/namespaces/default/topics/orders").body("order-3").send().await.unwrap();

@@ -6,6 +6,23 @@ use crate::invocation::Event;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// Where `on_success` / `on_failure` send their records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Destination<'a> {
+    /// A function in the same namespace.
+    Function(&'a str),
+    /// A topic in the same namespace (`topic:NAME`): every subscriber gets the record.
+    Topic(&'a str),
+}
+
+/// Reads a destination: `topic:NAME` or a function name.
+pub fn destination(s: &str) -> Destination<'_> {
+    match s.strip_prefix("topic:") {
+        Some(t) => Destination::Topic(t),
+        None => Destination::Function(s),
+    }
+}
+
 /// Largest event `POST …/topics/{topic}` takes (a subscriber's own `events.max_event_bytes` still applies).
 pub const MAX_PUBLISH_BYTES: usize = 1 << 20;
 
@@ -31,10 +48,10 @@ pub struct EventConfig {
     pub max_event_bytes: u64,
     /// Failed events go to the dead-letter queue (on by default); off: they are kept as `failed`.
     pub dead_letter: bool,
-    /// A function that receives a record of every successful invocation, if any.
+    /// A function (or `topic:NAME`) that receives a record of every successful invocation, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub on_success: Option<String>,
-    /// A function that receives a record of every invocation that failed for good, if any.
+    /// A function (or `topic:NAME`) that receives a record of every invocation that failed for good, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub on_failure: Option<String>,
 }
@@ -86,8 +103,14 @@ impl EventConfig {
         range("max_queue_depth", self.max_queue_depth.into(), 1, 10_000_000)?;
         range("max_event_bytes", self.max_event_bytes, 1024, 64 << 20)?;
         for (key, dest) in [("on_success", &self.on_success), ("on_failure", &self.on_failure)] {
-            if let Some(d) = dest {
-                crate::Name::new(d.as_str()).map_err(|e| format!("events.{key} = {d:?}: {e}"))?;
+            match dest.as_deref().map(destination) {
+                Some(Destination::Topic(t)) => crate::trigger::check_topic(t)
+                    .map_err(|e| format!("events.{key} = {:?}: {e}", dest.as_deref().unwrap_or("")))?,
+                Some(Destination::Function(f)) => {
+                    crate::Name::new(f)
+                        .map_err(|e| format!("events.{key} = {f:?}: {e} (or write `topic:NAME` for a topic)"))?;
+                }
+                None => {}
             }
         }
         Ok(())

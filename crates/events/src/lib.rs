@@ -144,6 +144,18 @@ fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
+/// Where destinations naming a topic (`on_failure = "topic:alerts"`) publish: the node's topic index (the
+/// triggers), which hands the record to every subscriber through [`Events::accept`].
+pub trait TopicSink: Send + Sync {
+    /// Publishes `event` to `topic` in `namespace`; returns how many functions got it.
+    fn publish<'a>(
+        &'a self,
+        namespace: &'a str,
+        topic: &'a str,
+        event: Event,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<usize, AcceptError>> + Send + 'a>>;
+}
+
 /// Per-function delivery state on this node.
 #[derive(Default)]
 struct FunctionState {
@@ -160,6 +172,7 @@ pub struct Events {
     stopping: AtomicBool,
     dispatcher: Mutex<Option<tokio::task::JoinHandle<()>>>,
     tasks: wisp_wasm_host::Tasks,
+    topics: std::sync::OnceLock<std::sync::Weak<dyn TopicSink>>,
 }
 
 impl Events {
@@ -182,7 +195,13 @@ impl Events {
             stopping: AtomicBool::new(false),
             dispatcher: Mutex::new(None),
             tasks,
+            topics: std::sync::OnceLock::new(),
         }))
+    }
+
+    /// Connects the topic index destinations publish to (once; held weakly: it holds this service).
+    pub fn set_topics(&self, sink: std::sync::Weak<dyn TopicSink>) {
+        let _ = self.topics.set(sink);
     }
 
     fn state(&self, function: &str) -> Arc<FunctionState> {
@@ -535,8 +554,6 @@ impl Events {
             Settle::Retry { .. } => return,
         };
         let Some(target) = target else { return };
-        let Ok(name) = wisp_core::Name::new(target.as_str()) else { return };
-        let dest = FunctionKey { namespace: active.record.key.namespace.clone(), name };
         let (status, error, body, attempts) = match settle {
             Settle::Succeeded { status, body } => (Some(*status), None, body.as_slice(), leased.attempts + 1),
             Settle::Failed { status, error, body, spent, code, .. } => {
@@ -571,8 +588,21 @@ impl Events {
             data: serde_json::to_vec(&record).expect("json"),
             extensions: Default::default(),
         };
-        if let Err(e) = self.accept(&dest, event).await {
-            tracing::warn!(function = %active.record.key, destination = %dest, error = %e, "cannot send the invocation record to its destination");
+        let namespace = &active.record.key.namespace;
+        let sent = match wisp_core::events::destination(target) {
+            wisp_core::events::Destination::Topic(topic) => {
+                match self.topics.get().and_then(std::sync::Weak::upgrade) {
+                    Some(sink) => sink.publish(namespace.as_str(), topic, event).await.map(drop),
+                    None => Err(AcceptError::new(ErrorClass::Unavailable, "no topic index on this node")),
+                }
+            }
+            wisp_core::events::Destination::Function(name) => match wisp_core::Name::new(name) {
+                Ok(name) => self.accept(&FunctionKey { namespace: namespace.clone(), name }, event).await.map(drop),
+                Err(e) => Err(AcceptError::new(ErrorClass::InvalidInput, e.to_string())),
+            },
+        };
+        if let Err(e) = sent {
+            tracing::warn!(function = %active.record.key, destination = %target, error = %e, "cannot send the invocation record to its destination");
         }
     }
 }

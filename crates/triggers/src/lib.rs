@@ -363,3 +363,14 @@ impl Triggers {
         all
     }
 }
+
+impl wisp_events::TopicSink for Triggers {
+    fn publish<'a>(
+        &'a self,
+        namespace: &'a str,
+        topic: &'a str,
+        event: Event,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<usize, AcceptError>> + Send + 'a>> {
+        Box::pin(async move { Ok(Triggers::publish(self, namespace, topic, event).await?.len()) })
+    }
+}
