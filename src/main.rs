@@ -5,6 +5,11 @@ mod commands;
 mod wiring;
 
 use clap::{Parser, Subcommand};
+
+/// mimalloc instead of glibc malloc: the request path allocates and frees many small buffers across threads,
+/// where glibc spends its time consolidating free chunks (measured: bench/README.md, "Allocator").
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::path::PathBuf;
 
 /// Deploy WebAssembly functions and serve them over HTTP.

@@ -408,6 +408,11 @@ async fn webhooks_take_every_cloudevents_mode_with_handshake_and_signatures() {
     assert_eq!(signed["data"], r#"{"action":"opened"}"#);
     let t = trigger(&s, "hook").await;
     assert_eq!(t["kind"], "webhook");
+    // The function's status lists its triggers without the secret.
+    let shown = stdout(&s.cli(&["status", "hook"]));
+    assert!(shown.contains("webhook /hooks/signed (signed)") && !shown.contains("s3cret"), "{shown}");
+    let raw = s.api(Method::GET, &format!("{FNS}/hook")).send().await.unwrap().text().await.unwrap();
+    assert!(!raw.contains("s3cret"), "the API never shows a webhook secret: {raw}");
 
     // The function's own route still runs it synchronously; a webhook route another function has is refused.
     let (status, _) = s.get("/hook-fn").await;

@@ -43,6 +43,9 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
                 f.app.as_ref().map(|a| format!(" in app {a}")).unwrap_or_default()
             );
             println!("  routes:      {}", if f.routes.is_empty() { "-".into() } else { f.routes.join(", ") });
+            if !f.triggers.is_empty() {
+                println!("  triggers:    {}", f.triggers.join("; "));
+            }
             println!("  revision:    {} (deployed {}, generation {})", f.revision, ago(f.deployed_at_ms), f.generation);
             println!(
                 "  artifact:    sha256 {}{}",

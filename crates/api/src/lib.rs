@@ -243,6 +243,9 @@ pub struct FunctionView {
     pub limits: wisp_core::Limits,
     /// Scaling settings.
     pub scaling: wisp_core::Scaling,
+    /// Its triggers, described (no secrets: webhook secrets and URL passwords are left out).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub triggers: Vec<String>,
     /// Instance mode in force (`fresh`/`reuse`), after defaults and any automatic fallback.
     pub instance_mode: String,
     /// Warm instances idle on this node right now.
@@ -317,6 +320,7 @@ fn view(api: &Api, r: &wisp_core::FunctionRecord) -> FunctionView {
         cold_starts: active.map_or(0, |a| a.cold_starts()),
         limits: r.revision.limits,
         scaling: r.scaling,
+        triggers: r.triggers.iter().map(|t| t.describe()).collect(),
     }
 }
 
