@@ -50,6 +50,11 @@ impl Schedule {
     }
 }
 
+/// Where a cron trigger's last tick is kept (bucket [`STATE_BUCKET`]).
+pub(crate) fn state_key(key: &wisp_core::FunctionKey, id: &str) -> String {
+    format!("cron/{}/{}/{id}", key.namespace, key.name)
+}
+
 /// Runs one cron trigger until its task is aborted.
 pub(crate) async fn run(ctx: Ctx, spec: CronTrigger) {
     let schedule = match Schedule::parse(&spec) {
@@ -60,7 +65,7 @@ pub(crate) async fn run(ctx: Ctx, spec: CronTrigger) {
             return;
         }
     };
-    let state_key = format!("cron/{}/{}/{}", ctx.key.namespace, ctx.key.name, ctx.id);
+    let state_key = state_key(&ctx.key, &ctx.id);
     let mut last = match ctx.kv.get(STATE_BUCKET, &state_key).await {
         Ok(e) => e.and_then(|e| std::str::from_utf8(&e.value).ok()?.parse::<u64>().ok()),
         Err(e) => {

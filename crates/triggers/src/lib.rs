@@ -234,7 +234,8 @@ impl Triggers {
         let mut running = self.running.lock();
         let current = running.entry(key.clone()).or_default();
         let wanted: HashMap<String, &TriggerSpec> = record.triggers.iter().map(|t| (t.id(), t)).collect();
-        current.retain(|id, _| wanted.contains_key(id));
+        let gone: Vec<Running> = current.extract_if(|id, _| !wanted.contains_key(id)).map(|(_, r)| r).collect();
+        self.forget(key, gone);
         for (id, spec) in wanted {
             if current.contains_key(&id) {
                 continue;
@@ -276,9 +277,32 @@ impl Triggers {
         self.index_topics(key, record);
     }
 
+    /// Drops the kept state of triggers that are gone (a cron trigger's last tick: one that comes back later
+    /// starts from its next tick, not with a catch-up for the time it was away).
+    fn forget(&self, key: &FunctionKey, gone: Vec<Running>) {
+        let ids: Vec<String> = gone
+            .iter()
+            .filter(|r| matches!(r.spec, TriggerSpec::Cron(_)))
+            .map(|r| r.live.status.lock().id.clone())
+            .collect();
+        drop(gone);
+        if ids.is_empty() {
+            return;
+        }
+        let (kv, key) = (self.kv.clone(), key.clone());
+        tokio::spawn(async move {
+            for id in ids {
+                if let Err(e) = kv.delete(STATE_BUCKET, &cron::state_key(&key, &id), wisp_store::Expect::Any).await {
+                    tracing::warn!(function = %key, error = %e, "cannot drop a removed cron trigger's last tick");
+                }
+            }
+        });
+    }
+
     /// Stops every trigger of `key`.
     pub fn remove(&self, key: &FunctionKey) {
-        self.running.lock().remove(key);
+        let gone: Vec<Running> = self.running.lock().remove(key).map(|m| m.into_values().collect()).unwrap_or_default();
+        self.forget(key, gone);
         self.topics.lock().retain(|_, subs| {
             subs.remove(key);
             !subs.is_empty()
