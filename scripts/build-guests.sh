@@ -52,6 +52,7 @@ echo-c     c-proxy   examples/echo-c         -
 hello-py   py        examples/hello-py       -
 echo-py    py        examples/echo-py        -
 event-py   py        examples/event-py       -
+kv-py      py        examples/kv-py          wit
 counter-py py        tests/guests/counter-py -
 hello-js   js        examples/hello-js       -
 echo-js    js        examples/echo-js        -
@@ -341,10 +342,21 @@ build_wagi() { # build_wagi SRC OUT
 }
 
 build_py() { # build_py SRC OUT
-  # Build from a copy so the source tree gets no __pycache__.
+  # Build from a copy so the source tree gets no __pycache__. A guest dir with a world.wit of its own is
+  # built against that world: the WASI WIT files and the repo's wit/ packages as its deps.
+  local wit=$WIT_DIR world=$WIT_WORLD pkg
   run cp -R "$REPO/$1" "$WORK/app"
+  if [ -f "$REPO/$1/world.wit" ]; then
+    wit=$WORK/wit
+    mkdir -p "$wit/deps"
+    run cp -R "$WIT_DIR/deps/." "$wit/deps/"
+    for pkg in "$REPO"/wit/*/; do run cp -R "$pkg" "$wit/deps/$(basename "$pkg")"; done
+    run mv "$WORK/app/world.wit" "$wit/world.wit"
+    world=$(sed -n 's/^world \([a-z0-9-]*\) {.*/\1/p' "$wit/world.wit" | head -n1)
+    [ -n "$world" ] || { echo "no world in $1/world.wit" >"$WORK/failed-command"; return 1; }
+  fi
   (cd "$WORK/app" && run env PYTHONDONTWRITEBYTECODE=1 \
-    componentize-py -d "$WIT_DIR" -w "$WIT_WORLD" componentize app -o "$2")
+    componentize-py -d "$wit" -w "$world" componentize app -o "$2")
 }
 
 build_js() { # build_js SRC OUT

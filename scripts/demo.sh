@@ -43,6 +43,8 @@ wisp is up. Try:
   curl "$url/primes?n=7919"
   curl --data-binary 'echo me' $url/echo-c
   curl --data-binary @README.md $url/echo-py
+  curl $url/kv/hits                                                         # key-value: an atomic counter
+  curl -X PUT --data 'hello' $url/kv/greeting && curl $url/kv/greeting       # key-value: set, get
   curl -i -H 'X-Wisp-Invocation-Type: Event' --data 'hello' $url/events     # 202 + x-wisp-invocation-id
   WISP_URL=$url WISP_DATA_DIR=$data $bin invoke events --async -d 'status:500'   # retried, then dead-lettered
   WISP_URL=$url WISP_DATA_DIR=$data $bin invocation <id>

@@ -43,7 +43,10 @@ pub async fn build(config: NodeConfig) -> anyhow::Result<Node> {
         .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
     let store = Store { kv: Arc::new(embedded.clone()), blobs: Arc::new(embedded) };
     let trigger_state = store.kv.clone();
-    let host = Host::new(config.host)?;
+    // Guests' key-value data: its own database file, apart from the platform's records.
+    let guest_kv = wisp_store::guest_kv::EmbeddedKv::open(&config.data_dir.join("store").join("kv.sqlite3"))
+        .with_context(|| format!("opening the key-value store in {}", config.data_dir.display()))?;
+    let host = Host::with_kv(config.host, Some(Arc::new(guest_kv)))?;
     let registry = Arc::new(Registry::new(store, host, config.data_dir.join("compiled"), config.max_artifact_bytes));
     let tasks = registry.host().tasks().clone();
     let scheduler = Arc::new(Scheduler::new(wisp_scheduler::DEFAULT_LOG_RING, config.max_concurrency, tasks.clone()));

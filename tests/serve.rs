@@ -54,9 +54,18 @@ async fn examples_app_serves_every_language() {
 
     // The CLI sees them all.
     let ls = stdout(&s.cli(&["ls"]));
-    for name in
-        ["hello-c", "echo-c", "hello-py", "echo-py", "hello-js", "echo-js", "hello-wagi", "primes-wagi", "events"]
-    {
+    for name in [
+        "hello-c",
+        "echo-c",
+        "hello-py",
+        "echo-py",
+        "hello-js",
+        "echo-js",
+        "hello-wagi",
+        "primes-wagi",
+        "kv-py",
+        "events",
+    ] {
         assert!(ls.contains(name), "ls lacks {name}:\n{ls}");
     }
     // `wisp invoke` bypasses routes.
@@ -83,6 +92,11 @@ async fn examples_app_serves_every_language() {
         assert!(std::time::Instant::now() < deadline && !out.contains("dead_lettered"), "{out}");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+    // The key-value backed function keeps what it is given.
+    let r = s.http.put(format!("{}/kv/greeting", s.url)).body("hello").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(s.get("/kv/greeting").await, (200, "hello".to_string()));
+    assert_eq!(s.get("/kv/hits").await, (200, "hits: 1\n".to_string()));
     // Its triggers: a topic (wisp publish), a webhook route and a cron schedule, all shown by `wisp status`.
     let out = s.cli(&["publish", "greetings", "-d", "hi from a topic"]);
     assert!(out.status.success() && stdout(&out).starts_with("events\t"), "{}{}", stdout(&out), stderr(&out));

@@ -45,6 +45,9 @@ pub struct Args {
     /// only; default: none).
     #[arg(long = "allow-outbound", env = "WISP_DEPLOY_ALLOW_OUTBOUND", value_delimiter = ',')]
     allow_outbound: Vec<String>,
+    /// A key-value store the function may open (`default`, …); repeatable (single .wasm only; default: none).
+    #[arg(long = "kv-store", env = "WISP_DEPLOY_KV_STORE", value_delimiter = ',')]
+    kv_stores: Vec<String>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -86,6 +89,7 @@ fn plan(a: &Args) -> anyhow::Result<(Vec<Plan>, Option<Name>)> {
             || a.memory_mb.is_some()
             || a.max_body_bytes.is_some()
             || !a.allow_outbound.is_empty()
+            || !a.kv_stores.is_empty()
             || a.instance_mode.is_some();
         if single_only {
             bail!(
@@ -119,6 +123,7 @@ fn plan(a: &Args) -> anyhow::Result<(Vec<Plan>, Option<Name>)> {
                     app: Some(m.app.name.clone()),
                     scaling: f.scaling,
                     allowed_outbound_hosts: f.allowed_outbound_hosts,
+                    key_value_stores: f.key_value_stores,
                     events: f.events,
                     triggers: f.triggers,
                 },
@@ -169,6 +174,7 @@ fn plan(a: &Args) -> anyhow::Result<(Vec<Plan>, Option<Name>)> {
         limits,
         app: None,
         allowed_outbound_hosts: a.allow_outbound.clone(),
+        key_value_stores: a.kv_stores.clone(),
         events: Default::default(),
         triggers: Vec::new(),
     };

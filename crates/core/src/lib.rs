@@ -10,6 +10,7 @@ pub mod cgi;
 pub mod error;
 pub mod events;
 pub mod invocation;
+pub mod kv;
 pub mod limits;
 pub mod manifest;
 pub mod name;

@@ -73,6 +73,9 @@ pub struct FunctionManifest {
     /// Hosts the function may send HTTP requests to (`scheme://host[:port]`, see [`crate::outbound`]).
     #[serde(default)]
     pub allowed_outbound_hosts: Vec<String>,
+    /// Key-value stores the function may open (see [`crate::kv`]).
+    #[serde(default)]
+    pub key_value_stores: Vec<String>,
     /// Delivery of asynchronous invocations and events (see [`crate::events::EventConfig`]).
     #[serde(default)]
     pub events: crate::events::EventConfig,
@@ -130,6 +133,7 @@ impl FunctionManifest {
             app: None,
             scaling: self.scaling,
             allowed_outbound_hosts: self.allowed_outbound_hosts.clone(),
+            key_value_stores: self.key_value_stores.clone(),
             events: self.events.clone(),
             triggers: self.triggers.clone(),
         };
@@ -188,7 +192,7 @@ source = "legacy.wasm"
         let table: &[(&str, &str)] = &[
             (
                 "[app]\nname = \"a\"\n[[function]]\nname = \"f\"\nsource = \"f.wasm\"\ntimeout = 5\n",
-                "wisp.toml: TOML parse error at line 6, column 1\n  |\n6 | timeout = 5\n  | ^^^^^^^\nunknown field `timeout`, expected one of `name`, `kind`, `source`, `routes`, `env`, `limits`, `scaling`, `allowed_outbound_hosts`, `events`, `trigger`",
+                "wisp.toml: TOML parse error at line 6, column 1\n  |\n6 | timeout = 5\n  | ^^^^^^^\nunknown field `timeout`, expected one of `name`, `kind`, `source`, `routes`, `env`, `limits`, `scaling`, `allowed_outbound_hosts`, `key_value_stores`, `events`, `trigger`",
             ),
             (
                 "[app]\nname = \"a\"\n[[function]]\nname = \"f\"\nsource = \"f.wasm\"\nkind = \"lambda\"\n",

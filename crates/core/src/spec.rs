@@ -54,6 +54,10 @@ pub struct FunctionSpec {
     /// [`crate::outbound`]). Part of the revision.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allowed_outbound_hosts: Vec<String>,
+    /// Grant of the key-value capability: the stores (labels) the function may open, scoped to its namespace
+    /// and app (default none; see [`crate::kv`]). Part of the revision.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub key_value_stores: Vec<String>,
     /// Delivery of asynchronous invocations and trigger events (traffic config: not part of the revision).
     #[serde(default, skip_serializing_if = "crate::events::EventConfig::is_default")]
     pub events: crate::events::EventConfig,
@@ -117,6 +121,7 @@ impl FunctionSpec {
         self.events.validate().map_err(SpecError::Scaling)?;
         crate::trigger::validate_all(&self.triggers, &self.routes).map_err(SpecError::Scaling)?;
         crate::outbound::parse_all(&self.allowed_outbound_hosts)?;
+        crate::kv::check_grant(&self.key_value_stores).map_err(SpecError::Scaling)?;
         let mut seen = std::collections::HashSet::new();
         for r in &self.routes {
             if !seen.insert(r) {
@@ -138,6 +143,8 @@ impl FunctionSpec {
             limits: &'a Limits,
             #[serde(skip_serializing_if = "<[String]>::is_empty")]
             allowed_outbound_hosts: &'a [String],
+            #[serde(skip_serializing_if = "<[String]>::is_empty")]
+            key_value_stores: &'a [String],
         }
         let content = Content {
             kind: self.kind,
@@ -145,6 +152,7 @@ impl FunctionSpec {
             env: &self.env,
             limits: &self.limits,
             allowed_outbound_hosts: &self.allowed_outbound_hosts,
+            key_value_stores: &self.key_value_stores,
         };
         // BTreeMap and struct field order make this JSON canonical.
         let json = serde_json::to_vec(&content).expect("plain data serialises");
@@ -183,6 +191,9 @@ pub struct RevisionRecord {
     /// Hosts it may send HTTP requests to.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allowed_outbound_hosts: Vec<String>,
+    /// Key-value stores it may open.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub key_value_stores: Vec<String>,
     /// Creation time, unix milliseconds.
     #[serde(default)]
     pub created_at_ms: u64,
@@ -255,6 +266,7 @@ mod tests {
             app: None,
             scaling: crate::Scaling::default(),
             allowed_outbound_hosts: Vec::new(),
+            key_value_stores: Vec::new(),
             events: Default::default(),
             triggers: Vec::new(),
         }

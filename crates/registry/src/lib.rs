@@ -53,6 +53,9 @@ pub enum DeployError {
         /// The limit.
         limit: usize,
     },
+    /// The component imports a capability the function is not granted.
+    #[error("{0}")]
+    Grant(String),
     /// Another function serves one of the routes.
     #[error("{0}")]
     RouteConflict(String),
@@ -71,7 +74,7 @@ impl DeployError {
     /// The error class (and so the HTTP status).
     pub fn class(&self) -> ErrorClass {
         match self {
-            DeployError::Spec(_) | DeployError::Artifact(_) => ErrorClass::InvalidInput,
+            DeployError::Spec(_) | DeployError::Artifact(_) | DeployError::Grant(_) => ErrorClass::InvalidInput,
             DeployError::UnknownArtifact(_) | DeployError::NotFound(_) => ErrorClass::NotFound,
             DeployError::TooLarge { .. } => ErrorClass::PayloadTooLarge,
             DeployError::RouteConflict(_) => ErrorClass::Conflict,
@@ -208,6 +211,8 @@ impl Registry {
         // Compiling is idempotent (the cache is content-addressed), so it happens before the lock: a long
         // compile or Wizer init does not hold up other functions' deploys and scaling changes.
         let (code, compiled) = self.ensure_compiled(spec.kind, &spec.artifact).await?;
+        wisp_wasm_host::caps::check_grants(&code.imports(), &spec, wisp_wasm_host::caps::CAPABILITIES)
+            .map_err(DeployError::Grant)?;
         let (compile, preinit) = compiled.map_or((None, None), |(t, p)| (Some(t), p));
 
         let mut guard = self.deploy_lock.lock().await;
@@ -254,6 +259,7 @@ impl Registry {
                 env: spec.env.clone(),
                 limits: spec.limits,
                 allowed_outbound_hosts: spec.allowed_outbound_hosts.clone(),
+                key_value_stores: spec.key_value_stores.clone(),
                 created_at_ms: now,
             },
         };

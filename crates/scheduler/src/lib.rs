@@ -42,6 +42,8 @@ pub struct Active {
     namespace: Arc<str>,
     /// The revision's outbound HTTP grant, parsed once.
     outbound: Arc<[wisp_core::outbound::HostPattern]>,
+    /// The key-value grant, scoped to the function's namespace and app.
+    kv: Arc<wisp_wasm_host::caps::keyvalue::KvGrant>,
     name: Arc<str>,
     records: Arc<Records>,
     counters: Arc<Counters>,
@@ -156,6 +158,16 @@ fn provisioned(active: &Active) -> u64 {
     if s.mode(active.record.revision.kind) == InstanceMode::Reuse { u64::from(s.min_instances) } else { 0 }
 }
 
+/// The key-value grant of `record`'s revision, scoped to its namespace and app.
+fn kv_grant(record: &FunctionRecord) -> Arc<wisp_wasm_host::caps::keyvalue::KvGrant> {
+    Arc::new(wisp_wasm_host::caps::keyvalue::KvGrant::new(
+        record.key.namespace.as_str(),
+        record.app.as_ref().map(|a| a.as_str()),
+        record.key.name.as_str(),
+        &record.revision.key_value_stores,
+    ))
+}
+
 /// A routed request's target.
 pub struct Target {
     /// The function.
@@ -268,8 +280,22 @@ impl Scheduler {
                     })
                     .into();
             let namespace = Arc::from(record.key.namespace.as_str());
-            let active =
-                Active { record, stored, code, env, namespace, outbound, name, records, counters, pool, gate, scaler };
+            let kv = kv_grant(&record);
+            let active = Active {
+                record,
+                stored,
+                code,
+                env,
+                namespace,
+                outbound,
+                kv,
+                name,
+                records,
+                counters,
+                pool,
+                gate,
+                scaler,
+            };
             functions.insert(key, Arc::new(active));
         });
     }
@@ -312,6 +338,7 @@ impl Scheduler {
                 code: prev.code.clone(),
                 env: prev.env.clone(),
                 outbound: prev.outbound.clone(),
+                kv: kv_grant(&record),
                 namespace: prev.namespace.clone(),
                 name: prev.name.clone(),
                 records: prev.records.clone(),
@@ -346,6 +373,7 @@ impl Scheduler {
             deadline: std::time::Instant::now()
                 + std::time::Duration::from_millis(active.record.revision.limits.timeout_ms),
             outbound: active.outbound.clone(),
+            kv: active.kv.clone(),
         };
         active.code.prewarm(&active.pool, &ctx).await
     }
@@ -573,6 +601,7 @@ impl Scheduler {
             route_prefix,
             deadline,
             outbound: active.outbound.clone(),
+            kv: active.kv.clone(),
         };
         let records = active.records.clone();
         let counters = active.counters.clone();

@@ -11,6 +11,7 @@
 
 pub mod embedded;
 pub mod embedded_queue;
+pub mod guest_kv;
 pub mod queue;
 
 use async_trait::async_trait;

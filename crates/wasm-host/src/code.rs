@@ -27,6 +27,17 @@ pub struct Code {
 }
 
 impl Code {
+    /// The component's imports (`ns:pkg/iface@ver`); a WAGI module's are all WASI preview1: none listed.
+    pub fn imports(&self) -> Vec<String> {
+        match &self.inner {
+            CodeInner::Http(pre) => {
+                let component = pre.instance_pre().component();
+                component.component_type().imports(&self.shared.engine).map(|(n, _)| n.to_string()).collect()
+            }
+            CodeInner::Wagi(_) => Vec::new(),
+        }
+    }
+
     /// A warm pool for this revision, known to the node's eviction (see [`Pool`]).
     pub fn new_pool(&self, config: crate::pool::PoolConfig) -> std::sync::Arc<crate::pool::Pool> {
         let pool = std::sync::Arc::new(crate::pool::Pool::new(config));

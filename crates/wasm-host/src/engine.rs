@@ -18,6 +18,8 @@ pub(crate) struct Shared {
     pub tasks: crate::Tasks,
     /// The outbound HTTP capability's node-wide part.
     pub outbound: Arc<crate::caps::outbound::Outbound>,
+    /// The key-value capability's backend (none: every store operation fails with a clear error).
+    pub kv: Option<Arc<dyn wisp_store::guest_kv::KvBackend>>,
     pub http_linker: wasmtime::component::Linker<HttpState>,
     pub wagi_linker: wasmtime::Linker<WagiState>,
     pub config: HostConfig,
@@ -59,7 +61,10 @@ impl Drop for Shared {
 impl Shared {
     /// Builds the engine (pooling allocator sized from `config`, epoch interruption, copy-on-write memory
     /// images), the linkers, and starts the epoch ticker thread.
-    pub(crate) fn new(config: HostConfig) -> anyhow::Result<Shared> {
+    pub(crate) fn new(
+        config: HostConfig,
+        kv: Option<Arc<dyn wisp_store::guest_kv::KvBackend>>,
+    ) -> anyhow::Result<Shared> {
         let mut c = Config::new();
         c.epoch_interruption(true);
         c.memory_init_cow(true);
@@ -115,6 +120,7 @@ impl Shared {
             s.hooks.logs.note(line)
         })
         .context("linking the guests' filesystem")?;
+        crate::caps::keyvalue::link(&mut http_linker, HttpState::kv_view).context("linking wasi:keyvalue")?;
         let mut wagi_linker = wasmtime::Linker::new(&engine);
         wasmtime_wasi::p1::add_to_linker_async(&mut wagi_linker, |s: &mut WagiState| &mut s.wasi)
             .map_err(anyhow::Error::from)
@@ -144,6 +150,7 @@ impl Shared {
             pools: Default::default(),
             tasks: Default::default(),
             outbound,
+            kv,
             compilations: AtomicU64::new(0),
             stop_ticker,
         })

@@ -20,7 +20,12 @@ impl Host {
     /// Builds the engine (pooling allocator sized from `config`, epoch interruption, copy-on-write memory
     /// images), the linkers, and starts the epoch ticker thread.
     pub fn new(config: HostConfig) -> anyhow::Result<Host> {
-        Ok(Host { shared: Arc::new(Shared::new(config)?) })
+        Self::with_kv(config, None)
+    }
+
+    /// The host, with `kv` as the key-value capability's backend.
+    pub fn with_kv(config: HostConfig, kv: Option<Arc<dyn wisp_store::guest_kv::KvBackend>>) -> anyhow::Result<Host> {
+        Ok(Host { shared: Arc::new(Shared::new(config, kv)?) })
     }
 
     /// The node's tracked background tasks (see [`crate::Tasks`]).

@@ -120,6 +120,8 @@ pub struct InvocationCtx {
     pub deadline: Instant,
     /// The outbound HTTP grant: hosts the function may send requests to (parsed once per revision).
     pub outbound: Arc<[wisp_core::outbound::HostPattern]>,
+    /// The key-value grant: the stores it may open and their scopes (built once per revision).
+    pub kv: Arc<caps::keyvalue::KvGrant>,
 }
 
 pub use report::{InvokeError, Phases, Report, ReportSink, Usage};

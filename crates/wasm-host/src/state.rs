@@ -4,6 +4,7 @@
 //! capped resource table, the outbound HTTP capability and the memory limiter.
 
 use crate::InvocationCtx;
+use crate::caps::keyvalue::{Kv, KvView};
 use crate::caps::outbound::{Outbound, OutboundHttp};
 use crate::limits::{FIELD_SIZE_LIMIT, Limiter, resource_table_cap};
 use crate::logs::LogPipe;
@@ -20,6 +21,7 @@ pub(crate) struct InstanceState {
     http: WasiHttpCtx,
     table: ResourceTable,
     pub(crate) hooks: OutboundHttp,
+    kv: Kv,
     pub(crate) limiter: Limiter,
 }
 
@@ -29,6 +31,7 @@ impl InstanceState {
     pub(crate) fn store(
         engine: &wasmtime::Engine,
         outbound: &Arc<Outbound>,
+        kv: &Option<Arc<dyn wisp_store::guest_kv::KvBackend>>,
         ctx: &InvocationCtx,
         logs: &LogPipe,
         egress: Arc<std::sync::atomic::AtomicU64>,
@@ -48,11 +51,19 @@ impl InstanceState {
                 deadline: ctx.deadline,
                 egress,
             },
+            kv: Kv { grant: ctx.kv.clone(), backend: kv.clone() },
             limiter: Limiter::new(ctx.limits.memory_bytes()),
         };
         let mut store = Store::new(engine, state);
         store.limiter(|s| &mut s.limiter);
         store
+    }
+}
+
+impl InstanceState {
+    /// The key-value capability's view of this instance (its grant, the node's backend, the table).
+    pub(crate) fn kv_view(&mut self) -> KvView<'_> {
+        KvView::new(&self.kv, &mut self.table)
     }
 }
 

@@ -4,11 +4,12 @@
 //! the state each instance gets. Adding one is a file here, a field in [`crate::state`]'s instance state,
 //! and an entry in [`CAPABILITIES`].
 //!
-//! Capabilities today: outbound HTTP ([`outbound`]). The WASI base (clocks, random, io, cli streams and
+//! Capabilities today: outbound HTTP ([`outbound`]) and key-value ([`keyvalue`]). The WASI base (clocks, random, io, cli streams and
 //! env, sockets — every address denied —, filesystem — one empty root, every open denied ([`filesystem`]))
 //! is linked for every instance.
 
 pub(crate) mod filesystem;
+pub mod keyvalue;
 pub mod outbound;
 
 use wisp_core::FunctionSpec;
@@ -30,13 +31,22 @@ pub struct CapabilityInfo {
 }
 
 /// Every capability of this node, in link order.
-pub const CAPABILITIES: &[CapabilityInfo] = &[CapabilityInfo {
-    grant_key: "allowed_outbound_hosts",
-    interfaces: &[outbound::INTERFACE],
-    import_needs_grant: false,
-    granted: |spec| !spec.allowed_outbound_hosts.is_empty(),
-    example: "[\"https://api.example.com\"]",
-}];
+pub const CAPABILITIES: &[CapabilityInfo] = &[
+    CapabilityInfo {
+        grant_key: "allowed_outbound_hosts",
+        interfaces: &[outbound::INTERFACE],
+        import_needs_grant: false,
+        granted: |spec| !spec.allowed_outbound_hosts.is_empty(),
+        example: "[\"https://api.example.com\"]",
+    },
+    CapabilityInfo {
+        grant_key: "key_value_stores",
+        interfaces: keyvalue::INTERFACES,
+        import_needs_grant: true,
+        granted: |spec| !spec.key_value_stores.is_empty(),
+        example: "[\"default\"]",
+    },
+];
 
 /// Checks a component's imports against what `spec` grants: an import of a capability that needs a grant
 /// and has none is an error naming the grant to add.
