@@ -63,6 +63,8 @@ enum Command {
     Dlq(commands::events::DlqArgs),
     /// Publish an event to a topic: every subscribed function gets it, durably.
     Publish(commands::events::PublishArgs),
+    /// Guests' key-value data: get, set, ls, rm (--app APP or --function NAME, --store S).
+    Kv(commands::kv::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -87,6 +89,7 @@ fn main() -> std::process::ExitCode {
             Command::Invocation(a) => commands::events::invocation(&cli.global, a).await,
             Command::Dlq(a) => commands::events::dlq(&cli.global, a).await,
             Command::Publish(a) => commands::events::publish(&cli.global, a).await,
+            Command::Kv(a) => commands::kv::run(&cli.global, a).await,
         }
     });
     match result {

@@ -46,7 +46,8 @@ pub async fn build(config: NodeConfig) -> anyhow::Result<Node> {
     // Guests' key-value data: its own database file, apart from the platform's records.
     let guest_kv = wisp_store::guest_kv::EmbeddedKv::open(&config.data_dir.join("store").join("kv.sqlite3"))
         .with_context(|| format!("opening the key-value store in {}", config.data_dir.display()))?;
-    let host = Host::with_kv(config.host, Some(Arc::new(guest_kv)))?;
+    let guest_kv: Arc<dyn wisp_store::guest_kv::KvBackend> = Arc::new(guest_kv);
+    let host = Host::with_kv(config.host, Some(guest_kv.clone()))?;
     let registry = Arc::new(Registry::new(store, host, config.data_dir.join("compiled"), config.max_artifact_bytes));
     let tasks = registry.host().tasks().clone();
     let scheduler = Arc::new(Scheduler::new(wisp_scheduler::DEFAULT_LOG_RING, config.max_concurrency, tasks.clone()));
@@ -86,6 +87,7 @@ pub async fn build(config: NodeConfig) -> anyhow::Result<Node> {
         scheduler: scheduler.clone(),
         events: events.clone(),
         triggers: triggers.clone(),
+        kv: Some(guest_kv),
         token,
         started: Instant::now(),
     }));

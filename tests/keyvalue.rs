@@ -50,6 +50,30 @@ async fn key_value_round_trip_atomic_increments_grants_and_isolation() {
     s.deploy("cart-admin", "kv-py", grant("shop", "/admin")).await;
     assert_eq!(s.get("/admin/greeting").await, (200, "hello, store".to_string()));
 
+    // `wisp kv` manages the same stores: what a guest wrote, the CLI reads, and the other way round.
+    let kv = |args: &[&str]| {
+        let mut all = vec!["kv", "--app", "shop"];
+        all.extend_from_slice(args);
+        s.cli(&all)
+    };
+    let out = kv(&["get", "greeting"]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    assert_eq!(common::stdout(&out), "hello, store");
+    assert!(kv(&["set", "from the cli ü", "-d", "set by the CLI"]).status.success());
+    assert_eq!(s.get("/kv/from%20the%20cli%20%C3%BC").await.1, "set by the CLI");
+    // Keys may hold `/` (the data plane's path policy keeps `%2F` out of routed paths; the API takes them).
+    assert!(kv(&["set", "a/b", "-d", "slashed"]).status.success());
+    assert_eq!(common::stdout(&kv(&["get", "a/b"])), "slashed");
+    let ls = common::stdout(&kv(&["ls"]));
+    assert_eq!(ls, "a/b\nfrom the cli ü\ngreeting\nhits\n");
+    assert!(kv(&["rm", "a/b"]).status.success());
+    let out = kv(&["get", "a/b"]);
+    assert!(!out.status.success() && common::stderr(&out).contains("no key"), "{}", common::stderr(&out));
+    let out = s.cli(&["kv", "--app", "other-app", "get", "greeting"]);
+    assert!(!out.status.success(), "other-app has no greeting");
+    let out = s.cli(&["kv", "get", "greeting"]);
+    assert!(common::stderr(&out).contains("--app APP"), "{}", common::stderr(&out));
+
     // No grant: the import is refused at deploy with the grant to add.
     let bytes = std::fs::read(common::guest("kv-py")).unwrap();
     let err = s.deploy_bytes("nogrant", bytes, json!({"routes": ["/nogrant"]})).await.unwrap_err();

@@ -1,7 +1,7 @@
 """kv-py: a key-value backed function (wasi:keyvalue@0.2.0-draft, granted by `key_value_stores`).
 
     GET    <route>/hits          atomically increments the counter `hits` and answers its value
-    PUT    <route>/<key>         stores the body under <key>
+    PUT    <route>/<key>         stores the body under <key> (percent-decoded: %2F is a '/' in the key)
     GET    <route>/<key>         answers the value (404 if absent)
     DELETE <route>/<key>         deletes it
     GET    <route>/              lists the keys, one per line
@@ -24,6 +24,7 @@ from wit_world.imports.types import (
     ResponseOutparam,
 )
 from componentize_py_types import Err, Ok
+from urllib.parse import unquote
 
 
 def read_body(request: IncomingRequest) -> bytes:
@@ -57,7 +58,7 @@ class IncomingHandler(exports.IncomingHandler):
         path, _, query = path_query.partition("?")
         params = dict(p.partition("=")[::2] for p in query.split("&") if p)
         segments = [s for s in path.split("/") if s]
-        key = segments[-1] if len(segments) > 1 else ""
+        key = unquote(segments[-1]) if len(segments) > 1 else ""
         try:
             bucket = store.open(params.get("store", "default"))
         except Err as e:

@@ -3,6 +3,7 @@
 pub mod deploy;
 pub mod events;
 pub mod invoke;
+pub mod kv;
 pub mod logs;
 pub mod ls;
 pub mod rm;

@@ -22,10 +22,12 @@
 //! | POST | /_wisp/v1/namespaces/{ns}/functions/{name}/dead-letters/purge | delete dead letters (`{"ids": [...]}` or all) |
 //! | POST | /_wisp/v1/namespaces/{ns}/topics/{topic} | publish an event to every function subscribed to the topic → 202 `{topic, deliveries}` |
 //! | GET | /_wisp/v1/triggers | every trigger's state: connected / reconnecting + last error, messages in |
+//! | GET, PUT, DELETE | /_wisp/v1/namespaces/{ns}/apps/{app}/kv/{store}[/{key}] | guests' key-value data (see [`kv`]) |
 
 #![warn(missing_docs)]
 
 pub mod invocations;
+pub mod kv;
 pub mod webhooks;
 
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
@@ -51,6 +53,8 @@ pub struct Api {
     pub events: Arc<wisp_events::Events>,
     /// Event sources.
     pub triggers: Arc<wisp_triggers::Triggers>,
+    /// Guests' key-value data (what `wisp kv` manages).
+    pub kv: Option<Arc<dyn wisp_store::guest_kv::KvBackend>>,
     /// The bearer token.
     pub token: String,
     /// When the node started.
@@ -130,6 +134,13 @@ pub fn router(api: Arc<Api>) -> Router {
         .route(&format!("{fns}/{{name}}/dead-letters/purge"), post(invocations::purge))
         .route("/_wisp/v1/namespaces/{ns}/topics/{topic}", post(webhooks::publish))
         .route("/_wisp/v1/triggers", get(triggers))
+        .route("/_wisp/v1/namespaces/{ns}/apps/{app}/kv/{store}", get(kv::app_list))
+        .route(
+            "/_wisp/v1/namespaces/{ns}/apps/{app}/kv/{store}/{*key}",
+            get(kv::app_get).put(kv::app_put).delete(kv::app_delete),
+        )
+        .route(&format!("{fns}/{{name}}/kv/{{store}}"), get(kv::fn_list))
+        .route(&format!("{fns}/{{name}}/kv/{{store}}/{{*key}}"), get(kv::fn_get).put(kv::fn_put).delete(kv::fn_delete))
         .fallback(|| async {
             ApiError::new(ErrorClass::NotFound, "no such API endpoint; see the API table in crates/api")
         })
