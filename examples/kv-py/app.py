@@ -5,7 +5,7 @@
     GET    <route>/<key>         answers the value (404 if absent)
     DELETE <route>/<key>         deletes it
     GET    <route>/              lists the keys, one per line
-    ?store=NAME                  uses another store than `default` (403 if the function is not granted it)
+    ?store=NAME                  uses another store than the default one (403 if the function is not granted it)
 
 Built with componentize-py 0.25.1 against examples/kv-py/world.wit (see scripts/build-guests.sh).
 """
@@ -60,7 +60,8 @@ class IncomingHandler(exports.IncomingHandler):
         segments = [s for s in path.split("/") if s]
         key = unquote(segments[-1]) if len(segments) > 1 else ""
         try:
-            bucket = store.open(params.get("store", "default"))
+            # "" is wisp's `default` store, and the one store `wasmtime serve -S keyvalue` has: runs under both.
+            bucket = store.open(params.get("store", ""))
         except Err as e:
             respond(response_out, 403, f"cannot open the store: {e.value}\n".encode())
             return

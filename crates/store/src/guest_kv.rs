@@ -26,6 +26,9 @@ pub trait KvBackend: Send + Sync {
     async fn set(&self, scope: &str, key: &str, value: Vec<u8>) -> Result<()>;
     /// Writes if the entry is at `expected` (`None`: absent); returns whether it wrote.
     async fn swap(&self, scope: &str, key: &str, expected: Option<u64>, value: Vec<u8>) -> Result<bool>;
+    /// Adds `delta` to the decimal number stored under `key` (absent: 0) in one atomic step and returns the
+    /// sum; `Ok(Err(why))` if the value is not a decimal u64 or the sum overflows.
+    async fn increment(&self, scope: &str, key: &str, delta: u64) -> Result<std::result::Result<u64, String>>;
     /// Deletes (absent is fine).
     async fn delete(&self, scope: &str, key: &str) -> Result<()>;
     /// Up to `limit` keys from the `offset`-th on, in key order.
@@ -122,6 +125,38 @@ impl KvBackend for EmbeddedKv {
         .await
     }
 
+    async fn increment(&self, scope: &str, key: &str, delta: u64) -> Result<std::result::Result<u64, String>> {
+        let (scope, key) = (scope.to_string(), key.to_string());
+        // One connection behind one lock: the read and the write below are one step for every caller.
+        self.with(move |c| {
+            let current: Option<Vec<u8>> = c
+                .prepare_cached("SELECT value FROM entries WHERE scope = ?1 AND key = ?2")?
+                .query_row(params![scope, key], |r| r.get(0))
+                .optional()?;
+            let n = match &current {
+                None => 0,
+                Some(v) => match std::str::from_utf8(v).ok().and_then(|t| t.trim().parse::<u64>().ok()) {
+                    Some(n) => n,
+                    None => {
+                        return Ok(Err(format!(
+                            "the value of {key:?} is not a decimal number, so it cannot be incremented"
+                        )));
+                    }
+                },
+            };
+            let Some(sum) = n.checked_add(delta) else {
+                return Ok(Err(format!("incrementing {key:?} by {delta} overflows u64")));
+            };
+            c.prepare_cached(
+                "INSERT INTO entries (scope, key, value, version) VALUES (?1, ?2, ?3, 1)
+                 ON CONFLICT (scope, key) DO UPDATE SET value = excluded.value, version = version + 1",
+            )?
+            .execute(params![scope, key, sum.to_string().into_bytes()])?;
+            Ok(Ok(sum))
+        })
+        .await
+    }
+
     async fn delete(&self, scope: &str, key: &str) -> Result<()> {
         let (scope, key) = (scope.to_string(), key.to_string());
         self.with(move |c| {
@@ -166,6 +201,13 @@ mod tests {
         assert_eq!(kv.keys("p/", 0, 2).await.unwrap(), ["k0", "k1"]);
         assert_eq!(kv.keys("p/", 2, 10).await.unwrap(), ["k2", "k3", "k4"]);
         kv.delete("p/", "k0").await.unwrap();
+        assert_eq!(kv.increment("c/", "n", 2).await.unwrap(), Ok(2));
+        assert_eq!(kv.increment("c/", "n", 3).await.unwrap(), Ok(5));
+        assert!(
+            kv.increment("a/", "../k with spaces\u{0}", 1).await.unwrap().unwrap_err().contains("not a decimal number")
+        );
+        kv.set("c/", "max", u64::MAX.to_string().into_bytes()).await.unwrap();
+        assert!(kv.increment("c/", "max", 1).await.unwrap().unwrap_err().contains("overflows"));
         assert_eq!(kv.keys("p/", 0, 10).await.unwrap().len(), 4);
     }
 }

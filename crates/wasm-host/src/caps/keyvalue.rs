@@ -4,8 +4,8 @@
 //!
 //! A guest opens a store by label; the function's grant (`key_value_stores`) lists the labels it may open, and
 //! each label maps to a prefix scoped by namespace and app ([`wisp_core::kv::scope`]), so no guess of a name
-//! reaches another app's data. `increment` is atomic across instances and nodes sharing the backend: a
-//! read + compare-and-swap on the entry's revision, retried on conflict. Values of `increment` are decimal
+//! reaches another app's data. `increment` is one atomic step of the backend (concurrent instances never lose
+//! an update, and never retry against each other). Values of `increment` are decimal
 //! text, as in wasmtime's implementation, so `get` reads them the same way everywhere.
 
 use std::sync::Arc;
@@ -32,8 +32,6 @@ pub const INTERFACES: &[&str] = &["wasi:keyvalue/store", "wasi:keyvalue/atomics"
 
 /// Keys `list-keys` returns per call.
 const PAGE: usize = 1000;
-/// Attempts of an `increment` against concurrent writers.
-const CAS_ATTEMPTS: usize = 64;
 
 /// An open store: the prefix its keys live under.
 pub struct Bucket {
@@ -223,29 +221,7 @@ impl atomics::Host for KvView<'_> {
         let backend = self.backend();
         Ok(async move {
             check_key(&key)?;
-            let backend = backend?;
-            for _ in 0..CAS_ATTEMPTS {
-                let current = backend.get(&prefix, &key).await.map_err(other)?;
-                let (value, expected) = match &current {
-                    None => (0u64, None),
-                    Some(e) => {
-                        let text = std::str::from_utf8(&e.value).ok();
-                        let n = text.and_then(|t| t.trim().parse::<u64>().ok()).ok_or_else(|| {
-                            Error::Other(format!(
-                                "the value of {key:?} is not a decimal number, so it cannot be incremented"
-                            ))
-                        })?;
-                        (n, Some(e.version))
-                    }
-                };
-                let next = value
-                    .checked_add(delta)
-                    .ok_or_else(|| Error::Other(format!("incrementing {key:?} by {delta} overflows u64")))?;
-                if backend.swap(&prefix, &key, expected, next.to_string().into_bytes()).await.map_err(other)? {
-                    return Ok(next);
-                }
-            }
-            Err(Error::Other(format!("{key:?} changed under {CAS_ATTEMPTS} increments in a row; try again")))
+            backend?.increment(&prefix, &key, delta).await.map_err(other)?.map_err(Error::Other)
         }
         .await)
     }
