@@ -53,6 +53,7 @@ hello-py   py        examples/hello-py       -
 echo-py    py        examples/echo-py        -
 event-py   py        examples/event-py       -
 kv-py      py        examples/kv-py          wit
+config-py  py        examples/config-py      wit
 counter-py py        tests/guests/counter-py -
 hello-js   js        examples/hello-js       -
 echo-js    js        examples/echo-js        -

@@ -43,6 +43,7 @@ wisp is up. Try:
   curl "$url/primes?n=7919"
   curl --data-binary 'echo me' $url/echo-c
   curl --data-binary @README.md $url/echo-py
+  curl $url/config/                                                         # wasi:config: a template over the app's variables
   curl $url/kv/hits                                                         # key-value: an atomic counter
   curl -X PUT --data 'hello' $url/kv/greeting && curl $url/kv/greeting       # key-value: set, get
   curl -i -H 'X-Wisp-Invocation-Type: Event' --data 'hello' $url/events     # 202 + x-wisp-invocation-id

@@ -92,6 +92,8 @@ async fn examples_app_serves_every_language() {
         assert!(std::time::Instant::now() < deadline && !out.contains("dead_lettered"), "{out}");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+    // The configured function reads its config (a template over the app's variables).
+    assert_eq!(s.get("/config/").await, (200, "hello, wisp!\n".to_string()));
     // The key-value backed function keeps what it is given.
     let r = s.http.put(format!("{}/kv/greeting", s.url)).body("hello").send().await.unwrap();
     assert_eq!(r.status(), 200);

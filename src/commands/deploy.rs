@@ -48,6 +48,9 @@ pub struct Args {
     /// A key-value store the function may open (`default`, …); repeatable (single .wasm only; default: none).
     #[arg(long = "kv-store", env = "WISP_DEPLOY_KV_STORE", value_delimiter = ',')]
     kv_stores: Vec<String>,
+    /// A value for one of the app's `[variables]`, `NAME=VALUE`; repeatable (wisp.toml only).
+    #[arg(long = "var", env = "WISP_DEPLOY_VAR", value_delimiter = ',')]
+    vars: Vec<String>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -105,6 +108,12 @@ fn plan(a: &Args) -> anyhow::Result<(Vec<Plan>, Option<Name>)> {
         })?;
         let label = manifest_path.display().to_string();
         let m = Manifest::parse(&text, &label)?;
+        let mut given = BTreeMap::new();
+        for kv in &a.vars {
+            let (k, v) = kv.split_once('=').with_context(|| format!("--var `{kv}`: write NAME=VALUE"))?;
+            given.insert(k.to_string(), v.to_string());
+        }
+        let mut configs = m.resolved_config(&given).map_err(|e| anyhow::anyhow!("{label}: {e}"))?.into_iter();
         let base = manifest_path.parent().unwrap_or(Path::new("."));
         let ns = m.namespace();
         let plans = m
@@ -124,12 +133,16 @@ fn plan(a: &Args) -> anyhow::Result<(Vec<Plan>, Option<Name>)> {
                     scaling: f.scaling,
                     allowed_outbound_hosts: f.allowed_outbound_hosts,
                     key_value_stores: f.key_value_stores,
+                    config: configs.next().unwrap_or_default(),
                     events: f.events,
                     triggers: f.triggers,
                 },
             })
             .collect();
         return Ok((plans, Some(ns)));
+    }
+    if !a.vars.is_empty() {
+        anyhow::bail!("--var sets the [variables] of a wisp.toml; a single .wasm has none");
     }
     let name = match &a.name {
         Some(n) => Name::new(n.as_str()).map_err(|e| anyhow::anyhow!("--name: {e}"))?,
@@ -175,6 +188,7 @@ fn plan(a: &Args) -> anyhow::Result<(Vec<Plan>, Option<Name>)> {
         app: None,
         allowed_outbound_hosts: a.allow_outbound.clone(),
         key_value_stores: a.kv_stores.clone(),
+        config: BTreeMap::new(),
         events: Default::default(),
         triggers: Vec::new(),
     };

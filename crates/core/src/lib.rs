@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 pub mod cgi;
+pub mod config;
 pub mod error;
 pub mod events;
 pub mod invocation;

@@ -34,6 +34,9 @@ pub struct Manifest {
     /// The `[[function]]` tables.
     #[serde(rename = "function", default)]
     pub functions: Vec<FunctionManifest>,
+    /// The app's variables (`[variables]`), which function `config` values name as `{{ name }}`.
+    #[serde(default)]
+    pub variables: BTreeMap<String, crate::config::Variable>,
 }
 
 /// The `[app]` table.
@@ -76,6 +79,9 @@ pub struct FunctionManifest {
     /// Key-value stores the function may open (see [`crate::kv`]).
     #[serde(default)]
     pub key_value_stores: Vec<String>,
+    /// Configuration for `wasi:config/store`; values may name `[variables]` as `{{ name }}`.
+    #[serde(default)]
+    pub config: BTreeMap<String, String>,
     /// Delivery of asynchronous invocations and events (see [`crate::events::EventConfig`]).
     #[serde(default)]
     pub events: crate::events::EventConfig,
@@ -116,6 +122,25 @@ impl Manifest {
         Ok(manifest)
     }
 
+    /// Each function's `config` with its templates resolved from the variables (`given` at deploy, else
+    /// their defaults); an error names the function, the key and what to do.
+    pub fn resolved_config(&self, given: &BTreeMap<String, String>) -> Result<Vec<BTreeMap<String, String>>, String> {
+        let values = crate::config::variable_values(&self.variables, given)?;
+        self.functions
+            .iter()
+            .map(|f| {
+                f.config
+                    .iter()
+                    .map(|(k, t)| {
+                        let v = crate::config::resolve(t, &values)
+                            .map_err(|e| format!("function `{}`, config.{k}: {e}", f.name))?;
+                        Ok((k.clone(), v))
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
     /// The namespace to deploy into.
     pub fn namespace(&self) -> Name {
         self.app.namespace.clone().unwrap_or_else(|| Name::new(crate::DEFAULT_NAMESPACE).expect("valid"))
@@ -134,6 +159,7 @@ impl FunctionManifest {
             scaling: self.scaling,
             allowed_outbound_hosts: self.allowed_outbound_hosts.clone(),
             key_value_stores: self.key_value_stores.clone(),
+            config: BTreeMap::new(),
             events: self.events.clone(),
             triggers: self.triggers.clone(),
         };
@@ -192,7 +218,7 @@ source = "legacy.wasm"
         let table: &[(&str, &str)] = &[
             (
                 "[app]\nname = \"a\"\n[[function]]\nname = \"f\"\nsource = \"f.wasm\"\ntimeout = 5\n",
-                "wisp.toml: TOML parse error at line 6, column 1\n  |\n6 | timeout = 5\n  | ^^^^^^^\nunknown field `timeout`, expected one of `name`, `kind`, `source`, `routes`, `env`, `limits`, `scaling`, `allowed_outbound_hosts`, `key_value_stores`, `events`, `trigger`",
+                "wisp.toml: TOML parse error at line 6, column 1\n  |\n6 | timeout = 5\n  | ^^^^^^^\nunknown field `timeout`, expected one of `name`, `kind`, `source`, `routes`, `env`, `limits`, `scaling`, `allowed_outbound_hosts`, `key_value_stores`, `config`, `events`, `trigger`",
             ),
             (
                 "[app]\nname = \"a\"\n[[function]]\nname = \"f\"\nsource = \"f.wasm\"\nkind = \"lambda\"\n",

@@ -58,6 +58,10 @@ pub struct FunctionSpec {
     /// and app (default none; see [`crate::kv`]). Part of the revision.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub key_value_stores: Vec<String>,
+    /// Configuration the guest reads through `wasi:config/store` (templates resolved; see [`crate::config`]).
+    /// Part of the revision.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub config: BTreeMap<String, String>,
     /// Delivery of asynchronous invocations and trigger events (traffic config: not part of the revision).
     #[serde(default, skip_serializing_if = "crate::events::EventConfig::is_default")]
     pub events: crate::events::EventConfig,
@@ -122,6 +126,7 @@ impl FunctionSpec {
         crate::trigger::validate_all(&self.triggers, &self.routes).map_err(SpecError::Scaling)?;
         crate::outbound::parse_all(&self.allowed_outbound_hosts)?;
         crate::kv::check_grant(&self.key_value_stores).map_err(SpecError::Scaling)?;
+        crate::config::check(&self.config).map_err(SpecError::Scaling)?;
         let mut seen = std::collections::HashSet::new();
         for r in &self.routes {
             if !seen.insert(r) {
@@ -145,6 +150,8 @@ impl FunctionSpec {
             allowed_outbound_hosts: &'a [String],
             #[serde(skip_serializing_if = "<[String]>::is_empty")]
             key_value_stores: &'a [String],
+            #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+            config: &'a BTreeMap<String, String>,
         }
         let content = Content {
             kind: self.kind,
@@ -153,6 +160,7 @@ impl FunctionSpec {
             limits: &self.limits,
             allowed_outbound_hosts: &self.allowed_outbound_hosts,
             key_value_stores: &self.key_value_stores,
+            config: &self.config,
         };
         // BTreeMap and struct field order make this JSON canonical.
         let json = serde_json::to_vec(&content).expect("plain data serialises");
@@ -194,6 +202,9 @@ pub struct RevisionRecord {
     /// Key-value stores it may open.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub key_value_stores: Vec<String>,
+    /// Configuration served through `wasi:config/store`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub config: BTreeMap<String, String>,
     /// Creation time, unix milliseconds.
     #[serde(default)]
     pub created_at_ms: u64,
@@ -267,6 +278,7 @@ mod tests {
             scaling: crate::Scaling::default(),
             allowed_outbound_hosts: Vec::new(),
             key_value_stores: Vec::new(),
+            config: BTreeMap::new(),
             events: Default::default(),
             triggers: Vec::new(),
         }

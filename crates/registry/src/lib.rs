@@ -260,6 +260,7 @@ impl Registry {
                 limits: spec.limits,
                 allowed_outbound_hosts: spec.allowed_outbound_hosts.clone(),
                 key_value_stores: spec.key_value_stores.clone(),
+                config: spec.config.clone(),
                 created_at_ms: now,
             },
         };

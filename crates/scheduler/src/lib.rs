@@ -44,6 +44,8 @@ pub struct Active {
     outbound: Arc<[wisp_core::outbound::HostPattern]>,
     /// The key-value grant, scoped to the function's namespace and app.
     kv: Arc<wisp_wasm_host::caps::keyvalue::KvGrant>,
+    /// The revision's configuration (`wasi:config/store`).
+    config: Arc<wisp_wasm_host::ConfigVariables>,
     name: Arc<str>,
     records: Arc<Records>,
     counters: Arc<Counters>,
@@ -281,6 +283,7 @@ impl Scheduler {
                     .into();
             let namespace = Arc::from(record.key.namespace.as_str());
             let kv = kv_grant(&record);
+            let config = Arc::new(record.revision.config.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect());
             let active = Active {
                 record,
                 stored,
@@ -289,6 +292,7 @@ impl Scheduler {
                 namespace,
                 outbound,
                 kv,
+                config,
                 name,
                 records,
                 counters,
@@ -339,6 +343,7 @@ impl Scheduler {
                 env: prev.env.clone(),
                 outbound: prev.outbound.clone(),
                 kv: kv_grant(&record),
+                config: prev.config.clone(),
                 namespace: prev.namespace.clone(),
                 name: prev.name.clone(),
                 records: prev.records.clone(),
@@ -374,6 +379,7 @@ impl Scheduler {
                 + std::time::Duration::from_millis(active.record.revision.limits.timeout_ms),
             outbound: active.outbound.clone(),
             kv: active.kv.clone(),
+            config: active.config.clone(),
         };
         active.code.prewarm(&active.pool, &ctx).await
     }
@@ -602,6 +608,7 @@ impl Scheduler {
             deadline,
             outbound: active.outbound.clone(),
             kv: active.kv.clone(),
+            config: active.config.clone(),
         };
         let records = active.records.clone();
         let counters = active.counters.clone();

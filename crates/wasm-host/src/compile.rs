@@ -66,7 +66,7 @@ pub enum ArtifactError {
     },
 }
 
-const PROVIDED_COMPONENT: &str = "wasi:cli, wasi:clocks, wasi:filesystem, wasi:http, wasi:io, wasi:random and wasi:sockets @0.2, wasi:keyvalue/{store,atomics,batch}@0.2.0-draft";
+const PROVIDED_COMPONENT: &str = "wasi:cli, wasi:clocks, wasi:filesystem, wasi:http, wasi:io, wasi:random and wasi:sockets @0.2, wasi:keyvalue/{store,atomics,batch}@0.2.0-draft, wasi:config/store@0.2.0-rc.1";
 const PROVIDED_MODULE: &str = "wasi_snapshot_preview1";
 const WASI_PACKAGES: &[&str] = &[
     "wasi:cli/",
@@ -79,6 +79,7 @@ const WASI_PACKAGES: &[&str] = &[
     "wasi:keyvalue/store@0.2.0-draft",
     "wasi:keyvalue/atomics@0.2.0-draft",
     "wasi:keyvalue/batch@0.2.0-draft",
+    "wasi:config/store@0.2.0-rc.1",
 ];
 
 /// Validated, precompiled code ready to be written to the compiled cache.

@@ -22,6 +22,7 @@ pub(crate) struct InstanceState {
     table: ResourceTable,
     pub(crate) hooks: OutboundHttp,
     kv: Kv,
+    config: Arc<crate::ConfigVariables>,
     pub(crate) limiter: Limiter,
 }
 
@@ -52,6 +53,7 @@ impl InstanceState {
                 egress,
             },
             kv: Kv { grant: ctx.kv.clone(), backend: kv.clone() },
+            config: ctx.config.clone(),
             limiter: Limiter::new(ctx.limits.memory_bytes()),
         };
         let mut store = Store::new(engine, state);
@@ -64,6 +66,11 @@ impl InstanceState {
     /// The key-value capability's view of this instance (its grant, the node's backend, the table).
     pub(crate) fn kv_view(&mut self) -> KvView<'_> {
         KvView::new(&self.kv, &mut self.table)
+    }
+
+    /// `wasi:config/store`'s view: the revision's configuration.
+    pub(crate) fn config_view(&mut self) -> wasmtime_wasi_config::WasiConfig<'_> {
+        wasmtime_wasi_config::WasiConfig::new(&self.config.0)
     }
 }
 
