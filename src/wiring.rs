@@ -12,8 +12,17 @@ use wisp_store::Store;
 use wisp_store::embedded::EmbeddedStore;
 use wisp_wasm_host::{Host, HostConfig};
 
+/// Where guests' key-value data lives.
+pub enum KvBackendConfig {
+    /// `<data-dir>/store/kv.sqlite3`.
+    Embedded,
+    /// A Redis server, keys under `prefix`.
+    Redis { url: String, prefix: String },
+}
+
 /// Everything a node needs to know at start.
 pub struct NodeConfig {
+    pub kv: KvBackendConfig,
     pub data_dir: PathBuf,
     pub host: HostConfig,
     pub gateway: GatewayConfig,
@@ -43,10 +52,18 @@ pub async fn build(config: NodeConfig) -> anyhow::Result<Node> {
         .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
     let store = Store { kv: Arc::new(embedded.clone()), blobs: Arc::new(embedded) };
     let trigger_state = store.kv.clone();
-    // Guests' key-value data: its own database file, apart from the platform's records.
-    let guest_kv = wisp_store::guest_kv::EmbeddedKv::open(&config.data_dir.join("store").join("kv.sqlite3"))
-        .with_context(|| format!("opening the key-value store in {}", config.data_dir.display()))?;
-    let guest_kv: Arc<dyn wisp_store::guest_kv::KvBackend> = Arc::new(guest_kv);
+    // Guests' key-value data: its own database file, apart from the platform's records (or Redis).
+    let guest_kv: Arc<dyn wisp_store::guest_kv::KvBackend> = match &config.kv {
+        KvBackendConfig::Embedded => Arc::new(
+            wisp_store::guest_kv::EmbeddedKv::open(&config.data_dir.join("store").join("kv.sqlite3"))
+                .with_context(|| format!("opening the key-value store in {}", config.data_dir.display()))?,
+        ),
+        KvBackendConfig::Redis { url, prefix } => Arc::new(
+            wisp_store::redis_kv::RedisKv::connect(url, prefix)
+                .await
+                .with_context(|| format!("connecting the key-value backend to {}", wisp_core::trigger::redact(url)))?,
+        ),
+    };
     let host = Host::with_kv(config.host, Some(guest_kv.clone()))?;
     let registry = Arc::new(Registry::new(store, host, config.data_dir.join("compiled"), config.max_artifact_bytes));
     let tasks = registry.host().tasks().clone();

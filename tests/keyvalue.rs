@@ -91,3 +91,55 @@ async fn key_value_round_trip_atomic_increments_grants_and_isolation() {
     assert_eq!(s.get("/kv/greeting").await, (200, "hello, store".to_string()));
     assert_eq!(s.get("/kv/hits").await, (200, "hits: 33\n".to_string()));
 }
+
+/// The same capability on the machine's Redis (`[key_value] backend = "redis"`): data lands in Redis under
+/// the configured prefix, increments stay atomic, and a Redis backend without a URL is refused at start.
+#[tokio::test(flavor = "multi_thread")]
+async fn key_value_on_redis() {
+    let dir = tempfile::tempdir().unwrap();
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let prefix = format!("wisp-test-{}-{nanos}:", std::process::id());
+    let config = dir.path().join("node.toml");
+    std::fs::write(
+        &config,
+        format!("[key_value]\nbackend = \"redis\"\nurl = \"redis://127.0.0.1:6379\"\nprefix = \"{prefix}\"\n"),
+    )
+    .unwrap();
+    let s = Server::start_with(&dir.path().join("data"), &["--config", config.to_str().unwrap()]);
+    s.deploy("cart", "kv-py", json!({"app": "shop", "routes": ["/kv"], "key_value_stores": ["default"]})).await;
+    let http = reqwest::Client::new();
+    let r = http.put(format!("{}/kv/greeting", s.url)).body("hello, redis").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(s.get("/kv/greeting").await, (200, "hello, redis".to_string()));
+    let redis = |args: &[&str]| {
+        let out = std::process::Command::new("redis-cli").args(args).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(redis(&["HGET", &format!("{prefix}default/app/shop/default/greeting"), "v"]), "hello, redis");
+    let mut all = Vec::new();
+    for _ in 0..16 {
+        let (http, u) = (http.clone(), format!("{}/kv/hits", s.url));
+        all.push(tokio::spawn(async move { http.get(u).send().await.unwrap().text().await.unwrap() }));
+    }
+    let mut got: Vec<u64> = Vec::new();
+    for h in all {
+        got.push(h.await.unwrap().trim().strip_prefix("hits: ").unwrap().parse().unwrap());
+    }
+    got.sort();
+    assert_eq!(got, (1..=16).collect::<Vec<u64>>());
+    assert_eq!(s.get("/kv/").await, (200, "greeting\nhits\n".to_string()));
+    http.delete(format!("{}/kv/greeting", s.url)).send().await.unwrap();
+    assert_eq!(s.get("/kv/greeting").await.0, 404);
+    redis(&["DEL", &format!("{prefix}default/app/shop/default/hits")]);
+
+    // A Redis backend without a URL: `wisp up` says what to add.
+    std::fs::write(&config, "[key_value]\nbackend = \"redis\"\n").unwrap();
+    let out = std::process::Command::new(common::wisp_bin())
+        .args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("data2"))
+        .args(["--config", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("key_value.backend = \"redis\" needs key_value.url"));
+}

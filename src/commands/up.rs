@@ -113,6 +113,7 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
         own_addresses.push(l.local_addr()?);
     }
     let node = build(NodeConfig {
+        kv: runtime.kv_backend(),
         data_dir: g.data_dir.clone(),
         host: HostConfig {
             max_instances: a.max_instances,
@@ -185,6 +186,29 @@ async fn shutdown_signal() {
 struct RuntimeConfig {
     #[serde(default)]
     outbound_http: OutboundHttpSection,
+    #[serde(default)]
+    key_value: KeyValueSection,
+}
+
+/// `[key_value]`: where guests' key-value data lives.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyValueSection {
+    /// `sqlite` (default: `<data-dir>/store/kv.sqlite3`) or `redis`.
+    #[serde(default)]
+    backend: KvBackendKind,
+    /// The Redis server (`redis://host[:port][/db]`), for `backend = "redis"`.
+    url: Option<String>,
+    /// Put in front of every Redis key (default `wisp:`), so one Redis can hold other data too.
+    prefix: Option<String>,
+}
+
+#[derive(Debug, Default, serde::Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum KvBackendKind {
+    #[default]
+    Sqlite,
+    Redis,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -219,6 +243,32 @@ impl RuntimeConfig {
                 c.outbound_http.timeout_ms
             );
         }
+        match (&c.key_value.backend, &c.key_value.url) {
+            (KvBackendKind::Redis, None) => anyhow::bail!(
+                "--config {}: key_value.backend = \"redis\" needs key_value.url, e.g. \"redis://127.0.0.1:6379\"",
+                path.display()
+            ),
+            (KvBackendKind::Sqlite, Some(_)) | (KvBackendKind::Sqlite, None)
+                if c.key_value.prefix.is_some() || c.key_value.url.is_some() =>
+            {
+                anyhow::bail!(
+                    "--config {}: key_value.url and key_value.prefix are for backend = \"redis\"",
+                    path.display()
+                )
+            }
+            _ => {}
+        }
         Ok(c)
+    }
+
+    /// The key-value backend the node is to use.
+    fn kv_backend(&self) -> crate::wiring::KvBackendConfig {
+        match self.key_value.backend {
+            KvBackendKind::Sqlite => crate::wiring::KvBackendConfig::Embedded,
+            KvBackendKind::Redis => crate::wiring::KvBackendConfig::Redis {
+                url: self.key_value.url.clone().unwrap_or_default(),
+                prefix: self.key_value.prefix.clone().unwrap_or_else(|| "wisp:".into()),
+            },
+        }
     }
 }

@@ -13,6 +13,7 @@ pub mod embedded;
 pub mod embedded_queue;
 pub mod guest_kv;
 pub mod queue;
+pub mod redis_kv;
 
 use async_trait::async_trait;
 use bytes::Bytes;
