@@ -24,7 +24,41 @@ pub(crate) struct Shared {
     pub wagi_linker: wasmtime::Linker<WagiState>,
     pub config: HostConfig,
     pub(crate) compilations: AtomicU64,
+    /// Instances being torn down in the background: their pool slots are about to be free.
+    pub(crate) teardowns: Arc<Teardowns>,
     stop_ticker: Arc<AtomicBool>,
+}
+
+/// Counts instances whose stores are being dropped in a background task, so a request that finds the
+/// pooling allocator full waits for a slot that is about to be freed rather than evicting another
+/// function's warm instance (or answering 503) while one is.
+#[derive(Default)]
+pub(crate) struct Teardowns {
+    n: std::sync::atomic::AtomicUsize,
+    done: tokio::sync::Notify,
+}
+
+impl Teardowns {
+    /// Runs `drop(store)` as a tracked task, counted until it is done.
+    pub(crate) fn spawn<T: Send + 'static>(self: &Arc<Self>, tasks: &crate::Tasks, store: T) {
+        self.n.fetch_add(1, Ordering::SeqCst);
+        let me = self.clone();
+        tasks.spawn(async move {
+            drop(store);
+            me.n.fetch_sub(1, Ordering::SeqCst);
+            me.done.notify_waiters();
+        });
+    }
+
+    /// Waits (at most `limit`) for one teardown in progress to end; false if none was in progress.
+    pub(crate) async fn wait_one(&self, limit: Duration) -> bool {
+        let notified = self.done.notified();
+        if self.n.load(Ordering::SeqCst) == 0 {
+            return false;
+        }
+        let _ = tokio::time::timeout(limit, notified).await;
+        true
+    }
 }
 
 impl Shared {
@@ -155,6 +189,7 @@ impl Shared {
             outbound,
             kv,
             compilations: AtomicU64::new(0),
+            teardowns: Default::default(),
             stop_ticker,
         })
     }

@@ -16,6 +16,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::task::Poll;
 use std::time::{Duration, Instant};
+
+/// Longest a request that finds the node full waits for an instance being torn down to free its slot.
+const TEARDOWN_WAIT: Duration = Duration::from_millis(50);
 use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wisp_core::ErrorClass;
@@ -155,6 +158,7 @@ where
     let pool = pool.clone();
     let evictor = shared.clone();
     let tasks = shared.tasks.clone();
+    let teardowns = shared.teardowns.clone();
     let function = ctx.function.clone();
     let guest = async move {
         let t0 = Instant::now();
@@ -164,9 +168,23 @@ where
         let run = async {
             if instance.is_none() {
                 let made = match pre.instantiate_async(&mut store).await {
-                    // The pooling allocator is full: make room by evicting the node's least recently
-                    // used idle instance, then try once more.
-                    Err(e) if is_capacity(&e) && evictor.evict_one_idle() => pre.instantiate_async(&mut store).await,
+                    // The pooling allocator is full. A slot an instance's teardown is freeing right now comes
+                    // first (wait for it, briefly); else make room by evicting the node's least recently used
+                    // idle instance; then try once more.
+                    Err(e) if is_capacity(&e) => {
+                        if evictor.teardowns.wait_one(TEARDOWN_WAIT).await {
+                            match pre.instantiate_async(&mut store).await {
+                                Err(e) if is_capacity(&e) && evictor.evict_one_idle() => {
+                                    pre.instantiate_async(&mut store).await
+                                }
+                                r => r,
+                            }
+                        } else if evictor.evict_one_idle() {
+                            pre.instantiate_async(&mut store).await
+                        } else {
+                            Err(e)
+                        }
+                    }
                     r => r,
                 };
                 instance = Some(made?);
@@ -226,7 +244,7 @@ where
         reporter.usage = usage;
         reporter.done(outcome.clone(), phases);
         if let Some(store) = teardown {
-            tasks.spawn(async move { drop(store) });
+            teardowns.spawn(&tasks, store);
         }
         GuestEnd::Reported(outcome)
     };
