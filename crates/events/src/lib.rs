@@ -140,9 +140,7 @@ fn parse_key(s: &str) -> Option<FunctionKey> {
     Some(FunctionKey { namespace: wisp_core::Name::new(ns).ok()?, name: wisp_core::Name::new(name).ok()? })
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
+use wisp_store::now_ms;
 
 /// Where destinations naming a topic (`on_failure = "topic:alerts"`) publish: the node's topic index (the
 /// triggers), which hands the record to every subscriber through [`Events::accept`].

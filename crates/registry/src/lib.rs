@@ -16,7 +16,7 @@
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 use wisp_core::spec::{SpecError, sha256_hex};
 use wisp_core::{ErrorClass, FunctionKey, FunctionKind, FunctionRecord, FunctionSpec, RevisionRecord, RoutePattern};
@@ -142,9 +142,7 @@ pub struct Registry {
     loaded: std::sync::Mutex<HashMap<(FunctionKind, String), Code>>,
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
+use wisp_store::now_ms;
 
 impl Registry {
     /// A registry over `store`, compiling with `host`, caching native code under `cache_dir/<engine key>/`.

@@ -113,8 +113,8 @@ pub fn check_key(key: &str) -> Result<()> {
     if ok { Ok(()) } else { Err(StoreError::InvalidKey(key.to_string())) }
 }
 
-/// Unix time in milliseconds.
-pub(crate) fn now_ms() -> u64 {
+/// The wall clock, unix milliseconds (0 before 1970): the one clock stored records and queue times use.
+pub fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 

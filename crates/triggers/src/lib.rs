@@ -185,9 +185,7 @@ fn rand_below(n: u64) -> u64 {
     rand::random_range(0..n.max(1))
 }
 
-pub(crate) fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
+pub(crate) use wisp_store::now_ms;
 
 struct Running {
     spec: TriggerSpec,
@@ -210,6 +208,14 @@ pub struct Triggers {
     running: Mutex<HashMap<FunctionKey, HashMap<String, Running>>>,
     /// (namespace, topic) → subscribed functions.
     topics: Mutex<HashMap<(String, String), BTreeSet<FunctionKey>>>,
+}
+
+/// Takes `key` off every topic it subscribes to (dropping topics left without subscribers).
+fn unsubscribe(topics: &mut HashMap<(String, String), BTreeSet<FunctionKey>>, key: &FunctionKey) {
+    topics.retain(|_, subs| {
+        subs.remove(key);
+        !subs.is_empty()
+    });
 }
 
 /// Checks what [`TriggerSpec::validate`] cannot: cron expressions and time zones parse.
@@ -303,10 +309,7 @@ impl Triggers {
     pub fn remove(&self, key: &FunctionKey) {
         let gone: Vec<Running> = self.running.lock().remove(key).map(|m| m.into_values().collect()).unwrap_or_default();
         self.forget(key, gone);
-        self.topics.lock().retain(|_, subs| {
-            subs.remove(key);
-            !subs.is_empty()
-        });
+        unsubscribe(&mut self.topics.lock(), key);
     }
 
     /// Stops every trigger (at shutdown).
@@ -316,10 +319,7 @@ impl Triggers {
 
     fn index_topics(&self, key: &FunctionKey, record: &FunctionRecord) {
         let mut topics = self.topics.lock();
-        topics.retain(|_, subs| {
-            subs.remove(key);
-            !subs.is_empty()
-        });
+        unsubscribe(&mut topics, key);
         for t in &record.triggers {
             if let TriggerSpec::Topic(t) = t {
                 topics.entry((key.namespace.to_string(), t.topic.clone())).or_default().insert(key.clone());
@@ -357,22 +357,19 @@ impl Triggers {
     }
 
     fn note_topic(&self, key: &FunctionKey, topic: &str) {
-        if let Some(fs) = self.running.lock().get(key) {
-            for r in fs.values() {
-                if matches!(&r.spec, TriggerSpec::Topic(t) if t.topic == topic) {
-                    r.live.received();
-                }
-            }
-        }
+        self.note(key, |spec| matches!(spec, TriggerSpec::Topic(t) if t.topic == topic));
     }
 
     /// Counts an event accepted through a webhook route of `key`.
     pub fn note_webhook(&self, key: &FunctionKey, route: &wisp_core::RoutePattern) {
+        self.note(key, |spec| matches!(spec, TriggerSpec::Webhook(w) if &w.route == route));
+    }
+
+    /// Counts a message in for `key`'s triggers that `is` picks (those without a task of their own).
+    fn note(&self, key: &FunctionKey, is: impl Fn(&TriggerSpec) -> bool) {
         if let Some(fs) = self.running.lock().get(key) {
-            for r in fs.values() {
-                if matches!(&r.spec, TriggerSpec::Webhook(w) if &w.route == route) {
-                    r.live.received();
-                }
+            for r in fs.values().filter(|r| is(&r.spec)) {
+                r.live.received();
             }
         }
     }
