@@ -18,9 +18,6 @@ use serde::Deserialize;
 use std::sync::Arc;
 use wisp_core::{ErrorClass, Name};
 
-/// Keys per listing page.
-const PAGE: usize = 1000;
-
 #[derive(Deserialize)]
 pub(crate) struct Cursor {
     cursor: Option<u64>,
@@ -45,21 +42,14 @@ fn backend(api: &Api) -> &dyn wisp_store::guest_kv::KvBackend {
 }
 
 fn check_key(key: &str) -> ApiResult<()> {
-    if key.is_empty() || key.len() > wisp_core::kv::MAX_KEY_BYTES {
-        return Err(ApiError::new(
-            ErrorClass::InvalidInput,
-            format!("a key is 1 to {} bytes; this one is {}", wisp_core::kv::MAX_KEY_BYTES, key.len()),
-        ));
+    if key.is_empty() {
+        return Err(ApiError::new(ErrorClass::InvalidInput, "the key is empty: name it after the store"));
     }
-    Ok(())
+    wisp_core::kv::check_key(key).map_err(|e| ApiError::new(ErrorClass::InvalidInput, e))
 }
 
 async fn list(api: &Api, scope: String, cursor: Option<u64>) -> ApiResult<Json<serde_json::Value>> {
-    let start = cursor.unwrap_or(0);
-    let mut keys = backend(api).keys(&scope, start, PAGE + 1).await?;
-    let more = keys.len() > PAGE;
-    keys.truncate(PAGE);
-    let next = more.then_some(start + keys.len() as u64);
+    let (keys, next) = backend(api).page(&scope, cursor.unwrap_or(0)).await?;
     Ok(Json(serde_json::json!({ "keys": keys, "cursor": next })))
 }
 
@@ -75,12 +65,7 @@ async fn get(api: &Api, scope: String, key: String) -> ApiResult<Response> {
 
 async fn put(api: &Api, scope: String, key: String, body: Bytes) -> ApiResult<StatusCode> {
     check_key(&key)?;
-    if body.len() > wisp_core::kv::MAX_VALUE_BYTES {
-        return Err(ApiError::new(
-            ErrorClass::PayloadTooLarge,
-            format!("the value is {} bytes; values are at most {}", body.len(), wisp_core::kv::MAX_VALUE_BYTES),
-        ));
-    }
+    wisp_core::kv::check_value(body.len()).map_err(|e| ApiError::new(ErrorClass::PayloadTooLarge, e))?;
     backend(api).set(&scope, &key, body.to_vec()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -91,43 +76,41 @@ async fn delete(api: &Api, scope: String, key: String) -> ApiResult<StatusCode> 
     Ok(StatusCode::NO_CONTENT)
 }
 
-macro_rules! owner_handlers {
-    ($owner:literal, $list:ident, $get:ident, $put:ident, $delete:ident) => {
-        pub(crate) async fn $list(
-            State(api): State<Arc<Api>>,
-            Path((ns, name, store)): Path<(String, String, String)>,
-            Query(c): Query<Cursor>,
-        ) -> ApiResult<Json<serde_json::Value>> {
-            let scope = scope(&api, &ns, $owner, &name, &store)?;
-            list(&api, scope, c.cursor).await
-        }
-
-        pub(crate) async fn $get(
-            State(api): State<Arc<Api>>,
-            Path((ns, name, store, key)): Path<(String, String, String, String)>,
-        ) -> ApiResult<Response> {
-            let scope = scope(&api, &ns, $owner, &name, &store)?;
-            get(&api, scope, key).await
-        }
-
-        pub(crate) async fn $put(
-            State(api): State<Arc<Api>>,
-            Path((ns, name, store, key)): Path<(String, String, String, String)>,
-            body: Bytes,
-        ) -> ApiResult<StatusCode> {
-            let scope = scope(&api, &ns, $owner, &name, &store)?;
-            put(&api, scope, key, body).await
-        }
-
-        pub(crate) async fn $delete(
-            State(api): State<Arc<Api>>,
-            Path((ns, name, store, key)): Path<(String, String, String, String)>,
-        ) -> ApiResult<StatusCode> {
-            let scope = scope(&api, &ns, $owner, &name, &store)?;
-            delete(&api, scope, key).await
-        }
-    };
+/// Whose stores a path names: `APP` for `apps/{app}/kv/…`, else `functions/{name}/kv/…`.
+fn owner<const APP: bool>() -> &'static str {
+    if APP { "app" } else { "function" }
 }
 
-owner_handlers!("app", app_list, app_get, app_put, app_delete);
-owner_handlers!("function", fn_list, fn_get, fn_put, fn_delete);
+pub(crate) async fn list_keys<const APP: bool>(
+    State(api): State<Arc<Api>>,
+    Path((ns, name, store)): Path<(String, String, String)>,
+    Query(c): Query<Cursor>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let scope = scope(&api, &ns, owner::<APP>(), &name, &store)?;
+    list(&api, scope, c.cursor).await
+}
+
+pub(crate) async fn get_key<const APP: bool>(
+    State(api): State<Arc<Api>>,
+    Path((ns, name, store, key)): Path<(String, String, String, String)>,
+) -> ApiResult<Response> {
+    let scope = scope(&api, &ns, owner::<APP>(), &name, &store)?;
+    get(&api, scope, key).await
+}
+
+pub(crate) async fn put_key<const APP: bool>(
+    State(api): State<Arc<Api>>,
+    Path((ns, name, store, key)): Path<(String, String, String, String)>,
+    body: Bytes,
+) -> ApiResult<StatusCode> {
+    let scope = scope(&api, &ns, owner::<APP>(), &name, &store)?;
+    put(&api, scope, key, body).await
+}
+
+pub(crate) async fn delete_key<const APP: bool>(
+    State(api): State<Arc<Api>>,
+    Path((ns, name, store, key)): Path<(String, String, String, String)>,
+) -> ApiResult<StatusCode> {
+    let scope = scope(&api, &ns, owner::<APP>(), &name, &store)?;
+    delete(&api, scope, key).await
+}

@@ -134,13 +134,16 @@ pub fn router(api: Arc<Api>) -> Router {
         .route(&format!("{fns}/{{name}}/dead-letters/purge"), post(invocations::purge))
         .route("/_wisp/v1/namespaces/{ns}/topics/{topic}", post(webhooks::publish))
         .route("/_wisp/v1/triggers", get(triggers))
-        .route("/_wisp/v1/namespaces/{ns}/apps/{app}/kv/{store}", get(kv::app_list))
+        .route("/_wisp/v1/namespaces/{ns}/apps/{app}/kv/{store}", get(kv::list_keys::<true>))
         .route(
             "/_wisp/v1/namespaces/{ns}/apps/{app}/kv/{store}/{*key}",
-            get(kv::app_get).put(kv::app_put).delete(kv::app_delete),
+            get(kv::get_key::<true>).put(kv::put_key::<true>).delete(kv::delete_key::<true>),
         )
-        .route(&format!("{fns}/{{name}}/kv/{{store}}"), get(kv::fn_list))
-        .route(&format!("{fns}/{{name}}/kv/{{store}}/{{*key}}"), get(kv::fn_get).put(kv::fn_put).delete(kv::fn_delete))
+        .route(&format!("{fns}/{{name}}/kv/{{store}}"), get(kv::list_keys::<false>))
+        .route(
+            &format!("{fns}/{{name}}/kv/{{store}}/{{*key}}"),
+            get(kv::get_key::<false>).put(kv::put_key::<false>).delete(kv::delete_key::<false>),
+        )
         .fallback(|| async {
             ApiError::new(ErrorClass::NotFound, "no such API endpoint; see the API table in crates/api")
         })

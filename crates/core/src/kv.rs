@@ -10,6 +10,22 @@ pub const MAX_KEY_BYTES: usize = 1024;
 /// Largest value, in bytes.
 pub const MAX_VALUE_BYTES: usize = 1 << 20;
 
+/// Checks a key's size (any string up to [`MAX_KEY_BYTES`]).
+pub fn check_key(key: &str) -> Result<(), String> {
+    if key.len() > MAX_KEY_BYTES {
+        return Err(format!("the key is {} bytes; keys are at most {MAX_KEY_BYTES} bytes", key.len()));
+    }
+    Ok(())
+}
+
+/// Checks a value's size (up to [`MAX_VALUE_BYTES`]).
+pub fn check_value(len: usize) -> Result<(), String> {
+    if len > MAX_VALUE_BYTES {
+        return Err(format!("the value is {len} bytes; values are at most {MAX_VALUE_BYTES} bytes"));
+    }
+    Ok(())
+}
+
 /// The store a guest's `open(identifier)` names (`""` → `default`).
 pub fn store_label(identifier: &str) -> &str {
     if identifier.is_empty() { DEFAULT_STORE } else { identifier }

@@ -33,7 +33,20 @@ pub trait KvBackend: Send + Sync {
     async fn delete(&self, scope: &str, key: &str) -> Result<()>;
     /// Up to `limit` keys from the `offset`-th on, in key order.
     async fn keys(&self, scope: &str, offset: u64, limit: usize) -> Result<Vec<String>>;
+
+    /// One page of keys from the `offset`-th on: at most [`PAGE_KEYS`], and the offset of the next page if
+    /// there is one (what `list-keys` and the API answer).
+    async fn page(&self, scope: &str, offset: u64) -> Result<(Vec<String>, Option<u64>)> {
+        let mut keys = self.keys(scope, offset, PAGE_KEYS + 1).await?;
+        let more = keys.len() > PAGE_KEYS;
+        keys.truncate(PAGE_KEYS);
+        let next = offset + keys.len() as u64;
+        Ok((keys, more.then_some(next)))
+    }
 }
+
+/// Keys per page of a listing.
+pub const PAGE_KEYS: usize = 1000;
 
 /// The embedded backend: one SQLite file (WAL, `synchronous = NORMAL`).
 #[derive(Clone)]

@@ -129,16 +129,12 @@ impl KvBackend for RedisKv {
         let pattern = format!("{}*", redis_glob_escape(&base));
         let mut all: Vec<String> = Vec::new();
         let mut iter: redis::AsyncIter<String> = c.scan_match(&pattern).await.map_err(backend)?;
-        while let Some(k) = futures_next(&mut iter).await {
+        while let Some(k) = iter.next_item().await {
             all.push(k.map_err(backend)?[base.len()..].to_string());
         }
         all.sort();
         Ok(all.into_iter().skip(offset as usize).take(limit).collect())
     }
-}
-
-async fn futures_next(iter: &mut redis::AsyncIter<'_, String>) -> Option<redis::RedisResult<String>> {
-    iter.next_item().await
 }
 
 /// `s` with Redis glob specials escaped.

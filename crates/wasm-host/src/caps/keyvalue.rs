@@ -30,9 +30,6 @@ use store::{Error, KeyResponse};
 /// The interfaces served (without version).
 pub const INTERFACES: &[&str] = &["wasi:keyvalue/store", "wasi:keyvalue/atomics", "wasi:keyvalue/batch"];
 
-/// Keys `list-keys` returns per call.
-const PAGE: usize = 1000;
-
 /// An open store: the prefix its keys live under.
 pub struct Bucket {
     prefix: String,
@@ -96,25 +93,11 @@ fn other(e: StoreError) -> Error {
 }
 
 fn check_key(key: &str) -> Result<(), Error> {
-    if key.len() > wisp_core::kv::MAX_KEY_BYTES {
-        return Err(Error::Other(format!(
-            "the key is {} bytes; keys are at most {} bytes",
-            key.len(),
-            wisp_core::kv::MAX_KEY_BYTES
-        )));
-    }
-    Ok(())
+    wisp_core::kv::check_key(key).map_err(Error::Other)
 }
 
 fn check_value(value: &[u8]) -> Result<(), Error> {
-    if value.len() > wisp_core::kv::MAX_VALUE_BYTES {
-        return Err(Error::Other(format!(
-            "the value is {} bytes; values are at most {} bytes",
-            value.len(),
-            wisp_core::kv::MAX_VALUE_BYTES
-        )));
-    }
-    Ok(())
+    wisp_core::kv::check_value(value.len()).map_err(Error::Other)
 }
 
 impl KvView<'_> {
@@ -194,12 +177,8 @@ impl store::HostBucket for KvView<'_> {
         let prefix = self.prefix(&bucket)?;
         let backend = self.backend();
         Ok(async move {
-            let start = cursor.unwrap_or(0);
-            let mut keys = backend?.keys(&prefix, start, PAGE + 1).await.map_err(other)?;
-            let more = keys.len() > PAGE;
-            keys.truncate(PAGE);
-            let next = start + keys.len() as u64;
-            Ok(KeyResponse { keys, cursor: more.then_some(next) })
+            let (keys, cursor) = backend?.page(&prefix, cursor.unwrap_or(0)).await.map_err(other)?;
+            Ok(KeyResponse { keys, cursor })
         }
         .await)
     }
