@@ -167,26 +167,16 @@ where
         let mut instance = proxy;
         let run = async {
             if instance.is_none() {
-                let made = match pre.instantiate_async(&mut store).await {
-                    // The pooling allocator is full. A slot an instance's teardown is freeing right now comes
-                    // first (wait for it, briefly); else make room by evicting the node's least recently used
-                    // idle instance; then try once more.
-                    Err(e) if is_capacity(&e) => {
-                        if evictor.teardowns.wait_one(TEARDOWN_WAIT).await {
-                            match pre.instantiate_async(&mut store).await {
-                                Err(e) if is_capacity(&e) && evictor.evict_one_idle() => {
-                                    pre.instantiate_async(&mut store).await
-                                }
-                                r => r,
-                            }
-                        } else if evictor.evict_one_idle() {
-                            pre.instantiate_async(&mut store).await
-                        } else {
-                            Err(e)
-                        }
-                    }
-                    r => r,
-                };
+                // The pooling allocator may be full. A slot an instance's teardown is freeing right now comes
+                // first (wait for it, briefly); else make room by evicting the node's least recently used idle
+                // instance. Each is followed by one more try.
+                let mut made = pre.instantiate_async(&mut store).await;
+                if matches!(&made, Err(e) if is_capacity(e)) && evictor.teardowns.wait_one(TEARDOWN_WAIT).await {
+                    made = pre.instantiate_async(&mut store).await;
+                }
+                if matches!(&made, Err(e) if is_capacity(e)) && evictor.evict_one_idle() {
+                    made = pre.instantiate_async(&mut store).await;
+                }
                 instance = Some(made?);
                 instantiate = t0.elapsed();
             }
