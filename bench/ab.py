@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -38,9 +37,7 @@ def main() -> int:
     p.add_argument("--connections", type=int, default=32)
     p.add_argument("--wrk", default="wrk")
     args = p.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="wisp-ab-"))
-    logdir = tmp / "logs"
-    logdir.mkdir()
+    tmp, logdir = bench.workdir("wisp-ab-")
     nodes = {}
     for tag, binary in (("A", args.a), ("B", args.b)):
         data = tmp / f"data-{tag}"

@@ -26,9 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -110,9 +108,7 @@ def main() -> int:
     p.add_argument("--nats", default="nats://127.0.0.1:4222")
     p.add_argument("--idle-samples", type=int, default=200)
     args = p.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="wisp-events-bench-"))
-    logdir = tmp / "logs"
-    logdir.mkdir()
+    tmp, logdir = bench.workdir("wisp-events-bench-")
     wasm = (Path(args.guests) / "hello-c.wasm").read_bytes()
     server, port = bench.start_wisp(args.wisp, tmp / "data", logdir, "wisp")
     rows = {}
@@ -216,10 +212,7 @@ def main() -> int:
         out.append("")
         out.append(f"Other statuses during the accept run: {a['other']}")
     text = "\n".join(out) + "\n"
-    print(text)
-    results = Path(__file__).resolve().parent / "results"
-    results.mkdir(exist_ok=True)
-    (results / "events.md").write_text(text)
+    bench.report("events.md", text)
     return 0
 
 

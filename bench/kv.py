@@ -22,7 +22,6 @@ import argparse
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -69,9 +68,7 @@ def main() -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--wrk", default="wrk")
     args = p.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="wisp-kv-bench-"))
-    logdir = tmp / "logs"
-    logdir.mkdir()
+    tmp, logdir = bench.workdir("wisp-kv-bench-")
     wasm_path = Path(args.guests) / "kv-py.wasm"
     rows = []
 
@@ -141,10 +138,7 @@ def main() -> int:
     if others:
         out.append(f"- statuses other than 200: {others}")
     text = "\n".join(out) + "\n"
-    print(text)
-    results = Path(__file__).resolve().parent / "results"
-    results.mkdir(exist_ok=True)
-    (results / "kv.md").write_text(text)
+    bench.report("kv.md", text)
     return 0
 
 

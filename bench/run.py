@@ -41,6 +41,22 @@ REPO = Path(__file__).resolve().parent.parent
 # ------------------------------------------------------------------ helpers ---
 
 
+def workdir(prefix: str) -> tuple[Path, Path]:
+    """A fresh temp dir for one benchmark run, and its `logs/` folder."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    logdir = tmp / "logs"
+    logdir.mkdir()
+    return tmp, logdir
+
+
+def report(name: str, text: str) -> None:
+    """Prints a benchmark's report and writes it to bench/results/<name>."""
+    print(text)
+    results = Path(__file__).resolve().parent / "results"
+    results.mkdir(exist_ok=True)
+    (results / name).write_text(text)
+
+
 def log(msg: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
@@ -791,9 +807,7 @@ def main() -> int:
     wrk_version = subprocess.run([args.wrk, "-v"], capture_output=True, text=True).stdout.splitlines()[:1]
     git = subprocess.run(["git", "-C", str(REPO), "describe", "--always", "--dirty"], capture_output=True, text=True).stdout.strip()
 
-    tmp = Path(tempfile.mkdtemp(prefix="wisp-bench-"))
-    logdir = tmp / "logs"
-    logdir.mkdir()
+    tmp, logdir = workdir("wisp-bench-")
     log(f"temp dir {tmp}")
     wasmtime_flags = ["-S", "cli=y", "-O", "pooling-allocator=y"]
     # Peer instance reuse: wasmtime's default idle timeout is 1 s; 300 s matches wisp's default idle_timeout_seconds.

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -50,9 +49,7 @@ def main() -> int:
     args = p.parse_args()
     n = args.functions
     wasm = (Path(args.guests) / "hello-c.wasm").read_bytes()
-    tmp = Path(tempfile.mkdtemp(prefix="wisp-scale-"))
-    logdir = tmp / "logs"
-    logdir.mkdir()
+    tmp, logdir = bench.workdir("wisp-scale-")
     data = tmp / "data"
     out: dict = {}
 
@@ -119,10 +116,7 @@ def main() -> int:
         f"`wisp up` listening in {out['start_s']:.2f} s, idle RSS {out['rss_restart_idle']:.0f} MiB.",
     ]
     text = "\n".join(lines) + "\n"
-    print(text)
-    res = Path(__file__).resolve().parent / "results"
-    res.mkdir(exist_ok=True)
-    (res / "scale.md").write_text(text)
+    bench.report("scale.md", text)
     return 0
 
 
