@@ -27,8 +27,8 @@ pub trait KvBackend: Send + Sync {
     /// Writes if the entry is at `expected` (`None`: absent); returns whether it wrote.
     async fn swap(&self, scope: &str, key: &str, expected: Option<u64>, value: Vec<u8>) -> Result<bool>;
     /// Adds `delta` to the decimal number stored under `key` (absent: 0) in one atomic step and returns the
-    /// sum; `Ok(Err(why))` if the value is not a decimal u64 or the sum overflows.
-    async fn increment(&self, scope: &str, key: &str, delta: u64) -> Result<std::result::Result<u64, String>>;
+    /// sum; `Ok(Err(why))` if the value is not a decimal i64 or the sum overflows.
+    async fn increment(&self, scope: &str, key: &str, delta: i64) -> Result<std::result::Result<i64, String>>;
     /// Deletes (absent is fine).
     async fn delete(&self, scope: &str, key: &str) -> Result<()>;
     /// Up to `limit` keys from the `offset`-th on, in key order.
@@ -138,7 +138,7 @@ impl KvBackend for EmbeddedKv {
         .await
     }
 
-    async fn increment(&self, scope: &str, key: &str, delta: u64) -> Result<std::result::Result<u64, String>> {
+    async fn increment(&self, scope: &str, key: &str, delta: i64) -> Result<std::result::Result<i64, String>> {
         let (scope, key) = (scope.to_string(), key.to_string());
         // One connection behind one lock: the read and the write below are one step for every caller.
         self.with(move |c| {
@@ -148,7 +148,7 @@ impl KvBackend for EmbeddedKv {
                 .optional()?;
             let n = match &current {
                 None => 0,
-                Some(v) => match std::str::from_utf8(v).ok().and_then(|t| t.trim().parse::<u64>().ok()) {
+                Some(v) => match std::str::from_utf8(v).ok().and_then(|t| t.trim().parse::<i64>().ok()) {
                     Some(n) => n,
                     None => {
                         return Ok(Err(format!(
@@ -158,7 +158,7 @@ impl KvBackend for EmbeddedKv {
                 },
             };
             let Some(sum) = n.checked_add(delta) else {
-                return Ok(Err(format!("incrementing {key:?} by {delta} overflows u64")));
+                return Ok(Err(format!("incrementing {key:?} by {delta} overflows i64")));
             };
             c.prepare_cached(
                 "INSERT INTO entries (scope, key, value, version) VALUES (?1, ?2, ?3, 1)
@@ -219,7 +219,8 @@ mod tests {
         assert!(
             kv.increment("a/", "../k with spaces\u{0}", 1).await.unwrap().unwrap_err().contains("not a decimal number")
         );
-        kv.set("c/", "max", u64::MAX.to_string().into_bytes()).await.unwrap();
+        assert_eq!(kv.increment("c/", "n", -7).await.unwrap(), Ok(-2));
+        kv.set("c/", "max", i64::MAX.to_string().into_bytes()).await.unwrap();
         assert!(kv.increment("c/", "max", 1).await.unwrap().unwrap_err().contains("overflows"));
         assert_eq!(kv.keys("p/", 0, 10).await.unwrap().len(), 4);
     }

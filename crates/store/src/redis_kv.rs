@@ -35,20 +35,16 @@ redis.call('HSET', KEYS[1], 'v', ARGV[1])
 return redis.call('HINCRBY', KEYS[1], 'n', 1)
 ";
 
-// Returns the new value as a string, or an error reply whose text says why.
+// HINCRBY on the value field is Redis's own exact 64-bit signed add (errors on a non-integer value or an
+// overflow); the version goes up in the same script. Returns the sum.
 const INCREMENT: &str = r"
-local cur = redis.call('HGET', KEYS[1], 'v')
-local n = 0
-if cur then
-  if not string.match(cur, '^%s*%d+%s*$') then return redis.error_reply('NOTNUMBER') end
-  n = tonumber(cur)
+local ok, sum = pcall(redis.call, 'HINCRBY', KEYS[1], 'v', ARGV[1])
+if not ok then
+  if string.find(sum.err or '', 'overflow') then return redis.error_reply('OVERFLOW') end
+  return redis.error_reply('NOTNUMBER')
 end
-local sum = n + tonumber(ARGV[1])
-if sum >= 18446744073709551616 or sum < 0 then return redis.error_reply('OVERFLOW') end
-local text = string.format('%.0f', sum)
-redis.call('HSET', KEYS[1], 'v', text)
 redis.call('HINCRBY', KEYS[1], 'n', 1)
-return text
+return sum
 ";
 
 impl RedisKv {
@@ -98,20 +94,17 @@ impl KvBackend for RedisKv {
         Ok(done == 1)
     }
 
-    async fn increment(&self, scope: &str, key: &str, delta: u64) -> Result<std::result::Result<u64, String>> {
+    async fn increment(&self, scope: &str, key: &str, delta: i64) -> Result<std::result::Result<i64, String>> {
         let mut c = self.conn.clone();
-        let out: redis::RedisResult<String> =
+        let out: redis::RedisResult<i64> =
             redis::Script::new(INCREMENT).key(self.key(scope, key)).arg(delta).invoke_async(&mut c).await;
         match out {
-            Ok(text) => text
-                .parse::<u64>()
-                .map(Ok)
-                .map_err(|_| StoreError::Backend(format!("redis: increment answered {text:?}"))),
+            Ok(sum) => Ok(Ok(sum)),
             Err(e) if e.to_string().contains("NOTNUMBER") => {
                 Ok(Err(format!("the value of {key:?} is not a decimal number, so it cannot be incremented")))
             }
             Err(e) if e.to_string().contains("OVERFLOW") => {
-                Ok(Err(format!("incrementing {key:?} by {delta} overflows u64")))
+                Ok(Err(format!("incrementing {key:?} by {delta} overflows i64")))
             }
             Err(e) => Err(backend(e)),
         }

@@ -66,21 +66,53 @@ pub enum ArtifactError {
     },
 }
 
-const PROVIDED_COMPONENT: &str = "wasi:cli, wasi:clocks, wasi:filesystem, wasi:http, wasi:io, wasi:random and wasi:sockets @0.2, wasi:keyvalue/{store,atomics,batch}@0.2.0-draft, wasi:config/store@0.2.0-rc.1";
+const PROVIDED_COMPONENT: &str = "wasi:cli, wasi:clocks, wasi:filesystem, wasi:http, wasi:io, wasi:random and wasi:sockets @0.2, wasi:keyvalue/{store,atomics,batch}@0.2.0-draft and @0.2.0-draft2, wasi:config/store@0.2.0-rc.1 and @0.2.0-draft-2024-09-27, fermyon:spin/{key-value,variables}@2.0.0; other interfaces of the fermyon:spin, spin, wasi:keyvalue, wasi:config, wasi:blobstore and wasi:messaging packages are linked to trap when called";
 const PROVIDED_MODULE: &str = "wasi_snapshot_preview1";
-const WASI_PACKAGES: &[&str] = &[
-    "wasi:cli/",
-    "wasi:clocks/",
-    "wasi:filesystem/",
-    "wasi:http/",
-    "wasi:io/",
-    "wasi:random/",
-    "wasi:sockets/",
-    "wasi:keyvalue/store@0.2.0-draft",
-    "wasi:keyvalue/atomics@0.2.0-draft",
-    "wasi:keyvalue/batch@0.2.0-draft",
-    "wasi:config/store@0.2.0-rc.1",
-];
+/// WASI 0.2 packages, served whole by wasmtime-wasi and wasmtime-wasi-http (any 0.2.x).
+const WASI_PACKAGES: &[&str] =
+    &["wasi:cli/", "wasi:clocks/", "wasi:filesystem/", "wasi:http/", "wasi:io/", "wasi:random/", "wasi:sockets/"];
+/// Packages of platform interfaces: an import of one of theirs that this node does not serve is linked to
+/// trap with a message when called, instead of failing the deploy. Spin's SDKs import their whole world
+/// whatever the app uses (DESIGN §8), so a component may import interfaces it never calls.
+const TRAP_PACKAGES: &[&str] =
+    &["fermyon:spin/", "spin:", "wasi:keyvalue/", "wasi:config/", "wasi:blobstore/", "wasi:messaging/"];
+
+/// The platform interfaces this node serves, with version.
+fn served_interfaces() -> impl Iterator<Item = &'static str> {
+    crate::caps::keyvalue::served().chain(crate::caps::config::INTERFACES.iter().copied())
+}
+
+/// What wisp does with one import of a component.
+#[derive(Debug, PartialEq, Eq)]
+enum ImportPlan {
+    /// Linked for real.
+    Served,
+    /// A platform interface not served yet: every function traps with a message.
+    Trap,
+    /// Nothing provides it: the deploy fails.
+    Unsatisfied,
+}
+
+fn import_plan(import: &str) -> ImportPlan {
+    if WASI_PACKAGES.iter().any(|p| import.starts_with(p)) && import.contains("@0.2.")
+        || served_interfaces().any(|s| s == import)
+    {
+        ImportPlan::Served
+    } else if TRAP_PACKAGES.iter().any(|p| import.starts_with(p)) {
+        ImportPlan::Trap
+    } else {
+        ImportPlan::Unsatisfied
+    }
+}
+
+/// A WASI 0.3 component (`wasi:http/handler@0.3.x`, the async ABI; what spin-sdk >= 4 builds): refused with
+/// what to use instead, since wasmtime 48's 0.3 support is experimental.
+fn wasi_p3_refusal(names: &[String]) -> Option<String> {
+    let p3 = names.iter().find(|n| n.starts_with("wasi:") && n.contains("@0.3."))?;
+    Some(format!(
+        "the component uses `{p3}`, a WASI 0.3 interface; wisp runs WASI 0.2 components (wasi:http/proxy@0.2.x). Build it for WASI 0.2: for Spin apps, the Python SDK spin-sdk 3.x (3.4.1 with componentize-py 0.17.2), the JS SDK @spinframework/build-tools before its WASI 0.3 releases, the Rust spin-sdk 3.x/4.x with the wasm32-wasip2 target"
+    ))
+}
 
 /// Validated, precompiled code ready to be written to the compiled cache.
 pub struct Compiled {
@@ -120,7 +152,10 @@ pub(crate) fn compile(shared: &Shared, kind: FunctionKind, bytes: &[u8]) -> Resu
                 let ty = component.component_type();
                 let imports: Vec<String> = ty.imports(engine).map(|(n, _)| n.to_string()).collect();
                 let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
-                if let Some(bad) = imports.iter().find(|i| !WASI_PACKAGES.iter().any(|p| i.starts_with(p))) {
+                if let Some(why) = wasi_p3_refusal(&imports).or_else(|| wasi_p3_refusal(&exports)) {
+                    return Err(ArtifactError::KindMismatch(why));
+                }
+                if let Some(bad) = imports.iter().find(|i| import_plan(i) == ImportPlan::Unsatisfied) {
                     return Err(ArtifactError::UnsatisfiedImport { import: bad.clone(), provided: PROVIDED_COMPONENT });
                 }
                 if !ty.exports(engine).any(|(n, item)| {
@@ -189,13 +224,60 @@ pub(crate) fn compile(shared: &Shared, kind: FunctionKind, bytes: &[u8]) -> Resu
 }
 
 pub(crate) fn http_pre(shared: &Shared, component: &Component) -> Result<ProxyPre<HttpState>, ArtifactError> {
-    let pre = shared
-        .http_linker
+    let unserved: Vec<(String, ComponentItem)> = component
+        .component_type()
+        .imports(&shared.engine)
+        .filter(|(n, _)| import_plan(n) == ImportPlan::Trap)
+        .map(|(n, item)| (n.to_string(), item.ty))
+        .collect();
+    let linker = if unserved.is_empty() {
+        std::borrow::Cow::Borrowed(&shared.http_linker)
+    } else {
+        let mut linker = shared.http_linker.clone();
+        for (name, item) in &unserved {
+            link_traps(&mut linker, &shared.engine, name, item)
+                .map_err(|e| ArtifactError::Invalid(format!("linking `{name}` to trap: {e}")))?;
+        }
+        std::borrow::Cow::Owned(linker)
+    };
+    let pre = linker
         .instantiate_pre(component)
         .map_err(|e| ArtifactError::UnsatisfiedImport { import: format!("{e:#}"), provided: PROVIDED_COMPONENT })?;
     ProxyPre::new(pre).map_err(|e| {
         ArtifactError::MissingExport(format!("the component does not match the `wasi:http/proxy` world: {e:#}"))
     })
+}
+
+/// A resource of an interface this node does not serve (never constructed: every function traps first).
+struct Unserved;
+
+/// Links every function of the imported instance `name` to trap with a message saying what was called and
+/// that this node does not serve it; its resources get a host type of their own.
+fn link_traps(
+    linker: &mut wasmtime::component::Linker<HttpState>,
+    engine: &wasmtime::Engine,
+    name: &str,
+    item: &ComponentItem,
+) -> wasmtime::Result<()> {
+    let ComponentItem::ComponentInstance(instance) = item else {
+        return Err(wasmtime::Error::msg("only instance imports can be linked to trap"));
+    };
+    let mut inst = linker.instance(name)?;
+    for (export, ty) in instance.exports(engine) {
+        match ty.ty {
+            ComponentItem::ComponentFunc(_) => {
+                let message = format!(
+                    "the guest called `{export}` of `{name}`, which this wisp node does not serve yet (README: interfaces served); the component was deployed because it imports the interface, not because it may use it"
+                );
+                inst.func_new(export, move |_, _, _, _| Err(wasmtime::Error::msg(message.clone())))?;
+            }
+            ComponentItem::Resource(_) => {
+                inst.resource(export, wasmtime::component::ResourceType::host::<Unserved>(), |_, _| Ok(()))?;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 pub(crate) fn wagi_pre(shared: &Shared, module: &Module) -> Result<wasmtime::InstancePre<WagiState>, ArtifactError> {
@@ -207,4 +289,35 @@ pub(crate) fn wagi_pre(shared: &Shared, module: &Module) -> Result<wasmtime::Ins
 
 fn list(items: &[String]) -> String {
     if items.is_empty() { "nothing".into() } else { items.join(", ") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn imports_are_served_trapped_or_refused() {
+        assert_eq!(import_plan("wasi:http/types@0.2.6"), ImportPlan::Served);
+        assert_eq!(import_plan("wasi:keyvalue/atomics@0.2.0-draft2"), ImportPlan::Served);
+        assert_eq!(import_plan("fermyon:spin/key-value@2.0.0"), ImportPlan::Served);
+        assert_eq!(import_plan("fermyon:spin/variables@2.0.0"), ImportPlan::Served);
+        assert_eq!(import_plan("wasi:config/store@0.2.0-draft-2024-09-27"), ImportPlan::Served);
+        assert_eq!(import_plan("fermyon:spin/llm@2.0.0"), ImportPlan::Trap);
+        assert_eq!(import_plan("spin:postgres/postgres@4.0.0"), ImportPlan::Trap);
+        assert_eq!(import_plan("wasi:keyvalue/watcher@0.2.0-draft2"), ImportPlan::Trap);
+        assert_eq!(import_plan("acme:billing/charge@1.0.0"), ImportPlan::Unsatisfied);
+        assert_eq!(import_plan("wasi:http/types@0.3.0-rc-2025-09-16"), ImportPlan::Unsatisfied);
+    }
+
+    #[test]
+    fn a_wasi_p3_component_is_refused_naming_the_sdks_that_work() {
+        let names = vec!["wasi:cli/environment@0.2.0".to_string(), "wasi:http/handler@0.3.0-rc-2025-09-16".to_string()];
+        let why = wasi_p3_refusal(&names).unwrap();
+        assert!(
+            why.starts_with("the component uses `wasi:http/handler@0.3.0-rc-2025-09-16`, a WASI 0.3 interface"),
+            "{why}"
+        );
+        assert!(why.contains("spin-sdk 3.x (3.4.1 with componentize-py 0.17.2)"), "{why}");
+        assert!(wasi_p3_refusal(&names[..1]).is_none());
+    }
 }

@@ -155,8 +155,7 @@ impl Shared {
         })
         .context("linking the guests' filesystem")?;
         crate::caps::keyvalue::link(&mut http_linker, HttpState::kv_view).context("linking wasi:keyvalue")?;
-        wasmtime_wasi_config::add_to_linker(&mut http_linker, HttpState::config_view)
-            .map_err(anyhow::Error::from)
+        crate::caps::config::link(&mut http_linker, HttpState::config_view, |s| HttpState::config_view(s).rc1())
             .context("linking wasi:config")?;
         let mut wagi_linker = wasmtime::Linker::new(&engine);
         wasmtime_wasi::p1::add_to_linker_async(&mut wagi_linker, |s: &mut WagiState| &mut s.wasi)

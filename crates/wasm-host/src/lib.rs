@@ -25,24 +25,8 @@ mod state;
 mod tasks;
 
 pub use body::{BoxError, ResponseBody, full_body};
+pub use caps::config::ConfigVariables;
 pub use caps::outbound::OutboundConfig;
-/// A revision's configuration as `wasi:config/store` serves it (values are not shown in debug output).
-#[derive(Default)]
-pub struct ConfigVariables(pub(crate) wasmtime_wasi_config::WasiConfigVariables, usize);
-
-impl<'a> FromIterator<(&'a str, &'a str)> for ConfigVariables {
-    fn from_iter<I: IntoIterator<Item = (&'a str, &'a str)>>(iter: I) -> Self {
-        let pairs: Vec<(&str, &str)> = iter.into_iter().collect();
-        let n = pairs.len();
-        ConfigVariables(pairs.into_iter().collect(), n)
-    }
-}
-
-impl std::fmt::Debug for ConfigVariables {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ConfigVariables({} keys)", self.1)
-    }
-}
 pub use code::Code;
 pub use compile::{ArtifactError, ArtifactKind, Compiled, artifact_kind};
 pub use config::HostConfig;

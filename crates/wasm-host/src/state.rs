@@ -68,9 +68,9 @@ impl InstanceState {
         KvView::new(&self.kv, &mut self.table)
     }
 
-    /// `wasi:config/store`'s view: the revision's configuration.
-    pub(crate) fn config_view(&mut self) -> wasmtime_wasi_config::WasiConfig<'_> {
-        wasmtime_wasi_config::WasiConfig::new(&self.config.0)
+    /// The configuration capability's view: the revision's configuration.
+    pub(crate) fn config_view(&mut self) -> crate::caps::config::ConfigView<'_> {
+        crate::caps::config::ConfigView(&self.config)
     }
 }
 

@@ -1,6 +1,7 @@
 //! The key-value capability: `wasi:keyvalue/{store,atomics,batch}@0.2.0-draft` (the version `wasmtime serve
-//! -S keyvalue` and wasmCloud speak), served from the node's key-value backend (a [`KvStore`]; embedded
-//! SQLite by default, its own database file).
+//! -S keyvalue` and wasmCloud speak), `@0.2.0-draft2` (Spin's copy, [`draft2`]) and `fermyon:spin/key-value@2.0.0`
+//! ([`spin`]), all served from the node's key-value backend (a [`KvBackend`]; embedded SQLite by default, its
+//! own database file). The three share stores: a value one of them writes, the others read.
 //!
 //! A guest opens a store by label; the function's grant (`key_value_stores`) lists the labels it may open, and
 //! each label maps to a prefix scoped by namespace and app ([`wisp_core::kv::scope`]), so no guess of a name
@@ -8,6 +9,10 @@
 //! an update, and never retry against each other). Values of `increment` are decimal
 //! text, as in wasmtime's implementation, so `get` reads them the same way everywhere.
 
+mod draft2;
+mod spin;
+
+pub use draft2::Cas;
 use std::sync::Arc;
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 use wisp_store::StoreError;
@@ -27,8 +32,16 @@ mod bindings {
 use bindings::wasi::keyvalue::{atomics, batch, store};
 use store::{Error, KeyResponse};
 
-/// The interfaces served (without version).
-pub const INTERFACES: &[&str] = &["wasi:keyvalue/store", "wasi:keyvalue/atomics", "wasi:keyvalue/batch"];
+/// The interfaces served, with version: importing one of the standard `@0.2.0-draft` ones needs a grant at
+/// deploy; Spin's (`@0.2.0-draft2`, `fermyon:spin/key-value`) are imported by every component a Spin SDK
+/// builds, used or not, so for them an ungranted `open` is refused at run time instead.
+pub const INTERFACES: &[&str] =
+    &["wasi:keyvalue/store@0.2.0-draft", "wasi:keyvalue/atomics@0.2.0-draft", "wasi:keyvalue/batch@0.2.0-draft"];
+
+/// Every key-value interface served (for the list of what this node serves).
+pub fn served() -> impl Iterator<Item = &'static str> {
+    INTERFACES.iter().chain(draft2::INTERFACES).chain(spin::INTERFACES).copied()
+}
 
 /// An open store: the prefix its keys live under.
 pub struct Bucket {
@@ -79,11 +92,13 @@ impl<'a> KvView<'a> {
     }
 }
 
-/// Links the three interfaces; `view` projects an instance's state onto its [`KvView`].
+/// Links every version; `view` projects an instance's state onto its [`KvView`].
 pub(crate) fn link<T: Send + 'static>(linker: &mut Linker<T>, view: fn(&mut T) -> KvView<'_>) -> anyhow::Result<()> {
     store::add_to_linker::<T, HasKv>(linker, view)?;
     atomics::add_to_linker::<T, HasKv>(linker, view)?;
     batch::add_to_linker::<T, HasKv>(linker, view)?;
+    draft2::link(linker, view)?;
+    spin::link(linker, view)?;
     Ok(())
 }
 
@@ -101,36 +116,64 @@ fn check_value(value: &[u8]) -> Result<(), Error> {
 }
 
 impl KvView<'_> {
-    fn backend(&self) -> Result<Arc<dyn KvBackend>, Error> {
-        self.kv.backend.clone().ok_or_else(|| Error::Other("this node has no key-value backend".into()))
-    }
-
     fn prefix(&self, bucket: &Resource<Bucket>) -> wasmtime::Result<String> {
         Ok(self.table.get(bucket)?.prefix.clone())
     }
 }
 
+/// The operations every version shares, answering this version's error (the others map it onto theirs). On
+/// [`Kv`], not the view: a host call's future holds them across awaits, and the view's table is not `Sync`.
+impl Kv {
+    fn backend(&self) -> Result<Arc<dyn KvBackend>, Error> {
+        self.backend.clone().ok_or_else(|| Error::Other("this node has no key-value backend".into()))
+    }
+
+    /// The store `identifier` names, if the grant lists it.
+    fn open_bucket(&self, identifier: &str) -> Result<Bucket, Error> {
+        let label = wisp_core::kv::store_label(identifier);
+        let prefix = self.grant.prefix(label).ok_or(Error::AccessDenied)?;
+        Ok(Bucket { prefix: prefix.to_string() })
+    }
+
+    async fn get_value(&self, prefix: &str, key: &str) -> Result<Option<Vec<u8>>, Error> {
+        check_key(key)?;
+        Ok(self.backend()?.get(prefix, key).await.map_err(other)?.map(|e| e.value))
+    }
+
+    async fn set_value(&self, prefix: &str, key: &str, value: Vec<u8>) -> Result<(), Error> {
+        check_key(key)?;
+        check_value(&value)?;
+        self.backend()?.set(prefix, key, value).await.map_err(other)
+    }
+
+    async fn delete_key(&self, prefix: &str, key: &str) -> Result<(), Error> {
+        check_key(key)?;
+        self.backend()?.delete(prefix, key).await.map_err(other)
+    }
+
+    async fn page(&self, prefix: &str, offset: u64) -> Result<(Vec<String>, Option<u64>), Error> {
+        self.backend()?.page(prefix, offset).await.map_err(other)
+    }
+
+    async fn increment_by(&self, prefix: &str, key: &str, delta: i64) -> Result<i64, Error> {
+        check_key(key)?;
+        self.backend()?.increment(prefix, key, delta).await.map_err(other)?.map_err(Error::Other)
+    }
+}
+
 impl store::Host for KvView<'_> {
     async fn open(&mut self, identifier: String) -> wasmtime::Result<Result<Resource<Bucket>, Error>> {
-        let label = wisp_core::kv::store_label(&identifier);
-        let Some(prefix) = self.kv.grant.prefix(label) else {
-            return Ok(Err(Error::AccessDenied));
-        };
-        let prefix = prefix.to_string();
-        Ok(Ok(self.table.push(Bucket { prefix })?))
+        Ok(match self.kv.open_bucket(&identifier) {
+            Ok(bucket) => Ok(self.table.push(bucket)?),
+            Err(e) => Err(e),
+        })
     }
 }
 
 impl store::HostBucket for KvView<'_> {
     async fn get(&mut self, bucket: Resource<Bucket>, key: String) -> wasmtime::Result<Result<Option<Vec<u8>>, Error>> {
         let prefix = self.prefix(&bucket)?;
-        let backend = self.backend();
-        Ok(async move {
-            check_key(&key)?;
-            let e = backend?.get(&prefix, &key).await.map_err(other)?;
-            Ok(e.map(|e| e.value))
-        }
-        .await)
+        Ok(self.kv.get_value(&prefix, &key).await)
     }
 
     async fn set(
@@ -140,33 +183,17 @@ impl store::HostBucket for KvView<'_> {
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<(), Error>> {
         let prefix = self.prefix(&bucket)?;
-        let backend = self.backend();
-        Ok(async move {
-            check_key(&key)?;
-            check_value(&value)?;
-            backend?.set(&prefix, &key, value).await.map_err(other)
-        }
-        .await)
+        Ok(self.kv.set_value(&prefix, &key, value).await)
     }
 
     async fn delete(&mut self, bucket: Resource<Bucket>, key: String) -> wasmtime::Result<Result<(), Error>> {
         let prefix = self.prefix(&bucket)?;
-        let backend = self.backend();
-        Ok(async move {
-            check_key(&key)?;
-            backend?.delete(&prefix, &key).await.map_err(other)
-        }
-        .await)
+        Ok(self.kv.delete_key(&prefix, &key).await)
     }
 
     async fn exists(&mut self, bucket: Resource<Bucket>, key: String) -> wasmtime::Result<Result<bool, Error>> {
         let prefix = self.prefix(&bucket)?;
-        let backend = self.backend();
-        Ok(async move {
-            check_key(&key)?;
-            Ok(backend?.get(&prefix, &key).await.map_err(other)?.is_some())
-        }
-        .await)
+        Ok(self.kv.get_value(&prefix, &key).await.map(|v| v.is_some()))
     }
 
     async fn list_keys(
@@ -175,12 +202,7 @@ impl store::HostBucket for KvView<'_> {
         cursor: Option<u64>,
     ) -> wasmtime::Result<Result<KeyResponse, Error>> {
         let prefix = self.prefix(&bucket)?;
-        let backend = self.backend();
-        Ok(async move {
-            let (keys, cursor) = backend?.page(&prefix, cursor.unwrap_or(0)).await.map_err(other)?;
-            Ok(KeyResponse { keys, cursor })
-        }
-        .await)
+        Ok(self.kv.page(&prefix, cursor.unwrap_or(0)).await.map(|(keys, cursor)| KeyResponse { keys, cursor }))
     }
 
     async fn drop(&mut self, bucket: Resource<Bucket>) -> wasmtime::Result<()> {
@@ -197,10 +219,11 @@ impl atomics::Host for KvView<'_> {
         delta: u64,
     ) -> wasmtime::Result<Result<u64, Error>> {
         let prefix = self.prefix(&bucket)?;
-        let backend = self.backend();
-        Ok(async move {
-            check_key(&key)?;
-            backend?.increment(&prefix, &key, delta).await.map_err(other)?.map_err(Error::Other)
+        Ok(async {
+            let delta =
+                i64::try_from(delta).map_err(|_| Error::Other(format!("the delta {delta} is above i64::MAX")))?;
+            let sum = self.kv.increment_by(&prefix, &key, delta).await?;
+            u64::try_from(sum).map_err(|_| Error::Other(format!("the value of {key:?} is {sum}, below zero")))
         }
         .await)
     }
@@ -213,14 +236,11 @@ impl batch::Host for KvView<'_> {
         keys: Vec<String>,
     ) -> wasmtime::Result<Result<Vec<Option<(String, Vec<u8>)>>, Error>> {
         let prefix = self.prefix(&bucket)?;
-        let backend = self.backend();
-        Ok(async move {
-            let backend = backend?;
+        Ok(async {
             let mut out = Vec::with_capacity(keys.len());
             for key in keys {
-                check_key(&key)?;
-                let e = backend.get(&prefix, &key).await.map_err(other)?;
-                out.push(e.map(|e| (key, e.value)));
+                let v = self.kv.get_value(&prefix, &key).await?;
+                out.push(v.map(|v| (key, v)));
             }
             Ok(out)
         }
@@ -233,13 +253,9 @@ impl batch::Host for KvView<'_> {
         key_values: Vec<(String, Vec<u8>)>,
     ) -> wasmtime::Result<Result<(), Error>> {
         let prefix = self.prefix(&bucket)?;
-        let backend = self.backend();
-        Ok(async move {
-            let backend = backend?;
+        Ok(async {
             for (key, value) in key_values {
-                check_key(&key)?;
-                check_value(&value)?;
-                backend.set(&prefix, &key, value).await.map_err(other)?;
+                self.kv.set_value(&prefix, &key, value).await?;
             }
             Ok(())
         }
@@ -252,12 +268,9 @@ impl batch::Host for KvView<'_> {
         keys: Vec<String>,
     ) -> wasmtime::Result<Result<(), Error>> {
         let prefix = self.prefix(&bucket)?;
-        let backend = self.backend();
-        Ok(async move {
-            let backend = backend?;
+        Ok(async {
             for key in keys {
-                check_key(&key)?;
-                backend.delete(&prefix, &key).await.map_err(other)?;
+                self.kv.delete_key(&prefix, &key).await?;
             }
             Ok(())
         }

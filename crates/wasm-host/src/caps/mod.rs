@@ -4,10 +4,11 @@
 //! the state each instance gets. Adding one is a file here, a field in [`crate::state`]'s instance state,
 //! and an entry in [`CAPABILITIES`].
 //!
-//! Capabilities today: outbound HTTP ([`outbound`]) and key-value ([`keyvalue`]). The WASI base (clocks, random, io, cli streams and
+//! Capabilities today: outbound HTTP ([`outbound`]), key-value ([`keyvalue`]) and configuration ([`config`]). The WASI base (clocks, random, io, cli streams and
 //! env, sockets — every address denied —, filesystem — one empty root, every open denied ([`filesystem`]))
 //! is linked for every instance.
 
+pub mod config;
 pub(crate) mod filesystem;
 pub mod keyvalue;
 pub mod outbound;
@@ -18,7 +19,7 @@ use wisp_core::FunctionSpec;
 pub struct CapabilityInfo {
     /// Its name in `wisp.toml` and the function spec (the grant's key).
     pub grant_key: &'static str,
-    /// The WIT interfaces (without version) it implements.
+    /// The WIT interfaces (with version) whose import needs the grant.
     pub interfaces: &'static [&'static str],
     /// Whether importing one of its interfaces needs a grant at deploy. False for outbound HTTP: every
     /// `wasi:http/proxy` component imports `outgoing-handler` whether it uses it or not, so an ungranted
@@ -52,9 +53,8 @@ pub const CAPABILITIES: &[CapabilityInfo] = &[
 /// and has none is an error naming the grant to add.
 pub fn check_grants(imports: &[String], spec: &FunctionSpec, caps: &[CapabilityInfo]) -> Result<(), String> {
     for import in imports {
-        let interface = import.split('@').next().unwrap_or(import);
         for cap in caps {
-            if cap.import_needs_grant && cap.interfaces.contains(&interface) && !(cap.granted)(spec) {
+            if cap.import_needs_grant && cap.interfaces.contains(&import.as_str()) && !(cap.granted)(spec) {
                 return Err(format!(
                     "the component imports `{import}`; add `{} = {}` to the function to grant it",
                     cap.grant_key, cap.example
@@ -73,7 +73,7 @@ mod tests {
     fn an_ungranted_import_names_the_grant_to_add() {
         let caps = [CapabilityInfo {
             grant_key: "key_value",
-            interfaces: &["wasi:keyvalue/store"],
+            interfaces: &["wasi:keyvalue/store@0.2.0-draft"],
             import_needs_grant: true,
             granted: |spec| spec.env.contains_key("KV"),
             example: "[\"default\"]",
