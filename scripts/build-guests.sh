@@ -23,6 +23,8 @@
 #   cargo: wit-bindgen-cli 0.63.0, wasm-tools 1.263.0               (C)
 #   pip:   componentize-py 0.25.1                                   (Python)
 #   npm:   @bytecodealliance/componentize-js 0.23.0 in <cache>/wisp/npm (JavaScript)
+#   venv:  componentize-py 0.17.2 + spin-sdk 3.4.1 in <cache>/wisp/spin-py (Spin SDK apps, built with
+#          Spin's own `componentize-py -w spin-http componentize app` against the SDK's WIT)
 # The WASI 0.2 WIT files come from the wasmtime-wasi-http crate source and the
 # preview1 adapters from the wasi-preview1-component-adapter-provider crate,
 # both 48.0.8, found in (or fetched into) the cargo registry: nothing vendored.
@@ -36,6 +38,8 @@ WASM_TOOLS_VERSION=1.263.0
 WASM_TOOLS_FEATURES=component,validate,print,parse,strip,objdump
 COMPONENTIZE_PY_VERSION=0.25.1
 COMPONENTIZE_JS_VERSION=0.23.0
+SPIN_COMPONENTIZE_PY_VERSION=0.17.2  # the pair the Spin Python SDK 3.4.1 documents
+SPIN_SDK_VERSION=3.4.1
 APT_PACKAGES=(clang-16 lld-16 wasi-libc libclang-rt-16-dev-wasm32)
 
 WIT_WORLD=wasi:http/proxy@0.2.12
@@ -45,6 +49,7 @@ JS_WASI_VERSION=0.2.10    # componentize-js 0.23's engine is built against wasi:
 #   kind: c-proxy   C wasi:http component, preview1 "proxy" adapter
 #         c-reactor C wasi:http component, preview1 "reactor" adapter (needs env vars)
 #         py        componentize-py     js  componentize-js
+#         spin-py   a Spin SDK for Python app (app.py + spin.toml), built as Spin builds it
 #         wagi      preview1 command core module (not a component)
 GUESTS="
 hello-c    c-proxy   examples/hello-c        -
@@ -55,6 +60,7 @@ event-py   py        examples/event-py       -
 kv-py      py        examples/kv-py          wit
 config-py  py        examples/config-py      wit
 counter-py py        tests/guests/counter-py -
+spin-py    spin-py   tests/guests/spin-py    -
 hello-js   js        examples/hello-js       -
 echo-js    js        examples/echo-js        -
 hello-wagi wagi      examples/hello-wagi     -
@@ -184,6 +190,20 @@ fi
 if needs py; then ensure_componentize_py; fi
 if needs js; then ensure_componentize_js; fi
 
+SPIN_VENV=''
+ensure_spin_sdk() {
+  SPIN_VENV=$CACHE_ROOT/spin-py
+  local want="componentize-py $SPIN_COMPONENTIZE_PY_VERSION; spin-sdk $SPIN_SDK_VERSION"
+  [ "$(cat "$SPIN_VENV/.wisp-tools" 2>/dev/null)" = "$want" ] && return 0
+  log "python venv with componentize-py==$SPIN_COMPONENTIZE_PY_VERSION spin-sdk==$SPIN_SDK_VERSION in $SPIN_VENV"
+  rm -rf "$SPIN_VENV"
+  python3 -m venv "$SPIN_VENV" >&2 || die "python3 -m venv failed (apt install python3-venv)"
+  "$SPIN_VENV/bin/pip" install --quiet --disable-pip-version-check \
+    "componentize-py==$SPIN_COMPONENTIZE_PY_VERSION" "spin-sdk==$SPIN_SDK_VERSION" >&2
+  echo "$want" >"$SPIN_VENV/.wisp-tools"
+}
+if needs spin-py; then ensure_spin_sdk; fi
+
 # ------------------------------------------------ WIT files and adapters ---
 
 # Prints the source dir of crate NAME-VERSION in the cargo registry, if any.
@@ -267,7 +287,7 @@ sha_of_files() { # stdin: file list (relative to $REPO); prints a hash of names+
 }
 dir_hash() { (cd "$1" && find . -type f | LC_ALL=C sort | xargs -r sha256sum) | sha256sum | cut -d' ' -f1; }
 
-TOOLS_C='' TOOLS_WAGI='' TOOLS_PY='' TOOLS_JS=''
+TOOLS_C='' TOOLS_WAGI='' TOOLS_PY='' TOOLS_JS='' TOOLS_SPIN=''
 SCRIPT_HASH=$(sha256sum <"$SCRIPT" | cut -d' ' -f1)
 if needs c-proxy c-reactor wagi; then
   TOOLS_WAGI="$(clang-16 --version | head -n1); $(dpkg-query -W -f='${Package} ${Version}; ' wasi-libc libclang-rt-16-dev-wasm32)"
@@ -279,6 +299,7 @@ fi
 if needs py; then
   TOOLS_PY="$COMPONENTIZE_PY_FOUND; wit $(dir_hash "$WIT_DIR")"
 fi
+if needs spin-py; then TOOLS_SPIN=$(cat "$SPIN_VENV/.wisp-tools"); fi
 if needs js; then
   TOOLS_JS="componentize-js $(componentize_js_installed_version); node $(node --version);"
   TOOLS_JS+=" wit $(dir_hash "$WIT_JS_DIR")"
@@ -291,6 +312,7 @@ guest_hash() { # guest_hash NAME
   [ "$extra" = - ] || inputs+=("$extra")
   case "$kind" in
     c-*) tools=$TOOLS_C ;; wagi) tools=$TOOLS_WAGI ;; py) tools=$TOOLS_PY ;; js) tools=$TOOLS_JS ;;
+    spin-py) tools=$TOOLS_SPIN ;;
   esac
   {
     echo "guest $1 kind $kind script $SCRIPT_HASH"
@@ -360,6 +382,12 @@ build_py() { # build_py SRC OUT
     componentize-py -d "$wit" -w "$world" componentize app -o "$2")
 }
 
+build_spin_py() { # build_spin_py SRC OUT: the command of the app's spin.toml, in the Spin SDK venv
+  run cp -R "$REPO/$1" "$WORK/app"
+  (cd "$WORK/app" && run env PYTHONDONTWRITEBYTECODE=1 PATH="$SPIN_VENV/bin:$PATH" VIRTUAL_ENV="$SPIN_VENV" \
+    componentize-py -w spin-http componentize app -o "$2")
+}
+
 build_js() { # build_js SRC OUT
   (cd "$NPM_DIR" && run ./node_modules/.bin/componentize-js "$REPO/$1/app.js" \
     --wit "$WIT_JS_DIR" --world-name "wasi:http/proxy@$JS_WASI_VERSION" -o "$2")
@@ -375,6 +403,7 @@ build_guest() { # build_guest NAME HASH
     c-reactor) build_c "$name" "$src" "$extra" reactor "$out" ;;
     wagi) build_wagi "$src" "$out" ;;
     py) build_py "$src" "$out" ;;
+    spin-py) build_spin_py "$src" "$out" ;;
     js) build_js "$src" "$out" ;;
   esac
   [ -s "$out" ] || { echo "no output produced" >"$WORK/failed-command"; return 1; }

@@ -84,7 +84,12 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
 fn plan(a: &Args) -> anyhow::Result<(Vec<Plan>, Option<Name>)> {
     let is_wasm = a.path.extension().is_some_and(|e| e == "wasm");
     if !is_wasm {
-        let manifest_path = if a.path.is_dir() { a.path.join("wisp.toml") } else { a.path.clone() };
+        let manifest_path = match a.path.is_dir() {
+            // A directory holds a wisp.toml or, for a Spin app, a spin.toml.
+            true if !a.path.join("wisp.toml").exists() && a.path.join("spin.toml").exists() => a.path.join("spin.toml"),
+            true => a.path.join("wisp.toml"),
+            false => a.path.clone(),
+        };
         let single_only = a.name.is_some()
             || !a.routes.is_empty()
             || !a.env.is_empty()
@@ -107,7 +112,11 @@ fn plan(a: &Args) -> anyhow::Result<(Vec<Plan>, Option<Name>)> {
             )
         })?;
         let label = manifest_path.display().to_string();
-        let m = Manifest::parse(&text, &label)?;
+        let m = if wisp_core::spin::is_spin_manifest(&text) {
+            wisp_core::spin::parse(&text, &label)?
+        } else {
+            Manifest::parse(&text, &label)?
+        };
         let mut given = BTreeMap::new();
         for kv in &a.vars {
             let (k, v) = kv.split_once('=').with_context(|| format!("--var `{kv}`: write NAME=VALUE"))?;
@@ -134,6 +143,7 @@ fn plan(a: &Args) -> anyhow::Result<(Vec<Plan>, Option<Name>)> {
                     allowed_outbound_hosts: f.allowed_outbound_hosts,
                     key_value_stores: f.key_value_stores,
                     config: configs.next().unwrap_or_default(),
+                    spin_headers: f.spin_headers,
                     events: f.events,
                     triggers: f.triggers,
                 },
@@ -189,6 +199,7 @@ fn plan(a: &Args) -> anyhow::Result<(Vec<Plan>, Option<Name>)> {
         allowed_outbound_hosts: a.allow_outbound.clone(),
         key_value_stores: a.kv_stores.clone(),
         config: BTreeMap::new(),
+        spin_headers: false,
         events: Default::default(),
         triggers: Vec::new(),
     };

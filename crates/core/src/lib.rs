@@ -19,6 +19,7 @@ pub mod outbound;
 pub mod route;
 pub mod scaling;
 pub mod spec;
+pub mod spin;
 pub mod trigger;
 
 pub use error::ErrorClass;

@@ -88,6 +88,10 @@ pub struct FunctionManifest {
     /// Event sources (`[[function.trigger]]` tables, see [`crate::trigger`]).
     #[serde(rename = "trigger", default)]
     pub triggers: Vec<crate::trigger::TriggerSpec>,
+    /// Add Spin's `spin-*` request headers: set by [`crate::spin`] for the components of a `spin.toml`, not a
+    /// `wisp.toml` key.
+    #[serde(skip)]
+    pub spin_headers: bool,
 }
 
 /// A manifest that could not be used. The message names the file, the place and what to change.
@@ -105,6 +109,14 @@ impl Manifest {
     pub fn parse(text: &str, file: &str) -> Result<Manifest, ManifestError> {
         let err = |message: String| ManifestError { file: file.to_string(), message };
         let manifest: Manifest = toml::from_str(text).map_err(|e| err(e.to_string().trim_end().to_string()))?;
+        manifest.check(file)?;
+        Ok(manifest)
+    }
+
+    /// Checks what the parsers cannot: at least one function, unique names, sources given, valid specs.
+    pub(crate) fn check(&self, file: &str) -> Result<(), ManifestError> {
+        let err = |message: String| ManifestError { file: file.to_string(), message };
+        let manifest = self;
         if manifest.functions.is_empty() {
             return Err(err("no functions: add at least one [[function]] table with name and source".into()));
         }
@@ -119,7 +131,7 @@ impl Manifest {
             }
             f.check().map_err(|e| err(format!("{at}: {e}")))?;
         }
-        Ok(manifest)
+        Ok(())
     }
 
     /// Each function's `config` with its templates resolved from the variables (`given` at deploy, else
@@ -160,6 +172,7 @@ impl FunctionManifest {
             allowed_outbound_hosts: self.allowed_outbound_hosts.clone(),
             key_value_stores: self.key_value_stores.clone(),
             config: BTreeMap::new(),
+            spin_headers: self.spin_headers,
             events: self.events.clone(),
             triggers: self.triggers.clone(),
         };

@@ -62,6 +62,10 @@ pub struct FunctionSpec {
     /// Part of the revision.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub config: BTreeMap<String, String>,
+    /// Add Spin's `spin-*` request headers (`spin-path-info`, `spin-full-url`, …) to every HTTP request, as
+    /// `spin up` does: set for components deployed from a `spin.toml`. Part of the revision.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub spin_headers: bool,
     /// Delivery of asynchronous invocations and trigger events (traffic config: not part of the revision).
     #[serde(default, skip_serializing_if = "crate::events::EventConfig::is_default")]
     pub events: crate::events::EventConfig,
@@ -152,6 +156,8 @@ impl FunctionSpec {
             key_value_stores: &'a [String],
             #[serde(skip_serializing_if = "BTreeMap::is_empty")]
             config: &'a BTreeMap<String, String>,
+            #[serde(skip_serializing_if = "std::ops::Not::not")]
+            spin_headers: bool,
         }
         let content = Content {
             kind: self.kind,
@@ -161,6 +167,7 @@ impl FunctionSpec {
             allowed_outbound_hosts: &self.allowed_outbound_hosts,
             key_value_stores: &self.key_value_stores,
             config: &self.config,
+            spin_headers: self.spin_headers,
         };
         // BTreeMap and struct field order make this JSON canonical.
         let json = serde_json::to_vec(&content).expect("plain data serialises");
@@ -205,6 +212,9 @@ pub struct RevisionRecord {
     /// Configuration served through `wasi:config/store`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub config: BTreeMap<String, String>,
+    /// Whether requests get Spin's `spin-*` headers.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub spin_headers: bool,
     /// Creation time, unix milliseconds.
     #[serde(default)]
     pub created_at_ms: u64,
@@ -279,6 +289,7 @@ mod tests {
             allowed_outbound_hosts: Vec::new(),
             key_value_stores: Vec::new(),
             config: BTreeMap::new(),
+            spin_headers: false,
             events: Default::default(),
             triggers: Vec::new(),
         }

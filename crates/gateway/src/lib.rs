@@ -11,6 +11,7 @@
 #![warn(missing_docs)]
 
 mod conn;
+mod spin;
 
 use conn::{Conn, InFlight, InFlightGuard};
 use http_body_util::BodyExt;
@@ -163,7 +164,7 @@ impl Gateway {
                 a = accept_on(api_listener.as_ref()) => (a, Plane::Control),
                 () = &mut shutdown => break,
             };
-            let (mut stream, _) = match accepted {
+            let (mut stream, peer) = match accepted {
                 Ok(s) => s,
                 Err(e) => {
                     accept_errors.log("accept failed", &e);
@@ -193,7 +194,7 @@ impl Gateway {
                 let io = Conn::new(stream, prefix, gw.config.idle_timeout, in_flight.clone());
                 let svc = hyper::service::service_fn(move |req| {
                     let guard = in_flight.enter();
-                    gw.clone().handle(req, plane, guard)
+                    gw.clone().handle(req, plane, peer, guard)
                 });
                 let conn = builder.serve_connection(TokioIo::new(io), svc);
                 if let Err(e) = watcher.watch(conn).await {
@@ -224,16 +225,22 @@ impl Gateway {
         self: Arc<Self>,
         req: http::Request<Incoming>,
         plane: Plane,
+        peer: std::net::SocketAddr,
         guard: InFlightGuard,
     ) -> Result<http::Response<ResponseBody>, Infallible> {
         // The request counts as in flight until its response head is ready; while the body streams, the bytes
         // it writes keep the connection from idling out.
-        let resp = self.dispatch(req, plane).await;
+        let resp = self.dispatch(req, plane, peer).await;
         drop(guard);
         Ok(resp)
     }
 
-    async fn dispatch(&self, req: http::Request<Incoming>, plane: Plane) -> http::Response<ResponseBody> {
+    async fn dispatch(
+        &self,
+        req: http::Request<Incoming>,
+        plane: Plane,
+        peer: std::net::SocketAddr,
+    ) -> http::Response<ResponseBody> {
         let path = req.uri().path();
         let under_api = wisp_core::route::path_has_prefix(path, wisp_core::route::RESERVED_PREFIX);
         if plane == Plane::Control || (under_api && self.config.api_on_data_plane) {
@@ -276,6 +283,9 @@ impl Gateway {
         }
         if let Some(authority) = rewrite {
             give_guest_authority(&mut parts, &authority);
+        }
+        if target.active.record.revision.spin_headers {
+            spin::add_headers(&mut parts, &target.route.path, peer);
         }
         if wisp_events::wants_async(&parts.headers) {
             let req = http::Request::from_parts(parts, body);
