@@ -5,35 +5,12 @@
 
 mod common;
 
-use common::{Server, stderr, stdout};
+use common::{Server, pong_server, stderr, stdout};
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// A local HTTP server answering every request with `pong`.
-async fn pong_server() -> u16 {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = l.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        while let Ok((mut c, _)) = l.accept().await {
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 4096];
-                let mut got = Vec::new();
-                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match c.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => got.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let _ = c.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\nconnection: close\r\n\r\npong").await;
-            });
-        }
-    });
-    port
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_spin_sdk_app_deploys_from_its_spin_toml_and_answers_as_under_spin() {
-    let port = pong_server().await;
+    let (port, _) = pong_server().await;
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(&dir.path().join("data"));
     let app = dir.path().join("app");

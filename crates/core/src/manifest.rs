@@ -116,12 +116,11 @@ impl Manifest {
     /// Checks what the parsers cannot: at least one function, unique names, sources given, valid specs.
     pub(crate) fn check(&self, file: &str) -> Result<(), ManifestError> {
         let err = |message: String| ManifestError { file: file.to_string(), message };
-        let manifest = self;
-        if manifest.functions.is_empty() {
+        if self.functions.is_empty() {
             return Err(err("no functions: add at least one [[function]] table with name and source".into()));
         }
         let mut names = HashSet::new();
-        for (i, f) in manifest.functions.iter().enumerate() {
+        for (i, f) in self.functions.iter().enumerate() {
             let at = format!("function `{}` (the {} [[function]] table)", f.name, ordinal(i + 1));
             if !names.insert(&f.name) {
                 return Err(err(format!("{at}: the name is used twice; function names must be unique")));
