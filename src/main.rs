@@ -65,6 +65,8 @@ enum Command {
     Publish(commands::events::PublishArgs),
     /// Guests' key-value data: get, set, ls, rm (--app APP or --function NAME, --store S).
     Kv(commands::kv::Args),
+    /// Run a statement on a guest SQL database (APP "SELECT …", --db LABEL, --param), or --migrations.
+    Sql(commands::sql::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -90,6 +92,7 @@ fn main() -> std::process::ExitCode {
             Command::Dlq(a) => commands::events::dlq(&cli.global, a).await,
             Command::Publish(a) => commands::events::publish(&cli.global, a).await,
             Command::Kv(a) => commands::kv::run(&cli.global, a).await,
+            Command::Sql(a) => commands::sql::run(&cli.global, a).await,
         }
     });
     match result {

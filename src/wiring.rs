@@ -23,6 +23,8 @@ pub enum KvBackendConfig {
 /// Everything a node needs to know at start.
 pub struct NodeConfig {
     pub kv: KvBackendConfig,
+    /// Limits of guests' SQL databases (`<data-dir>/sql/<ns>/<app|fn>/<name>/<label>.db`).
+    pub sql: wisp_store::sql::SqlLimits,
     pub data_dir: PathBuf,
     pub host: HostConfig,
     pub gateway: GatewayConfig,
@@ -64,7 +66,9 @@ pub async fn build(config: NodeConfig) -> anyhow::Result<Node> {
                 .with_context(|| format!("connecting the key-value backend to {}", wisp_core::trigger::redact(url)))?,
         ),
     };
-    let host = Host::with_kv(config.host, Some(guest_kv.clone()))?;
+    let sql = wisp_store::sql::SqlDatabases::new(&config.data_dir.join("sql"), config.sql);
+    let services = wisp_wasm_host::Services { kv: Some(guest_kv.clone()), sql: Some(sql.clone()) };
+    let host = Host::with_services(config.host, services)?;
     let registry = Arc::new(Registry::new(store, host, config.data_dir.join("compiled"), config.max_artifact_bytes));
     let tasks = registry.host().tasks().clone();
     let scheduler = Arc::new(Scheduler::new(wisp_scheduler::DEFAULT_LOG_RING, config.max_concurrency, tasks.clone()));
@@ -105,6 +109,7 @@ pub async fn build(config: NodeConfig) -> anyhow::Result<Node> {
         events: events.clone(),
         triggers: triggers.clone(),
         kv: Some(guest_kv),
+        sql: Some(sql),
         token,
         started: Instant::now(),
     }));

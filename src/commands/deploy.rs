@@ -48,6 +48,9 @@ pub struct Args {
     /// A key-value store the function may open (`default`, …); repeatable (single .wasm only; default: none).
     #[arg(long = "kv-store", env = "WISP_DEPLOY_KV_STORE", value_delimiter = ',')]
     kv_stores: Vec<String>,
+    /// A SQL database the function may open (`default`, …); repeatable (single .wasm only; default: none).
+    #[arg(long = "sqlite-db", env = "WISP_DEPLOY_SQLITE_DB", value_delimiter = ',')]
+    sqlite_dbs: Vec<String>,
     /// A value for one of the app's `[variables]`, `NAME=VALUE`; repeatable (wisp.toml only).
     #[arg(long = "var", env = "WISP_DEPLOY_VAR", value_delimiter = ',')]
     vars: Vec<String>,
@@ -68,20 +71,98 @@ struct Plan {
     scaling_patch: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
+/// An app's SQL migrations: per database label, its `.sql` files in name order.
+struct AppMigrations {
+    app: Name,
+    databases: Vec<(String, Vec<wisp_core::sql::Migration>)>,
+}
+
 pub async fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
-    let (plans, namespace) = plan(&a)?;
+    let (plans, namespace, migrations) = plan(&a)?;
     let mut g = g.clone();
     if let Some(ns) = namespace {
         g.namespace = ns.to_string();
     }
     let client = Client::new(&g)?;
+    // Migrations first: a failed one stops the deploy before any function changes (and, applied in one
+    // transaction, leaves its database as it was).
+    if let Some(m) = migrations {
+        for (db, list) in m.databases {
+            migrate(&client, &g.namespace, &m.app, &db, list).await?;
+        }
+    }
     for p in plans {
         deploy_one(&client, p).await?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn plan(a: &Args) -> anyhow::Result<(Vec<Plan>, Option<Name>)> {
+/// Applies `list` to the app's database `db` over the API; prints what was applied.
+async fn migrate(
+    client: &Client,
+    ns: &str,
+    app: &Name,
+    db: &str,
+    list: Vec<wisp_core::sql::Migration>,
+) -> anyhow::Result<()> {
+    let path = format!("/_wisp/v1/namespaces/{ns}/apps/{app}/sql/{db}/migrations");
+    let body = serde_json::json!({ "migrations": list });
+    let v: serde_json::Value = client
+        .json(client.request(Method::POST, &path).json(&body))
+        .await
+        .with_context(|| format!("migrating database `{db}` of app `{app}`; nothing was deployed"))?;
+    let applied: Vec<&str> = v["applied"].as_array().into_iter().flatten().filter_map(|n| n.as_str()).collect();
+    if applied.is_empty() {
+        eprintln!("database `{db}`: migrations up to date");
+    } else {
+        eprintln!("database `{db}`: applied {}", applied.join(", "));
+    }
+    Ok(())
+}
+
+/// The app's `migrations/` folder next to its manifest: `*.sql` files for the `default` database, and a
+/// subfolder per other database label. None when there is no such folder.
+fn read_migrations(base: &Path) -> anyhow::Result<Vec<(String, Vec<wisp_core::sql::Migration>)>> {
+    let dir = base.join("migrations");
+    if !dir.is_dir() {
+        return Ok(Vec::new());
+    }
+    let read_sql = |dir: &Path| -> anyhow::Result<Vec<wisp_core::sql::Migration>> {
+        let mut list = Vec::new();
+        for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+            let path = entry?.path();
+            if path.is_file() && path.extension().is_some_and(|e| e == "sql") {
+                let name = path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .map(str::to_string)
+                    .with_context(|| format!("{}: migration file names must be UTF-8", path.display()))?;
+                let sql = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+                list.push(wisp_core::sql::Migration { name, sql });
+            }
+        }
+        list.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(list)
+    };
+    let mut out = vec![(wisp_core::sql::DEFAULT_DATABASE.to_string(), read_sql(&dir)?)];
+    let mut subdirs: Vec<PathBuf> =
+        std::fs::read_dir(&dir)?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_dir()).collect();
+    subdirs.sort();
+    for sub in subdirs {
+        let label = sub.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+        wisp_core::sql::check_grant(std::slice::from_ref(&label)).map_err(|e| {
+            anyhow::anyhow!("{}: a folder of migrations is named after its database: {e}", sub.display())
+        })?;
+        if label == wisp_core::sql::DEFAULT_DATABASE {
+            bail!("{}: the default database's migrations are the .sql files of migrations/ itself", sub.display());
+        }
+        out.push((label, read_sql(&sub)?));
+    }
+    out.retain(|(_, list)| !list.is_empty());
+    Ok(out)
+}
+
+fn plan(a: &Args) -> anyhow::Result<(Vec<Plan>, Option<Name>, Option<AppMigrations>)> {
     let is_wasm = a.path.extension().is_some_and(|e| e == "wasm");
     if !is_wasm {
         let manifest_path = match a.path.is_dir() {
@@ -98,6 +179,7 @@ fn plan(a: &Args) -> anyhow::Result<(Vec<Plan>, Option<Name>)> {
             || a.max_body_bytes.is_some()
             || !a.allow_outbound.is_empty()
             || !a.kv_stores.is_empty()
+            || !a.sqlite_dbs.is_empty()
             || a.instance_mode.is_some();
         if single_only {
             bail!(
@@ -142,6 +224,7 @@ fn plan(a: &Args) -> anyhow::Result<(Vec<Plan>, Option<Name>)> {
                     scaling: f.scaling,
                     allowed_outbound_hosts: f.allowed_outbound_hosts,
                     key_value_stores: f.key_value_stores,
+                    sqlite_databases: f.sqlite_databases,
                     config: configs.next().unwrap_or_default(),
                     spin_headers: f.spin_headers,
                     events: f.events,
@@ -149,7 +232,9 @@ fn plan(a: &Args) -> anyhow::Result<(Vec<Plan>, Option<Name>)> {
                 },
             })
             .collect();
-        return Ok((plans, Some(ns)));
+        let databases = read_migrations(base)?;
+        let migrations = (!databases.is_empty()).then(|| AppMigrations { app: m.app.name.clone(), databases });
+        return Ok((plans, Some(ns), migrations));
     }
     if !a.vars.is_empty() {
         anyhow::bail!("--var sets the [variables] of a wisp.toml; a single .wasm has none");
@@ -198,12 +283,13 @@ fn plan(a: &Args) -> anyhow::Result<(Vec<Plan>, Option<Name>)> {
         app: None,
         allowed_outbound_hosts: a.allow_outbound.clone(),
         key_value_stores: a.kv_stores.clone(),
+        sqlite_databases: a.sqlite_dbs.clone(),
         config: BTreeMap::new(),
         spin_headers: false,
         events: Default::default(),
         triggers: Vec::new(),
     };
-    Ok((vec![Plan { name, source: a.path.clone(), spec, scaling_patch: Some(scaling_patch) }], None))
+    Ok((vec![Plan { name, source: a.path.clone(), spec, scaling_patch: Some(scaling_patch) }], None, None))
 }
 
 fn spinner(msg: String) -> ProgressBar {

@@ -8,5 +8,6 @@ pub mod logs;
 pub mod ls;
 pub mod rm;
 pub mod scale;
+pub mod sql;
 pub mod status;
 pub mod up;

@@ -114,6 +114,7 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
     }
     let node = build(NodeConfig {
         kv: runtime.kv_backend(),
+        sql: runtime.sql_limits(),
         data_dir: g.data_dir.clone(),
         host: HostConfig {
             max_instances: a.max_instances,
@@ -188,6 +189,46 @@ struct RuntimeConfig {
     outbound_http: OutboundHttpSection,
     #[serde(default)]
     key_value: KeyValueSection,
+    #[serde(default)]
+    sqlite: SqliteSection,
+}
+
+/// `[sqlite]`: limits of guests' SQL databases (one SQLite file per namespace + app + label under
+/// `<data-dir>/sql`).
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SqliteSection {
+    /// Largest database, MiB (past it a write answers `database-full`).
+    #[serde(default = "default_max_database_mb")]
+    max_database_mb: u64,
+    /// Most rows one statement may answer.
+    #[serde(default = "default_max_rows")]
+    max_rows: usize,
+    /// Largest result of one statement, MiB.
+    #[serde(default = "default_max_result_mb")]
+    max_result_mb: usize,
+}
+
+fn default_max_database_mb() -> u64 {
+    wisp_store::sql::SqlLimits::default().max_database_bytes >> 20
+}
+
+fn default_max_rows() -> usize {
+    wisp_store::sql::SqlLimits::default().max_rows
+}
+
+fn default_max_result_mb() -> usize {
+    wisp_store::sql::SqlLimits::default().max_result_bytes >> 20
+}
+
+impl Default for SqliteSection {
+    fn default() -> Self {
+        SqliteSection {
+            max_database_mb: default_max_database_mb(),
+            max_rows: default_max_rows(),
+            max_result_mb: default_max_result_mb(),
+        }
+    }
 }
 
 /// `[key_value]`: where guests' key-value data lives.
@@ -243,6 +284,16 @@ impl RuntimeConfig {
                 c.outbound_http.timeout_ms
             );
         }
+        let s = &c.sqlite;
+        for (key, v, max) in [
+            ("max_database_mb", s.max_database_mb, 1 << 20),
+            ("max_rows", s.max_rows as u64, 100_000_000),
+            ("max_result_mb", s.max_result_mb as u64, 4096),
+        ] {
+            if !(1..=max).contains(&v) {
+                anyhow::bail!("--config {}: sqlite.{key} = {v} is out of range: allowed 1..={max}", path.display());
+            }
+        }
         match (&c.key_value.backend, &c.key_value.url) {
             (KvBackendKind::Redis, None) => anyhow::bail!(
                 "--config {}: key_value.backend = \"redis\" needs key_value.url, e.g. \"redis://127.0.0.1:6379\"",
@@ -259,6 +310,15 @@ impl RuntimeConfig {
             _ => {}
         }
         Ok(c)
+    }
+
+    /// The limits of guests' SQL databases.
+    fn sql_limits(&self) -> wisp_store::sql::SqlLimits {
+        wisp_store::sql::SqlLimits {
+            max_database_bytes: self.sqlite.max_database_mb << 20,
+            max_rows: self.sqlite.max_rows,
+            max_result_bytes: self.sqlite.max_result_mb << 20,
+        }
     }
 
     /// The key-value backend the node is to use.

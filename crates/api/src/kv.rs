@@ -24,16 +24,23 @@ pub(crate) struct Cursor {
 }
 
 fn scope(api: &Api, ns: &str, owner: &str, name: &str, store: &str) -> ApiResult<String> {
-    let bad = |what: &str, e: String| ApiError::new(ErrorClass::InvalidInput, format!("{what}: {e}"));
-    Name::new(ns).map_err(|e| bad("namespace", e.to_string()))?;
-    Name::new(name).map_err(|e| bad(owner, e.to_string()))?;
-    wisp_core::kv::check_grant(&[store.to_string()]).map_err(|e| bad("store", e))?;
+    let scope = data_scope(ns, owner, name, "store", store)?;
     if api.kv.is_none() {
         return Err(ApiError::new(ErrorClass::Unavailable, "this node has no key-value backend"));
     }
+    Ok(scope)
+}
+
+/// The scope of a labelled store or database (`what` names it in errors) of an app (`owner` = "app") or of
+/// a function deployed on its own, with every part checked.
+pub(crate) fn data_scope(ns: &str, owner: &str, name: &str, what: &str, label: &str) -> ApiResult<String> {
+    let bad = |what: &str, e: String| ApiError::new(ErrorClass::InvalidInput, format!("{what}: {e}"));
+    Name::new(ns).map_err(|e| bad("namespace", e.to_string()))?;
+    Name::new(name).map_err(|e| bad(owner, e.to_string()))?;
+    wisp_core::kv::check_labels(what, &[label.to_string()]).map_err(|e| bad(what, e))?;
     Ok(match owner {
-        "app" => wisp_core::kv::scope(ns, Some(name), "", store),
-        _ => wisp_core::kv::scope(ns, None, name, store),
+        "app" => wisp_core::kv::scope(ns, Some(name), "", label),
+        _ => wisp_core::kv::scope(ns, None, name, label),
     })
 }
 
@@ -77,7 +84,7 @@ async fn delete(api: &Api, scope: String, key: String) -> ApiResult<StatusCode> 
 }
 
 /// Whose stores a path names: `APP` for `apps/{app}/kv/…`, else `functions/{name}/kv/…`.
-fn owner<const APP: bool>() -> &'static str {
+pub(crate) fn owner<const APP: bool>() -> &'static str {
     if APP { "app" } else { "function" }
 }
 

@@ -28,6 +28,7 @@
 
 pub mod invocations;
 pub mod kv;
+pub mod sql;
 pub mod webhooks;
 
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
@@ -55,6 +56,8 @@ pub struct Api {
     pub triggers: Arc<wisp_triggers::Triggers>,
     /// Guests' key-value data (what `wisp kv` manages).
     pub kv: Option<Arc<dyn wisp_store::guest_kv::KvBackend>>,
+    /// Guests' SQL databases (what `wisp sql` and deploy-time migrations use).
+    pub sql: Option<Arc<wisp_store::sql::SqlDatabases>>,
     /// The bearer token.
     pub token: String,
     /// When the node started.
@@ -144,6 +147,13 @@ pub fn router(api: Arc<Api>) -> Router {
             &format!("{fns}/{{name}}/kv/{{store}}/{{*key}}"),
             get(kv::get_key::<false>).put(kv::put_key::<false>).delete(kv::delete_key::<false>),
         )
+        .route("/_wisp/v1/namespaces/{ns}/apps/{app}/sql/{db}/query", post(sql::query::<true>))
+        .route(
+            "/_wisp/v1/namespaces/{ns}/apps/{app}/sql/{db}/migrations",
+            get(sql::applied::<true>).post(sql::migrate::<true>),
+        )
+        .route(&format!("{fns}/{{name}}/sql/{{db}}/query"), post(sql::query::<false>))
+        .route(&format!("{fns}/{{name}}/sql/{{db}}/migrations"), get(sql::applied::<false>).post(sql::migrate::<false>))
         .fallback(|| async {
             ApiError::new(ErrorClass::NotFound, "no such API endpoint; see the API table in crates/api")
         })

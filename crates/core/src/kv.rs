@@ -33,6 +33,12 @@ pub fn store_label(identifier: &str) -> &str {
 
 /// Checks a grant: each label 1–63 characters of a-z, 0-9, '-' and '_', listed once.
 pub fn check_grant(stores: &[String]) -> Result<(), String> {
+    check_labels("key_value_stores", stores)
+}
+
+/// Checks the labels of a grant named `field` (`key_value_stores`, `sqlite_databases`): each 1–63 characters
+/// of a-z, 0-9, '-' and '_', listed once.
+pub fn check_labels(field: &str, stores: &[String]) -> Result<(), String> {
     let mut seen = std::collections::HashSet::new();
     for s in stores {
         let ok = !s.is_empty()
@@ -40,11 +46,11 @@ pub fn check_grant(stores: &[String]) -> Result<(), String> {
             && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
         if !ok {
             return Err(format!(
-                "key_value_stores entry {s:?} is not a store label: use 1-63 characters of a-z, 0-9, '-' and '_' (e.g. \"default\")"
+                "{field} entry {s:?} is not a label: use 1-63 characters of a-z, 0-9, '-' and '_' (e.g. \"default\")"
             ));
         }
         if !seen.insert(s) {
-            return Err(format!("key_value_stores lists {s:?} twice"));
+            return Err(format!("{field} lists {s:?} twice"));
         }
     }
     Ok(())
@@ -67,7 +73,7 @@ mod tests {
     #[test]
     fn grants_and_scopes() {
         assert!(check_grant(&["default".into(), "sessions_2".into()]).is_ok());
-        assert!(check_grant(&["Bad".into()]).unwrap_err().contains("not a store label"));
+        assert!(check_grant(&["Bad".into()]).unwrap_err().contains("not a label"));
         assert!(check_grant(&["a/b".into()]).is_err());
         assert!(check_grant(&["a".into(), "a".into()]).unwrap_err().contains("twice"));
         assert_eq!(store_label(""), "default");

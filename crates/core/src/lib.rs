@@ -20,6 +20,7 @@ pub mod route;
 pub mod scaling;
 pub mod spec;
 pub mod spin;
+pub mod sql;
 pub mod trigger;
 
 pub use error::ErrorClass;

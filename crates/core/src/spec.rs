@@ -58,6 +58,10 @@ pub struct FunctionSpec {
     /// and app (default none; see [`crate::kv`]). Part of the revision.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub key_value_stores: Vec<String>,
+    /// Grant of the SQL capability: the databases (labels) the function may open, scoped like key-value
+    /// stores (default none; see [`crate::sql`]). Part of the revision.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sqlite_databases: Vec<String>,
     /// Configuration the guest reads through `wasi:config/store` (templates resolved; see [`crate::config`]).
     /// Part of the revision.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -130,6 +134,7 @@ impl FunctionSpec {
         crate::trigger::validate_all(&self.triggers, &self.routes).map_err(SpecError::Scaling)?;
         crate::outbound::parse_all(&self.allowed_outbound_hosts)?;
         crate::kv::check_grant(&self.key_value_stores).map_err(SpecError::Scaling)?;
+        crate::sql::check_grant(&self.sqlite_databases).map_err(SpecError::Scaling)?;
         crate::config::check(&self.config).map_err(SpecError::Scaling)?;
         let mut seen = std::collections::HashSet::new();
         for r in &self.routes {
@@ -154,6 +159,8 @@ impl FunctionSpec {
             allowed_outbound_hosts: &'a [String],
             #[serde(skip_serializing_if = "<[String]>::is_empty")]
             key_value_stores: &'a [String],
+            #[serde(skip_serializing_if = "<[String]>::is_empty")]
+            sqlite_databases: &'a [String],
             #[serde(skip_serializing_if = "BTreeMap::is_empty")]
             config: &'a BTreeMap<String, String>,
             #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -166,6 +173,7 @@ impl FunctionSpec {
             limits: &self.limits,
             allowed_outbound_hosts: &self.allowed_outbound_hosts,
             key_value_stores: &self.key_value_stores,
+            sqlite_databases: &self.sqlite_databases,
             config: &self.config,
             spin_headers: self.spin_headers,
         };
@@ -209,6 +217,9 @@ pub struct RevisionRecord {
     /// Key-value stores it may open.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub key_value_stores: Vec<String>,
+    /// SQL databases it may open.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sqlite_databases: Vec<String>,
     /// Configuration served through `wasi:config/store`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub config: BTreeMap<String, String>,
@@ -288,6 +299,7 @@ mod tests {
             scaling: crate::Scaling::default(),
             allowed_outbound_hosts: Vec::new(),
             key_value_stores: Vec::new(),
+            sqlite_databases: Vec::new(),
             config: BTreeMap::new(),
             spin_headers: false,
             events: Default::default(),

@@ -128,11 +128,6 @@ pub fn parse(text: &str, file: &str) -> Result<Manifest, ManifestError> {
         if !c.files.is_empty() {
             return Err(err(format!("{at}: `files` is not supported yet (wisp gives guests no filesystem)")));
         }
-        if !c.sqlite_databases.is_empty() {
-            return Err(err(format!(
-                "{at}: sqlite_databases is not served yet by wisp (its SQLite capability is not built); remove it or deploy to Spin"
-            )));
-        }
         let mut hosts = c.allowed_outbound_hosts;
         for h in c.allowed_http_hosts {
             // Spin 1's `allowed_http_hosts`: a bare host (any of http/https), or a URL.
@@ -153,6 +148,7 @@ pub fn parse(text: &str, file: &str) -> Result<Manifest, ManifestError> {
             scaling: Default::default(),
             allowed_outbound_hosts: hosts,
             key_value_stores: c.key_value_stores,
+            sqlite_databases: c.sqlite_databases,
             config: c.variables,
             events: Default::default(),
             triggers: Vec::new(),

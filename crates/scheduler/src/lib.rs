@@ -43,7 +43,9 @@ pub struct Active {
     /// The revision's outbound HTTP grant, parsed once.
     outbound: Arc<[wisp_core::outbound::HostPattern]>,
     /// The key-value grant, scoped to the function's namespace and app.
-    kv: Arc<wisp_wasm_host::caps::keyvalue::KvGrant>,
+    kv: Arc<wisp_wasm_host::caps::Grant>,
+    /// The SQL grant, scoped the same way.
+    sql: Arc<wisp_wasm_host::caps::Grant>,
     /// The revision's configuration (`wasi:config/store`).
     config: Arc<wisp_wasm_host::ConfigVariables>,
     name: Arc<str>,
@@ -161,12 +163,21 @@ fn provisioned(active: &Active) -> u64 {
 }
 
 /// The key-value grant of `record`'s revision, scoped to its namespace and app.
-fn kv_grant(record: &FunctionRecord) -> Arc<wisp_wasm_host::caps::keyvalue::KvGrant> {
-    Arc::new(wisp_wasm_host::caps::keyvalue::KvGrant::new(
+fn kv_grant(record: &FunctionRecord) -> Arc<wisp_wasm_host::caps::Grant> {
+    grant(record, &record.revision.key_value_stores)
+}
+
+/// The SQL grant of `record`'s revision, scoped like its key-value grant.
+fn sql_grant(record: &FunctionRecord) -> Arc<wisp_wasm_host::caps::Grant> {
+    grant(record, &record.revision.sqlite_databases)
+}
+
+fn grant(record: &FunctionRecord, labels: &[String]) -> Arc<wisp_wasm_host::caps::Grant> {
+    Arc::new(wisp_wasm_host::caps::Grant::new(
         record.key.namespace.as_str(),
         record.app.as_ref().map(|a| a.as_str()),
         record.key.name.as_str(),
-        &record.revision.key_value_stores,
+        labels,
     ))
 }
 
@@ -283,6 +294,7 @@ impl Scheduler {
                     .into();
             let namespace = Arc::from(record.key.namespace.as_str());
             let kv = kv_grant(&record);
+            let sql = sql_grant(&record);
             let config = Arc::new(record.revision.config.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect());
             let active = Active {
                 record,
@@ -292,6 +304,7 @@ impl Scheduler {
                 namespace,
                 outbound,
                 kv,
+                sql,
                 config,
                 name,
                 records,
@@ -343,6 +356,7 @@ impl Scheduler {
                 env: prev.env.clone(),
                 outbound: prev.outbound.clone(),
                 kv: kv_grant(&record),
+                sql: sql_grant(&record),
                 config: prev.config.clone(),
                 namespace: prev.namespace.clone(),
                 name: prev.name.clone(),
@@ -379,6 +393,7 @@ impl Scheduler {
                 + std::time::Duration::from_millis(active.record.revision.limits.timeout_ms),
             outbound: active.outbound.clone(),
             kv: active.kv.clone(),
+            sql: active.sql.clone(),
             config: active.config.clone(),
         };
         active.code.prewarm(&active.pool, &ctx).await
@@ -608,6 +623,7 @@ impl Scheduler {
             deadline,
             outbound: active.outbound.clone(),
             kv: active.kv.clone(),
+            sql: active.sql.clone(),
             config: active.config.clone(),
         };
         let records = active.records.clone();

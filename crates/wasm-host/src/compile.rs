@@ -66,7 +66,7 @@ pub enum ArtifactError {
     },
 }
 
-const PROVIDED_COMPONENT: &str = "wasi:cli, wasi:clocks, wasi:filesystem, wasi:http, wasi:io, wasi:random and wasi:sockets @0.2, wasi:keyvalue/{store,atomics,batch}@0.2.0-draft and @0.2.0-draft2, wasi:config/store@0.2.0-rc.1 and @0.2.0-draft-2024-09-27, fermyon:spin/{key-value,variables}@2.0.0; other interfaces of the fermyon:spin, spin, wasi:keyvalue, wasi:config, wasi:blobstore and wasi:messaging packages are linked to trap when called";
+const PROVIDED_COMPONENT: &str = "wasi:cli, wasi:clocks, wasi:filesystem, wasi:http, wasi:io, wasi:random and wasi:sockets @0.2, wasi:keyvalue/{store,atomics,batch}@0.2.0-draft and @0.2.0-draft2, wasi:config/store@0.2.0-rc.1 and @0.2.0-draft-2024-09-27, fermyon:spin/{key-value,variables,sqlite}@2.0.0, spin:sqlite/sqlite@3.0.0; other interfaces of the fermyon:spin, spin, wasi:keyvalue, wasi:config, wasi:blobstore and wasi:messaging packages are linked to trap when called";
 const PROVIDED_MODULE: &str = "wasi_snapshot_preview1";
 /// WASI 0.2 packages, served whole by wasmtime-wasi and wasmtime-wasi-http (any 0.2.x).
 const WASI_PACKAGES: &[&str] =
@@ -79,7 +79,9 @@ const TRAP_PACKAGES: &[&str] =
 
 /// The platform interfaces this node serves, with version.
 fn served_interfaces() -> impl Iterator<Item = &'static str> {
-    crate::caps::keyvalue::served().chain(crate::caps::config::INTERFACES.iter().copied())
+    crate::caps::keyvalue::served()
+        .chain(crate::caps::config::INTERFACES.iter().copied())
+        .chain(crate::caps::sqlite::INTERFACES.iter().copied())
 }
 
 /// What wisp does with one import of a component.

@@ -18,8 +18,8 @@ pub(crate) struct Shared {
     pub tasks: crate::Tasks,
     /// The outbound HTTP capability's node-wide part.
     pub outbound: Arc<crate::caps::outbound::Outbound>,
-    /// The key-value capability's backend (none: every store operation fails with a clear error).
-    pub kv: Option<Arc<dyn wisp_store::guest_kv::KvBackend>>,
+    /// The platform services' backends.
+    pub services: crate::Services,
     pub http_linker: wasmtime::component::Linker<HttpState>,
     pub wagi_linker: wasmtime::Linker<WagiState>,
     pub config: HostConfig,
@@ -95,10 +95,7 @@ impl Drop for Shared {
 impl Shared {
     /// Builds the engine (pooling allocator sized from `config`, epoch interruption, copy-on-write memory
     /// images), the linkers, and starts the epoch ticker thread.
-    pub(crate) fn new(
-        config: HostConfig,
-        kv: Option<Arc<dyn wisp_store::guest_kv::KvBackend>>,
-    ) -> anyhow::Result<Shared> {
+    pub(crate) fn new(config: HostConfig, services: crate::Services) -> anyhow::Result<Shared> {
         let mut c = Config::new();
         c.epoch_interruption(true);
         c.memory_init_cow(true);
@@ -155,6 +152,7 @@ impl Shared {
         })
         .context("linking the guests' filesystem")?;
         crate::caps::keyvalue::link(&mut http_linker, HttpState::kv_view).context("linking wasi:keyvalue")?;
+        crate::caps::sqlite::link(&mut http_linker, HttpState::sql_view).context("linking spin sqlite")?;
         crate::caps::config::link(&mut http_linker, HttpState::config_view, |s| HttpState::config_view(s).rc1())
             .context("linking wasi:config")?;
         let mut wagi_linker = wasmtime::Linker::new(&engine);
@@ -186,7 +184,7 @@ impl Shared {
             pools: Default::default(),
             tasks: Default::default(),
             outbound,
-            kv,
+            services,
             compilations: AtomicU64::new(0),
             teardowns: Default::default(),
             stop_ticker,

@@ -20,12 +20,12 @@ impl Host {
     /// Builds the engine (pooling allocator sized from `config`, epoch interruption, copy-on-write memory
     /// images), the linkers, and starts the epoch ticker thread.
     pub fn new(config: HostConfig) -> anyhow::Result<Host> {
-        Self::with_kv(config, None)
+        Self::with_services(config, crate::Services::default())
     }
 
-    /// The host, with `kv` as the key-value capability's backend.
-    pub fn with_kv(config: HostConfig, kv: Option<Arc<dyn wisp_store::guest_kv::KvBackend>>) -> anyhow::Result<Host> {
-        Ok(Host { shared: Arc::new(Shared::new(config, kv)?) })
+    /// The host, with `services` as the platform services' backends.
+    pub fn with_services(config: HostConfig, services: crate::Services) -> anyhow::Result<Host> {
+        Ok(Host { shared: Arc::new(Shared::new(config, services)?) })
     }
 
     /// The node's tracked background tasks (see [`crate::Tasks`]).

@@ -122,9 +122,21 @@ pub struct InvocationCtx {
     /// The outbound HTTP grant: hosts the function may send requests to (parsed once per revision).
     pub outbound: Arc<[wisp_core::outbound::HostPattern]>,
     /// The key-value grant: the stores it may open and their scopes (built once per revision).
-    pub kv: Arc<caps::keyvalue::KvGrant>,
+    pub kv: Arc<caps::Grant>,
+    /// The SQL grant: the databases it may open and their scopes (built once per revision).
+    pub sql: Arc<caps::Grant>,
     /// The revision's configuration, served through `wasi:config/store` (built once per revision).
     pub config: Arc<ConfigVariables>,
 }
 
 pub use report::{InvokeError, Phases, Report, ReportSink, Usage};
+
+/// The backends of the platform services a node hands its guests (none: each operation of that service
+/// fails with an error saying the node has no backend for it).
+#[derive(Clone, Default)]
+pub struct Services {
+    /// Guests' key-value data.
+    pub kv: Option<Arc<dyn wisp_store::guest_kv::KvBackend>>,
+    /// Guests' SQL databases.
+    pub sql: Option<Arc<wisp_store::sql::SqlDatabases>>,
+}

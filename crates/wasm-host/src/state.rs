@@ -6,6 +6,7 @@
 use crate::InvocationCtx;
 use crate::caps::keyvalue::{Kv, KvView};
 use crate::caps::outbound::{Outbound, OutboundHttp};
+use crate::caps::sqlite::{Sql, SqlView};
 use crate::limits::{FIELD_SIZE_LIMIT, Limiter, resource_table_cap};
 use crate::logs::LogPipe;
 use std::sync::Arc;
@@ -22,6 +23,7 @@ pub(crate) struct InstanceState {
     table: ResourceTable,
     pub(crate) hooks: OutboundHttp,
     kv: Kv,
+    sql: Sql,
     config: Arc<crate::ConfigVariables>,
     pub(crate) limiter: Limiter,
 }
@@ -32,7 +34,7 @@ impl InstanceState {
     pub(crate) fn store(
         engine: &wasmtime::Engine,
         outbound: &Arc<Outbound>,
-        kv: &Option<Arc<dyn wisp_store::guest_kv::KvBackend>>,
+        services: &crate::Services,
         ctx: &InvocationCtx,
         logs: &LogPipe,
         egress: Arc<std::sync::atomic::AtomicU64>,
@@ -52,7 +54,8 @@ impl InstanceState {
                 deadline: ctx.deadline,
                 egress,
             },
-            kv: Kv { grant: ctx.kv.clone(), backend: kv.clone() },
+            kv: Kv { grant: ctx.kv.clone(), backend: services.kv.clone() },
+            sql: Sql { grant: ctx.sql.clone(), dbs: services.sql.clone(), deadline: ctx.deadline },
             config: ctx.config.clone(),
             limiter: Limiter::new(ctx.limits.memory_bytes()),
         };
@@ -66,6 +69,11 @@ impl InstanceState {
     /// The key-value capability's view of this instance (its grant, the node's backend, the table).
     pub(crate) fn kv_view(&mut self) -> KvView<'_> {
         KvView::new(&self.kv, &mut self.table)
+    }
+
+    /// The SQL capability's view of this instance.
+    pub(crate) fn sql_view(&mut self) -> SqlView<'_> {
+        SqlView::new(&self.sql, &mut self.table)
     }
 
     /// The configuration capability's view: the revision's configuration.

@@ -48,28 +48,9 @@ pub struct Bucket {
     prefix: String,
 }
 
-/// What a function's instances may open: label → storage prefix (built once per revision).
-#[derive(Debug, Default, Clone)]
-pub struct KvGrant {
-    stores: Vec<(String, String)>,
-}
-
-impl KvGrant {
-    /// The grant of `labels` for a function of `namespace`/`app`/`function`.
-    pub fn new(namespace: &str, app: Option<&str>, function: &str, labels: &[String]) -> KvGrant {
-        KvGrant {
-            stores: labels.iter().map(|l| (l.clone(), wisp_core::kv::scope(namespace, app, function, l))).collect(),
-        }
-    }
-
-    fn prefix(&self, label: &str) -> Option<&str> {
-        self.stores.iter().find(|(l, _)| l == label).map(|(_, p)| p.as_str())
-    }
-}
-
 /// An instance's slice of the capability.
 pub(crate) struct Kv {
-    pub(crate) grant: Arc<KvGrant>,
+    pub(crate) grant: Arc<super::Grant>,
     pub(crate) backend: Option<Arc<dyn KvBackend>>,
 }
 
@@ -131,7 +112,7 @@ impl Kv {
     /// The store `identifier` names, if the grant lists it.
     fn open_bucket(&self, identifier: &str) -> Result<Bucket, Error> {
         let label = wisp_core::kv::store_label(identifier);
-        let prefix = self.grant.prefix(label).ok_or(Error::AccessDenied)?;
+        let prefix = self.grant.scope(label).ok_or(Error::AccessDenied)?;
         Ok(Bucket { prefix: prefix.to_string() })
     }
 

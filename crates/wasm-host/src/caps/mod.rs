@@ -4,7 +4,8 @@
 //! the state each instance gets. Adding one is a file here, a field in [`crate::state`]'s instance state,
 //! and an entry in [`CAPABILITIES`].
 //!
-//! Capabilities today: outbound HTTP ([`outbound`]), key-value ([`keyvalue`]) and configuration ([`config`]). The WASI base (clocks, random, io, cli streams and
+//! Capabilities today: outbound HTTP ([`outbound`]), key-value ([`keyvalue`]), SQL ([`sqlite`]) and
+//! configuration ([`config`]). The WASI base (clocks, random, io, cli streams and
 //! env, sockets — every address denied —, filesystem — one empty root, every open denied ([`filesystem`]))
 //! is linked for every instance.
 
@@ -12,8 +13,31 @@ pub mod config;
 pub(crate) mod filesystem;
 pub mod keyvalue;
 pub mod outbound;
+pub mod sqlite;
 
 use wisp_core::FunctionSpec;
+
+/// What a function's instances may open of a labelled service (key-value stores, SQL databases): label →
+/// storage scope (built once per revision). A label outside it is refused.
+#[derive(Debug, Default, Clone)]
+pub struct Grant {
+    scopes: Vec<(String, String)>,
+}
+
+impl Grant {
+    /// The grant of `labels` for a function of `namespace`/`app`/`function`, each scoped by
+    /// [`wisp_core::kv::scope`].
+    pub fn new(namespace: &str, app: Option<&str>, function: &str, labels: &[String]) -> Grant {
+        Grant {
+            scopes: labels.iter().map(|l| (l.clone(), wisp_core::kv::scope(namespace, app, function, l))).collect(),
+        }
+    }
+
+    /// The scope of `label`, if granted.
+    pub(crate) fn scope(&self, label: &str) -> Option<&str> {
+        self.scopes.iter().find(|(l, _)| l == label).map(|(_, p)| p.as_str())
+    }
+}
 
 /// What deploy-time validation knows about a capability.
 pub struct CapabilityInfo {

@@ -114,8 +114,14 @@ where
             (w.store, Some(w.proxy), w.served)
         }
         None => {
-            let store =
-                InstanceState::store(&shared.engine, &shared.outbound, &shared.kv, ctx, &reporter.logs, egress.clone());
+            let store = InstanceState::store(
+                &shared.engine,
+                &shared.outbound,
+                &shared.services,
+                ctx,
+                &reporter.logs,
+                egress.clone(),
+            );
             (store, None, 0)
         }
     };
@@ -290,7 +296,7 @@ pub(crate) async fn prewarm(
     while made < wanted && pool.missing() > 0 {
         let logs = LogPipe::new(ctx.limits.max_log_bytes as usize);
         let mut store =
-            InstanceState::store(&shared.engine, &shared.outbound, &shared.kv, ctx, &logs, Default::default());
+            InstanceState::store(&shared.engine, &shared.outbound, &shared.services, ctx, &logs, Default::default());
         let deadline = ctx.deadline;
         arm_deadline(&mut store, deadline, ctx.limits.timeout_ms);
         // Prewarming never evicts another function's idle instances: a full node just stops it.
