@@ -67,6 +67,8 @@ enum Command {
     Kv(commands::kv::Args),
     /// Run a statement on a guest SQL database (APP "SELECT …", --db LABEL, --param), or --migrations.
     Sql(commands::sql::Args),
+    /// An app's secrets: set (value from stdin or --file), ls (names only), rm.
+    Secret(commands::secret::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -93,6 +95,7 @@ fn main() -> std::process::ExitCode {
             Command::Publish(a) => commands::events::publish(&cli.global, a).await,
             Command::Kv(a) => commands::kv::run(&cli.global, a).await,
             Command::Sql(a) => commands::sql::run(&cli.global, a).await,
+            Command::Secret(a) => commands::secret::run(&cli.global, a).await,
         }
     });
     match result {

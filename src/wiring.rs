@@ -72,6 +72,14 @@ pub async fn build(config: NodeConfig) -> anyhow::Result<Node> {
     let registry = Arc::new(Registry::new(store, host, config.data_dir.join("compiled"), config.max_artifact_bytes));
     let tasks = registry.host().tasks().clone();
     let scheduler = Arc::new(Scheduler::new(wisp_scheduler::DEFAULT_LOG_RING, config.max_concurrency, tasks.clone()));
+    // App secrets: sealed in the platform store under a key file of the data directory (0600).
+    let secrets = Arc::new(
+        wisp_store::secrets::Secrets::open(&config.data_dir.join("secrets.key"), trigger_state.clone())
+            .await
+            .context("opening the secrets")?,
+    );
+    let source = secrets.clone();
+    scheduler.set_secret_source(Arc::new(move |ns, app, name| source.reveal(ns, app, name)));
     let loaded = registry.load_all().await?;
     let functions_loaded = loaded.len();
     let mut keys = Vec::new();
@@ -110,6 +118,7 @@ pub async fn build(config: NodeConfig) -> anyhow::Result<Node> {
         triggers: triggers.clone(),
         kv: Some(guest_kv),
         sql: Some(sql),
+        secrets: Some(secrets),
         token,
         started: Instant::now(),
     }));

@@ -8,6 +8,7 @@ pub mod logs;
 pub mod ls;
 pub mod rm;
 pub mod scale;
+pub mod secret;
 pub mod sql;
 pub mod status;
 pub mod up;

@@ -28,13 +28,14 @@
 
 pub mod invocations;
 pub mod kv;
+pub mod secrets;
 pub mod sql;
 pub mod webhooks;
 
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get, head, post};
+use axum::routing::{any, get, head, post, put};
 use axum::{Json, Router};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -58,6 +59,8 @@ pub struct Api {
     pub kv: Option<Arc<dyn wisp_store::guest_kv::KvBackend>>,
     /// Guests' SQL databases (what `wisp sql` and deploy-time migrations use).
     pub sql: Option<Arc<wisp_store::sql::SqlDatabases>>,
+    /// App secrets (what `wisp secret` manages; values are never answered).
+    pub secrets: Option<Arc<wisp_store::secrets::Secrets>>,
     /// The bearer token.
     pub token: String,
     /// When the node started.
@@ -147,6 +150,8 @@ pub fn router(api: Arc<Api>) -> Router {
             &format!("{fns}/{{name}}/kv/{{store}}/{{*key}}"),
             get(kv::get_key::<false>).put(kv::put_key::<false>).delete(kv::delete_key::<false>),
         )
+        .route("/_wisp/v1/namespaces/{ns}/apps/{app}/secrets", get(secrets::list))
+        .route("/_wisp/v1/namespaces/{ns}/apps/{app}/secrets/{name}", put(secrets::set).delete(secrets::remove))
         .route("/_wisp/v1/namespaces/{ns}/apps/{app}/sql/{db}/query", post(sql::query::<true>))
         .route(
             "/_wisp/v1/namespaces/{ns}/apps/{app}/sql/{db}/migrations",
@@ -434,6 +439,7 @@ async fn deploy(
     let spec: FunctionSpec = serde_json::from_value(value)
         .map_err(|e| ApiError::new(ErrorClass::InvalidInput, format!("function spec: {e}")))?;
     wisp_triggers::check(&spec.triggers).map_err(|e| ApiError::new(ErrorClass::InvalidInput, e))?;
+    secrets::check_granted(&api, &ns, &spec)?;
     let slots = api.registry.host().config().max_instances;
     let scheduler = &api.scheduler;
     let deployed = api

@@ -33,6 +33,22 @@ pub fn check_key(key: &str) -> Result<(), String> {
     }
 }
 
+/// Checks a grant of secrets: names are config keys (the guest reads each under its name), listed once,
+/// none also a key of `config`.
+pub fn check_secret_grant(secrets: &[String], config: &BTreeMap<String, String>) -> Result<(), String> {
+    let mut seen = std::collections::HashSet::new();
+    for s in secrets {
+        check_key(s).map_err(|e| format!("secrets: {}", e.replace("config key", "secret name")))?;
+        if !seen.insert(s) {
+            return Err(format!("secrets lists {s:?} twice"));
+        }
+        if config.contains_key(s) {
+            return Err(format!("{s:?} is both a config key and a secret: a guest reads both by name, so rename one"));
+        }
+    }
+    Ok(())
+}
+
 /// Checks resolved config: keys, value sizes.
 pub fn check(config: &BTreeMap<String, String>) -> Result<(), String> {
     for (k, v) in config {

@@ -82,6 +82,9 @@ pub struct FunctionManifest {
     /// SQL databases the function may open (see [`crate::sql`]).
     #[serde(default)]
     pub sqlite_databases: Vec<String>,
+    /// The app's secrets the function may read, by name (see [`crate::spec::FunctionSpec::secrets`]).
+    #[serde(default)]
+    pub secrets: Vec<String>,
     /// Configuration for `wasi:config/store`; values may name `[variables]` as `{{ name }}`.
     #[serde(default)]
     pub config: BTreeMap<String, String>,
@@ -174,7 +177,8 @@ impl FunctionManifest {
             allowed_outbound_hosts: self.allowed_outbound_hosts.clone(),
             key_value_stores: self.key_value_stores.clone(),
             sqlite_databases: self.sqlite_databases.clone(),
-            config: BTreeMap::new(),
+            secrets: self.secrets.clone(),
+            config: self.config.keys().map(|k| (k.clone(), String::new())).collect(),
             spin_headers: self.spin_headers,
             events: self.events.clone(),
             triggers: self.triggers.clone(),
@@ -234,7 +238,7 @@ source = "legacy.wasm"
         let table: &[(&str, &str)] = &[
             (
                 "[app]\nname = \"a\"\n[[function]]\nname = \"f\"\nsource = \"f.wasm\"\ntimeout = 5\n",
-                "wisp.toml: TOML parse error at line 6, column 1\n  |\n6 | timeout = 5\n  | ^^^^^^^\nunknown field `timeout`, expected one of `name`, `kind`, `source`, `routes`, `env`, `limits`, `scaling`, `allowed_outbound_hosts`, `key_value_stores`, `sqlite_databases`, `config`, `events`, `trigger`",
+                "wisp.toml: TOML parse error at line 6, column 1\n  |\n6 | timeout = 5\n  | ^^^^^^^\nunknown field `timeout`, expected one of `name`, `kind`, `source`, `routes`, `env`, `limits`, `scaling`, `allowed_outbound_hosts`, `key_value_stores`, `sqlite_databases`, `secrets`, `config`, `events`, `trigger`",
             ),
             (
                 "[app]\nname = \"a\"\n[[function]]\nname = \"f\"\nsource = \"f.wasm\"\nkind = \"lambda\"\n",

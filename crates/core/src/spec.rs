@@ -62,6 +62,11 @@ pub struct FunctionSpec {
     /// stores (default none; see [`crate::sql`]). Part of the revision.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sqlite_databases: Vec<String>,
+    /// Grant of the app's secrets by name (`wisp secret set APP NAME`): each is served to the guest as a
+    /// config key of that name, decrypted on the node, never stored in the revision. Part of the revision
+    /// (the names).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<String>,
     /// Configuration the guest reads through `wasi:config/store` (templates resolved; see [`crate::config`]).
     /// Part of the revision.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -135,6 +140,7 @@ impl FunctionSpec {
         crate::outbound::parse_all(&self.allowed_outbound_hosts)?;
         crate::kv::check_grant(&self.key_value_stores).map_err(SpecError::Scaling)?;
         crate::sql::check_grant(&self.sqlite_databases).map_err(SpecError::Scaling)?;
+        crate::config::check_secret_grant(&self.secrets, &self.config).map_err(SpecError::Scaling)?;
         crate::config::check(&self.config).map_err(SpecError::Scaling)?;
         let mut seen = std::collections::HashSet::new();
         for r in &self.routes {
@@ -161,6 +167,8 @@ impl FunctionSpec {
             key_value_stores: &'a [String],
             #[serde(skip_serializing_if = "<[String]>::is_empty")]
             sqlite_databases: &'a [String],
+            #[serde(skip_serializing_if = "<[String]>::is_empty")]
+            secrets: &'a [String],
             #[serde(skip_serializing_if = "BTreeMap::is_empty")]
             config: &'a BTreeMap<String, String>,
             #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -174,6 +182,7 @@ impl FunctionSpec {
             allowed_outbound_hosts: &self.allowed_outbound_hosts,
             key_value_stores: &self.key_value_stores,
             sqlite_databases: &self.sqlite_databases,
+            secrets: &self.secrets,
             config: &self.config,
             spin_headers: self.spin_headers,
         };
@@ -220,6 +229,9 @@ pub struct RevisionRecord {
     /// SQL databases it may open.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sqlite_databases: Vec<String>,
+    /// Names of the app's secrets it is granted (values never stored here).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<String>,
     /// Configuration served through `wasi:config/store`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub config: BTreeMap<String, String>,
@@ -300,6 +312,7 @@ mod tests {
             allowed_outbound_hosts: Vec::new(),
             key_value_stores: Vec::new(),
             sqlite_databases: Vec::new(),
+            secrets: Vec::new(),
             config: BTreeMap::new(),
             spin_headers: false,
             events: Default::default(),

@@ -259,6 +259,7 @@ impl Registry {
                 allowed_outbound_hosts: spec.allowed_outbound_hosts.clone(),
                 key_value_stores: spec.key_value_stores.clone(),
                 sqlite_databases: spec.sqlite_databases.clone(),
+                secrets: spec.secrets.clone(),
                 config: spec.config.clone(),
                 spin_headers: spec.spin_headers,
                 created_at_ms: now,

@@ -154,7 +154,12 @@ pub struct Scheduler {
     /// Provisioned instances (`min_instances` of reuse-mode functions) over every live function, kept with
     /// each change so the deploy-time check is O(1).
     provisioned: AtomicU64,
+    /// Where granted secrets' values come from (the node's secrets store); unset: none are served.
+    secrets: std::sync::OnceLock<SecretSource>,
 }
+
+/// Answers a secret's value by namespace, app and name (None: not set).
+pub type SecretSource = Arc<dyn Fn(&str, &str, &str) -> Option<String> + Send + Sync>;
 
 /// The instances `active` keeps provisioned.
 fn provisioned(active: &Active) -> u64 {
@@ -215,6 +220,7 @@ impl Scheduler {
             tasks,
             autoscaler: Mutex::new(None),
             provisioned: AtomicU64::new(0),
+            secrets: std::sync::OnceLock::new(),
         }
     }
 
@@ -295,7 +301,7 @@ impl Scheduler {
             let namespace = Arc::from(record.key.namespace.as_str());
             let kv = kv_grant(&record);
             let sql = sql_grant(&record);
-            let config = Arc::new(record.revision.config.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect());
+            let config = self.config_of(&record);
             let active = Active {
                 record,
                 stored,
@@ -329,6 +335,71 @@ impl Scheduler {
             }
             None => Arc::new(admission::Gate::new(self.node.clone(), &record.scaling)),
         }
+    }
+
+    /// Sets where granted secrets come from (once, before functions are activated).
+    pub fn set_secret_source(&self, source: SecretSource) {
+        let _ = self.secrets.set(source);
+    }
+
+    /// The configuration `record`'s instances get: the revision's config, plus the values of the secrets it
+    /// is granted (a granted secret that is not set is left out, and logged by name).
+    fn config_of(&self, record: &FunctionRecord) -> Arc<wisp_wasm_host::ConfigVariables> {
+        let mut pairs: Vec<(String, String)> =
+            record.revision.config.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        if let (Some(source), Some(app)) = (self.secrets.get(), &record.app) {
+            for name in &record.revision.secrets {
+                match source(record.key.namespace.as_str(), app.as_str(), name) {
+                    Some(v) => pairs.push((name.clone(), v)),
+                    None => tracing::warn!(function = %record.key, secret = %name, "granted secret is not set"),
+                }
+            }
+        }
+        Arc::new(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect())
+    }
+
+    /// After a secret of `app` in `namespace` changed: every active function of the app granted secrets gets
+    /// its configuration rebuilt and a new warm pool (instances made with the old values are dropped as
+    /// they finish, never reused). Returns the functions changed, for the caller to prewarm.
+    pub fn refresh_secrets(&self, namespace: &str, app: &str) -> Vec<FunctionKey> {
+        let affected: Vec<FunctionKey> = self
+            .live
+            .load()
+            .functions
+            .values()
+            .filter(|a| {
+                a.record.key.namespace.as_str() == namespace
+                    && a.record.app.as_ref().is_some_and(|x| x.as_str() == app)
+                    && !a.record.revision.secrets.is_empty()
+            })
+            .map(|a| a.record.key.clone())
+            .collect();
+        for key in &affected {
+            self.update(key, |functions| {
+                let Some(prev) = functions.get(key) else { return };
+                let record = &prev.record;
+                let pool = prev.code.new_pool(PoolConfig::new(&record.scaling, record.revision.kind));
+                let active = Active {
+                    scaler: prev.scaler.clone(),
+                    gate: prev.gate.clone(),
+                    record: record.clone(),
+                    stored: prev.stored,
+                    code: prev.code.clone(),
+                    env: prev.env.clone(),
+                    outbound: prev.outbound.clone(),
+                    kv: prev.kv.clone(),
+                    sql: prev.sql.clone(),
+                    config: self.config_of(record),
+                    namespace: prev.namespace.clone(),
+                    name: prev.name.clone(),
+                    records: prev.records.clone(),
+                    counters: prev.counters.clone(),
+                    pool,
+                };
+                functions.insert(key.clone(), Arc::new(active));
+            });
+        }
+        affected
     }
 
     /// Applies a changed record of the same revision (scaling, routes) without reloading code; the warm pool
@@ -531,6 +602,11 @@ impl Scheduler {
     /// An active function by key.
     pub fn get(&self, key: &FunctionKey) -> Option<Arc<Active>> {
         self.live.load().functions.get(key).cloned()
+    }
+
+    /// The records of every active function.
+    pub fn records(&self) -> Vec<FunctionRecord> {
+        self.live.load().functions.values().map(|a| a.record.clone()).collect()
     }
 
     /// Number of active functions.

@@ -14,6 +14,7 @@ pub mod embedded_queue;
 pub mod guest_kv;
 pub mod queue;
 pub mod redis_kv;
+pub mod secrets;
 pub mod sql;
 
 use async_trait::async_trait;
