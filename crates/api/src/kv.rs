@@ -34,10 +34,9 @@ fn scope(api: &Api, ns: &str, owner: &str, name: &str, store: &str) -> ApiResult
 /// The scope of a labelled store or database (`what` names it in errors) of an app (`owner` = "app") or of
 /// a function deployed on its own, with every part checked.
 pub(crate) fn data_scope(ns: &str, owner: &str, name: &str, what: &str, label: &str) -> ApiResult<String> {
-    let bad = |what: &str, e: String| ApiError::new(ErrorClass::InvalidInput, format!("{what}: {e}"));
-    Name::new(ns).map_err(|e| bad("namespace", e.to_string()))?;
-    Name::new(name).map_err(|e| bad(owner, e.to_string()))?;
-    wisp_core::kv::check_labels(what, &[label.to_string()]).map_err(|e| bad(what, e))?;
+    check_owner(ns, owner, name)?;
+    wisp_core::kv::check_labels(what, &[label.to_string()])
+        .map_err(|e| ApiError::new(ErrorClass::InvalidInput, format!("{what}: {e}")))?;
     Ok(match owner {
         "app" => wisp_core::kv::scope(ns, Some(name), "", label),
         _ => wisp_core::kv::scope(ns, None, name, label),
@@ -81,6 +80,14 @@ async fn delete(api: &Api, scope: String, key: String) -> ApiResult<StatusCode> 
     check_key(&key)?;
     backend(api).delete(&scope, &key).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Checks the namespace and the owner's name (`owner`: "app" or "function") of a data path.
+pub(crate) fn check_owner(ns: &str, owner: &str, name: &str) -> ApiResult<()> {
+    let bad = |what: &str, e: String| ApiError::new(ErrorClass::InvalidInput, format!("{what}: {e}"));
+    Name::new(ns).map_err(|e| bad("namespace", e.to_string()))?;
+    Name::new(name).map_err(|e| bad(owner, e.to_string()))?;
+    Ok(())
 }
 
 /// Whose stores a path names: `APP` for `apps/{app}/kv/…`, else `functions/{name}/kv/…`.

@@ -13,7 +13,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use std::sync::Arc;
-use wisp_core::{ErrorClass, FunctionSpec, Name};
+use wisp_core::{ErrorClass, FunctionSpec};
 use wisp_store::secrets::{MAX_SECRET_BYTES, Secrets};
 
 fn store(api: &Api) -> ApiResult<&Arc<Secrets>> {
@@ -21,9 +21,7 @@ fn store(api: &Api) -> ApiResult<&Arc<Secrets>> {
 }
 
 fn check(ns: &str, app: &str, name: Option<&str>) -> ApiResult<()> {
-    let bad = |what: &str, e: String| ApiError::new(ErrorClass::InvalidInput, format!("{what}: {e}"));
-    Name::new(ns).map_err(|e| bad("namespace", e.to_string()))?;
-    Name::new(app).map_err(|e| bad("app", e.to_string()))?;
+    crate::kv::check_owner(ns, "app", app)?;
     if let Some(n) = name {
         Secrets::check_name(n).map_err(|e| ApiError::new(ErrorClass::InvalidInput, e))?;
     }

@@ -30,7 +30,9 @@ use wisp_wasm_host::{
 pub use records::{DEFAULT_LOG_RING, InvocationRecord, PhaseStats, PhaseSummary, cap_text};
 use records::{Records, RecordsBudget};
 
-/// A function ready to serve.
+/// A function ready to serve. Cloning shares everything (code, pool, counters); a change builds a new one
+/// from a clone with the changed fields replaced.
+#[derive(Clone)]
 pub struct Active {
     /// Its record.
     pub record: FunctionRecord,
@@ -345,17 +347,17 @@ impl Scheduler {
     /// The configuration `record`'s instances get: the revision's config, plus the values of the secrets it
     /// is granted (a granted secret that is not set is left out, and logged by name).
     fn config_of(&self, record: &FunctionRecord) -> Arc<wisp_wasm_host::ConfigVariables> {
-        let mut pairs: Vec<(String, String)> =
-            record.revision.config.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let mut secrets: Vec<(&str, String)> = Vec::new();
         if let (Some(source), Some(app)) = (self.secrets.get(), &record.app) {
             for name in &record.revision.secrets {
                 match source(record.key.namespace.as_str(), app.as_str(), name) {
-                    Some(v) => pairs.push((name.clone(), v)),
+                    Some(v) => secrets.push((name, v)),
                     None => tracing::warn!(function = %record.key, secret = %name, "granted secret is not set"),
                 }
             }
         }
-        Arc::new(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect())
+        let config = record.revision.config.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+        Arc::new(config.chain(secrets.iter().map(|(k, v)| (*k, v.as_str()))).collect())
     }
 
     /// After a secret of `app` in `namespace` changed: every active function of the app granted secrets gets
@@ -378,23 +380,10 @@ impl Scheduler {
             self.update(key, |functions| {
                 let Some(prev) = functions.get(key) else { return };
                 let record = &prev.record;
-                let pool = prev.code.new_pool(PoolConfig::new(&record.scaling, record.revision.kind));
                 let active = Active {
-                    scaler: prev.scaler.clone(),
-                    gate: prev.gate.clone(),
-                    record: record.clone(),
-                    stored: prev.stored,
-                    code: prev.code.clone(),
-                    env: prev.env.clone(),
-                    outbound: prev.outbound.clone(),
-                    kv: prev.kv.clone(),
-                    sql: prev.sql.clone(),
                     config: self.config_of(record),
-                    namespace: prev.namespace.clone(),
-                    name: prev.name.clone(),
-                    records: prev.records.clone(),
-                    counters: prev.counters.clone(),
-                    pool,
+                    pool: prev.code.new_pool(PoolConfig::new(&record.scaling, record.revision.kind)),
+                    ..(**prev).clone()
                 };
                 functions.insert(key.clone(), Arc::new(active));
             });
@@ -419,21 +408,12 @@ impl Scheduler {
             prev.pool.set_config(PoolConfig::new(&record.scaling, record.revision.kind));
             prev.scaler.lock().autoscaler.set_config(record.scaling.autoscaler());
             let active = Active {
-                scaler: prev.scaler.clone(),
                 gate: self.gate_for(Some(prev), &record),
                 record: record.clone(),
                 stored,
-                code: prev.code.clone(),
-                env: prev.env.clone(),
-                outbound: prev.outbound.clone(),
                 kv: kv_grant(&record),
                 sql: sql_grant(&record),
-                config: prev.config.clone(),
-                namespace: prev.namespace.clone(),
-                name: prev.name.clone(),
-                records: prev.records.clone(),
-                counters: prev.counters.clone(),
-                pool: prev.pool.clone(),
+                ..(**prev).clone()
             };
             functions.insert(record.key.clone(), Arc::new(active));
         });

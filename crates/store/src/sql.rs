@@ -19,7 +19,7 @@
 
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 use rusqlite::types::{ToSqlOutput, Value, ValueRef};
-use rusqlite::{Connection, ErrorCode, OpenFlags};
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -424,7 +424,7 @@ fn apply_pending(tx: &Connection, migrations: &[Migration], max_bytes: u64) -> R
         let digest = wisp_core::spec::sha256_hex(m.sql.as_bytes());
         let known: Option<String> = tx
             .query_row("SELECT sha256 FROM _wisp_migrations WHERE name = ?1", [&m.name], |r| r.get(0))
-            .map_or_else(|e| if e == rusqlite::Error::QueryReturnedNoRows { Ok(None) } else { Err(e) }, |v| Ok(Some(v)))
+            .optional()
             .map_err(failed("read migrations"))?;
         match known {
             Some(d) if d == digest => continue,
