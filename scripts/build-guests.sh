@@ -58,6 +58,7 @@ hello-py   py        examples/hello-py       -
 echo-py    py        examples/echo-py        -
 event-py   py        examples/event-py       -
 kv-py      py        examples/kv-py          wit
+blob-py    py        examples/blob-py        wit
 config-py  py        examples/config-py      wit
 counter-py py        tests/guests/counter-py -
 spin-py    spin-py   tests/guests/spin-py    -

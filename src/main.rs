@@ -65,6 +65,8 @@ enum Command {
     Publish(commands::events::PublishArgs),
     /// Guests' key-value data: get, set, ls, rm (--app APP or --function NAME, --store S).
     Kv(commands::kv::Args),
+    /// Guests' blobs, streamed: put, get, ls, rm (--app APP or --function NAME, --container C).
+    Blob(commands::blob::Args),
     /// Run a statement on a guest SQL database (APP "SELECT …", --db LABEL, --param), or --migrations.
     Sql(commands::sql::Args),
     /// An app's secrets: set (value from stdin or --file), ls (names only), rm.
@@ -94,6 +96,7 @@ fn main() -> std::process::ExitCode {
             Command::Dlq(a) => commands::events::dlq(&cli.global, a).await,
             Command::Publish(a) => commands::events::publish(&cli.global, a).await,
             Command::Kv(a) => commands::kv::run(&cli.global, a).await,
+            Command::Blob(a) => commands::blob::run(&cli.global, a).await,
             Command::Sql(a) => commands::sql::run(&cli.global, a).await,
             Command::Secret(a) => commands::secret::run(&cli.global, a).await,
         }

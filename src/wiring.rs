@@ -25,6 +25,8 @@ pub struct NodeConfig {
     pub kv: KvBackendConfig,
     /// Limits of guests' SQL databases (`<data-dir>/sql/<ns>/<app|fn>/<name>/<label>.db`).
     pub sql: wisp_store::sql::SqlLimits,
+    /// Limits of guests' blobs (`<data-dir>/blobs`).
+    pub blobs: wisp_store::guest_blob::BlobLimits,
     pub data_dir: PathBuf,
     pub host: HostConfig,
     pub gateway: GatewayConfig,
@@ -67,7 +69,13 @@ pub async fn build(config: NodeConfig) -> anyhow::Result<Node> {
         ),
     };
     let sql = wisp_store::sql::SqlDatabases::new(&config.data_dir.join("sql"), config.sql);
-    let services = wisp_wasm_host::Services { kv: Some(guest_kv.clone()), sql: Some(sql.clone()) };
+    // Guests' blobs: files named by random ids under `<data-dir>/blobs`, a SQLite index of names.
+    let blobs: Arc<dyn wisp_store::guest_blob::BlobBackend> = Arc::new(
+        wisp_store::fs_blobs::FsBlobs::open(&config.data_dir.join("blobs"), config.blobs)
+            .with_context(|| format!("opening the blob store in {}", config.data_dir.display()))?,
+    );
+    let services =
+        wisp_wasm_host::Services { kv: Some(guest_kv.clone()), sql: Some(sql.clone()), blobs: Some(blobs.clone()) };
     let host = Host::with_services(config.host, services)?;
     let registry = Arc::new(Registry::new(store, host, config.data_dir.join("compiled"), config.max_artifact_bytes));
     let tasks = registry.host().tasks().clone();
@@ -118,6 +126,7 @@ pub async fn build(config: NodeConfig) -> anyhow::Result<Node> {
         triggers: triggers.clone(),
         kv: Some(guest_kv),
         sql: Some(sql),
+        blobs: Some(blobs),
         secrets: Some(secrets),
         token,
         started: Instant::now(),

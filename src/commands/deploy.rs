@@ -51,6 +51,9 @@ pub struct Args {
     /// A SQL database the function may open (`default`, …); repeatable (single .wasm only; default: none).
     #[arg(long = "sqlite-db", env = "WISP_DEPLOY_SQLITE_DB", value_delimiter = ',')]
     sqlite_dbs: Vec<String>,
+    /// A blob container the function may use (`default`, …); repeatable (single .wasm only; default: none).
+    #[arg(long = "blob-container", env = "WISP_DEPLOY_BLOB_CONTAINER", value_delimiter = ',')]
+    blob_containers: Vec<String>,
     /// A value for one of the app's `[variables]`, `NAME=VALUE`; repeatable (wisp.toml only).
     #[arg(long = "var", env = "WISP_DEPLOY_VAR", value_delimiter = ',')]
     vars: Vec<String>,
@@ -180,6 +183,7 @@ fn plan(a: &Args) -> anyhow::Result<(Vec<Plan>, Option<Name>, Option<AppMigratio
             || !a.allow_outbound.is_empty()
             || !a.kv_stores.is_empty()
             || !a.sqlite_dbs.is_empty()
+            || !a.blob_containers.is_empty()
             || a.instance_mode.is_some();
         if single_only {
             bail!(
@@ -225,6 +229,7 @@ fn plan(a: &Args) -> anyhow::Result<(Vec<Plan>, Option<Name>, Option<AppMigratio
                     allowed_outbound_hosts: f.allowed_outbound_hosts,
                     key_value_stores: f.key_value_stores,
                     sqlite_databases: f.sqlite_databases,
+                    blob_containers: f.blob_containers,
                     secrets: f.secrets,
                     config: configs.next().unwrap_or_default(),
                     spin_headers: f.spin_headers,
@@ -285,6 +290,7 @@ fn plan(a: &Args) -> anyhow::Result<(Vec<Plan>, Option<Name>, Option<AppMigratio
         allowed_outbound_hosts: a.allow_outbound.clone(),
         key_value_stores: a.kv_stores.clone(),
         sqlite_databases: a.sqlite_dbs.clone(),
+        blob_containers: a.blob_containers.clone(),
         secrets: Vec::new(),
         config: BTreeMap::new(),
         spin_headers: false,

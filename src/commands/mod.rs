@@ -1,5 +1,6 @@
 //! One file per subcommand.
 
+pub mod blob;
 pub mod deploy;
 pub mod events;
 pub mod invoke;

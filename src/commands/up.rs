@@ -14,7 +14,9 @@ pub struct Args {
     #[arg(long, env = "WISP_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
     /// Runtime configuration of the node's capability backends (TOML, one section per capability; unknown
-    /// sections and keys are errors). Sections: `[outbound_http]` with `timeout_ms`.
+    /// sections and keys are errors). Sections: `[outbound_http]` (`timeout_ms`), `[key_value]` (`backend`,
+    /// `url`, `prefix`), `[sqlite]` (`max_database_mb`, `max_rows`, `max_result_mb`), `[blobstore]`
+    /// (`backend`, `max_object_mb`, `max_app_mb`).
     #[arg(long, env = "WISP_CONFIG")]
     config: Option<std::path::PathBuf>,
     /// Serve the control API (`/_wisp/...`) on this address only, not on --listen [default: on --listen].
@@ -115,6 +117,7 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
     let node = build(NodeConfig {
         kv: runtime.kv_backend(),
         sql: runtime.sql_limits(),
+        blobs: runtime.blob_limits(),
         data_dir: g.data_dir.clone(),
         host: HostConfig {
             max_instances: a.max_instances,
@@ -191,6 +194,49 @@ struct RuntimeConfig {
     key_value: KeyValueSection,
     #[serde(default)]
     sqlite: SqliteSection,
+    #[serde(default)]
+    blobstore: BlobstoreSection,
+}
+
+/// `[blobstore]`: guests' blobs (`wasi:blobstore`): where they live and how big they may get.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BlobstoreSection {
+    /// `filesystem` (the only one so far): files under `<data-dir>/blobs`, named by random ids, with a
+    /// SQLite index of object names.
+    #[serde(default)]
+    backend: BlobBackendKind,
+    /// Largest object, MiB (a write past it fails, naming this key).
+    #[serde(default = "default_max_object_mb")]
+    max_object_mb: u64,
+    /// Most all objects of one app (or of one function deployed on its own) may take, MiB.
+    #[serde(default = "default_max_app_mb")]
+    max_app_mb: u64,
+}
+
+#[derive(Debug, Default, serde::Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum BlobBackendKind {
+    #[default]
+    Filesystem,
+}
+
+fn default_max_object_mb() -> u64 {
+    wisp_store::guest_blob::DEFAULT_MAX_OBJECT_MB
+}
+
+fn default_max_app_mb() -> u64 {
+    wisp_store::guest_blob::DEFAULT_MAX_APP_MB
+}
+
+impl Default for BlobstoreSection {
+    fn default() -> Self {
+        BlobstoreSection {
+            backend: BlobBackendKind::Filesystem,
+            max_object_mb: default_max_object_mb(),
+            max_app_mb: default_max_app_mb(),
+        }
+    }
 }
 
 /// `[sqlite]`: limits of guests' SQL databases (one SQLite file per namespace + app + label under
@@ -294,6 +340,12 @@ impl RuntimeConfig {
                 anyhow::bail!("--config {}: sqlite.{key} = {v} is out of range: allowed 1..={max}", path.display());
             }
         }
+        let b = &c.blobstore;
+        for (key, v, max) in [("max_object_mb", b.max_object_mb, 1 << 20), ("max_app_mb", b.max_app_mb, 1 << 30)] {
+            if !(1..=max).contains(&v) {
+                anyhow::bail!("--config {}: blobstore.{key} = {v} is out of range: allowed 1..={max}", path.display());
+            }
+        }
         match (&c.key_value.backend, &c.key_value.url) {
             (KvBackendKind::Redis, None) => anyhow::bail!(
                 "--config {}: key_value.backend = \"redis\" needs key_value.url, e.g. \"redis://127.0.0.1:6379\"",
@@ -318,6 +370,15 @@ impl RuntimeConfig {
             max_database_bytes: self.sqlite.max_database_mb << 20,
             max_rows: self.sqlite.max_rows,
             max_result_bytes: self.sqlite.max_result_mb << 20,
+        }
+    }
+
+    /// The limits of guests' blobs.
+    fn blob_limits(&self) -> wisp_store::guest_blob::BlobLimits {
+        let BlobBackendKind::Filesystem = self.blobstore.backend;
+        wisp_store::guest_blob::BlobLimits {
+            max_object_bytes: self.blobstore.max_object_mb << 20,
+            max_app_bytes: self.blobstore.max_app_mb << 20,
         }
     }
 

@@ -23,9 +23,11 @@
 //! | POST | /_wisp/v1/namespaces/{ns}/topics/{topic} | publish an event to every function subscribed to the topic → 202 `{topic, deliveries}` |
 //! | GET | /_wisp/v1/triggers | every trigger's state: connected / reconnecting + last error, messages in |
 //! | GET, PUT, DELETE | /_wisp/v1/namespaces/{ns}/apps/{app}/kv/{store}[/{key}] | guests' key-value data (see [`kv`]) |
+//! | GET, PUT, DELETE | /_wisp/v1/namespaces/{ns}/apps/{app}/blobs/{container}[/{name}] | guests' blobs, streamed (see [`blobs`]) |
 
 #![warn(missing_docs)]
 
+pub mod blobs;
 pub mod invocations;
 pub mod kv;
 pub mod secrets;
@@ -59,6 +61,8 @@ pub struct Api {
     pub kv: Option<Arc<dyn wisp_store::guest_kv::KvBackend>>,
     /// Guests' SQL databases (what `wisp sql` and deploy-time migrations use).
     pub sql: Option<Arc<wisp_store::sql::SqlDatabases>>,
+    /// Guests' blobs (what `wisp blob` manages).
+    pub blobs: Option<Arc<dyn wisp_store::guest_blob::BlobBackend>>,
     /// App secrets (what `wisp secret` manages; values are never answered).
     pub secrets: Option<Arc<wisp_store::secrets::Secrets>>,
     /// The bearer token.
@@ -149,6 +153,16 @@ pub fn router(api: Arc<Api>) -> Router {
         .route(
             &format!("{fns}/{{name}}/kv/{{store}}/{{*key}}"),
             get(kv::get_key::<false>).put(kv::put_key::<false>).delete(kv::delete_key::<false>),
+        )
+        .route("/_wisp/v1/namespaces/{ns}/apps/{app}/blobs/{container}", get(blobs::list::<true>))
+        .route(
+            "/_wisp/v1/namespaces/{ns}/apps/{app}/blobs/{container}/{*key}",
+            get(blobs::get::<true>).put(blobs::put::<true>).delete(blobs::delete::<true>),
+        )
+        .route(&format!("{fns}/{{name}}/blobs/{{container}}"), get(blobs::list::<false>))
+        .route(
+            &format!("{fns}/{{name}}/blobs/{{container}}/{{*key}}"),
+            get(blobs::get::<false>).put(blobs::put::<false>).delete(blobs::delete::<false>),
         )
         .route("/_wisp/v1/namespaces/{ns}/apps/{app}/secrets", get(secrets::list))
         .route("/_wisp/v1/namespaces/{ns}/apps/{app}/secrets/{name}", put(secrets::set).delete(secrets::remove))

@@ -6,6 +6,7 @@
 
 #![warn(missing_docs)]
 
+pub mod blob;
 pub mod cgi;
 pub mod config;
 pub mod error;

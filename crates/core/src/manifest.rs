@@ -82,6 +82,9 @@ pub struct FunctionManifest {
     /// SQL databases the function may open (see [`crate::sql`]).
     #[serde(default)]
     pub sqlite_databases: Vec<String>,
+    /// Blob containers the function may use (see [`crate::blob`]).
+    #[serde(default)]
+    pub blob_containers: Vec<String>,
     /// The app's secrets the function may read, by name (see [`crate::spec::FunctionSpec::secrets`]).
     #[serde(default)]
     pub secrets: Vec<String>,
@@ -177,6 +180,7 @@ impl FunctionManifest {
             allowed_outbound_hosts: self.allowed_outbound_hosts.clone(),
             key_value_stores: self.key_value_stores.clone(),
             sqlite_databases: self.sqlite_databases.clone(),
+            blob_containers: self.blob_containers.clone(),
             secrets: self.secrets.clone(),
             config: self.config.keys().map(|k| (k.clone(), String::new())).collect(),
             spin_headers: self.spin_headers,
@@ -238,7 +242,7 @@ source = "legacy.wasm"
         let table: &[(&str, &str)] = &[
             (
                 "[app]\nname = \"a\"\n[[function]]\nname = \"f\"\nsource = \"f.wasm\"\ntimeout = 5\n",
-                "wisp.toml: TOML parse error at line 6, column 1\n  |\n6 | timeout = 5\n  | ^^^^^^^\nunknown field `timeout`, expected one of `name`, `kind`, `source`, `routes`, `env`, `limits`, `scaling`, `allowed_outbound_hosts`, `key_value_stores`, `sqlite_databases`, `secrets`, `config`, `events`, `trigger`",
+                "wisp.toml: TOML parse error at line 6, column 1\n  |\n6 | timeout = 5\n  | ^^^^^^^\nunknown field `timeout`, expected one of `name`, `kind`, `source`, `routes`, `env`, `limits`, `scaling`, `allowed_outbound_hosts`, `key_value_stores`, `sqlite_databases`, `blob_containers`, `secrets`, `config`, `events`, `trigger`",
             ),
             (
                 "[app]\nname = \"a\"\n[[function]]\nname = \"f\"\nsource = \"f.wasm\"\nkind = \"lambda\"\n",

@@ -62,6 +62,10 @@ pub struct FunctionSpec {
     /// stores (default none; see [`crate::sql`]). Part of the revision.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sqlite_databases: Vec<String>,
+    /// Grant of the blob capability: the containers (labels) the function may use, scoped like key-value
+    /// stores (default none; see [`crate::blob`]). Part of the revision.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blob_containers: Vec<String>,
     /// Grant of the app's secrets by name (`wisp secret set APP NAME`): each is served to the guest as a
     /// config key of that name, decrypted on the node, never stored in the revision. Part of the revision
     /// (the names).
@@ -140,6 +144,7 @@ impl FunctionSpec {
         crate::outbound::parse_all(&self.allowed_outbound_hosts)?;
         crate::kv::check_grant(&self.key_value_stores).map_err(SpecError::Scaling)?;
         crate::sql::check_grant(&self.sqlite_databases).map_err(SpecError::Scaling)?;
+        crate::blob::check_grant(&self.blob_containers).map_err(SpecError::Scaling)?;
         crate::config::check_secret_grant(&self.secrets, &self.config).map_err(SpecError::Scaling)?;
         crate::config::check(&self.config).map_err(SpecError::Scaling)?;
         let mut seen = std::collections::HashSet::new();
@@ -168,6 +173,8 @@ impl FunctionSpec {
             #[serde(skip_serializing_if = "<[String]>::is_empty")]
             sqlite_databases: &'a [String],
             #[serde(skip_serializing_if = "<[String]>::is_empty")]
+            blob_containers: &'a [String],
+            #[serde(skip_serializing_if = "<[String]>::is_empty")]
             secrets: &'a [String],
             #[serde(skip_serializing_if = "BTreeMap::is_empty")]
             config: &'a BTreeMap<String, String>,
@@ -182,6 +189,7 @@ impl FunctionSpec {
             allowed_outbound_hosts: &self.allowed_outbound_hosts,
             key_value_stores: &self.key_value_stores,
             sqlite_databases: &self.sqlite_databases,
+            blob_containers: &self.blob_containers,
             secrets: &self.secrets,
             config: &self.config,
             spin_headers: self.spin_headers,
@@ -229,6 +237,9 @@ pub struct RevisionRecord {
     /// SQL databases it may open.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sqlite_databases: Vec<String>,
+    /// Blob containers it may use.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blob_containers: Vec<String>,
     /// Names of the app's secrets it is granted (values never stored here).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secrets: Vec<String>,
@@ -312,6 +323,7 @@ mod tests {
             allowed_outbound_hosts: Vec::new(),
             key_value_stores: Vec::new(),
             sqlite_databases: Vec::new(),
+            blob_containers: Vec::new(),
             secrets: Vec::new(),
             config: BTreeMap::new(),
             spin_headers: false,
@@ -335,6 +347,9 @@ mod tests {
         let mut e = spec();
         e.allowed_outbound_hosts.push("https://api.example.com".into());
         assert_ne!(a.revision_id(), e.revision_id());
+        let mut f = spec();
+        f.blob_containers.push("default".into());
+        assert_ne!(a.revision_id(), f.revision_id());
         // Pinned: a spec without grants keeps the id it had before grants existed.
         #[derive(Serialize)]
         struct Before<'a> {

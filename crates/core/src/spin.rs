@@ -149,6 +149,7 @@ pub fn parse(text: &str, file: &str) -> Result<Manifest, ManifestError> {
             allowed_outbound_hosts: hosts,
             key_value_stores: c.key_value_stores,
             sqlite_databases: c.sqlite_databases,
+            blob_containers: Vec::new(),
             secrets: Vec::new(),
             config: c.variables,
             events: Default::default(),

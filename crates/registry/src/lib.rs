@@ -259,6 +259,7 @@ impl Registry {
                 allowed_outbound_hosts: spec.allowed_outbound_hosts.clone(),
                 key_value_stores: spec.key_value_stores.clone(),
                 sqlite_databases: spec.sqlite_databases.clone(),
+                blob_containers: spec.blob_containers.clone(),
                 secrets: spec.secrets.clone(),
                 config: spec.config.clone(),
                 spin_headers: spec.spin_headers,

@@ -48,6 +48,8 @@ pub struct Active {
     kv: Arc<wisp_wasm_host::caps::Grant>,
     /// The SQL grant, scoped the same way.
     sql: Arc<wisp_wasm_host::caps::Grant>,
+    /// The blob grant, scoped the same way.
+    blobs: Arc<wisp_wasm_host::caps::Grant>,
     /// The revision's configuration (`wasi:config/store`).
     config: Arc<wisp_wasm_host::ConfigVariables>,
     name: Arc<str>,
@@ -179,6 +181,11 @@ fn sql_grant(record: &FunctionRecord) -> Arc<wisp_wasm_host::caps::Grant> {
     grant(record, &record.revision.sqlite_databases)
 }
 
+/// The blob grant of `record`'s revision, scoped like its key-value grant.
+fn blob_grant(record: &FunctionRecord) -> Arc<wisp_wasm_host::caps::Grant> {
+    grant(record, &record.revision.blob_containers)
+}
+
 fn grant(record: &FunctionRecord, labels: &[String]) -> Arc<wisp_wasm_host::caps::Grant> {
     Arc::new(wisp_wasm_host::caps::Grant::new(
         record.key.namespace.as_str(),
@@ -303,6 +310,7 @@ impl Scheduler {
             let namespace = Arc::from(record.key.namespace.as_str());
             let kv = kv_grant(&record);
             let sql = sql_grant(&record);
+            let blobs = blob_grant(&record);
             let config = self.config_of(&record);
             let active = Active {
                 record,
@@ -313,6 +321,7 @@ impl Scheduler {
                 outbound,
                 kv,
                 sql,
+                blobs,
                 config,
                 name,
                 records,
@@ -413,6 +422,7 @@ impl Scheduler {
                 stored,
                 kv: kv_grant(&record),
                 sql: sql_grant(&record),
+                blobs: blob_grant(&record),
                 ..(**prev).clone()
             };
             functions.insert(record.key.clone(), Arc::new(active));
@@ -445,6 +455,7 @@ impl Scheduler {
             outbound: active.outbound.clone(),
             kv: active.kv.clone(),
             sql: active.sql.clone(),
+            blobs: active.blobs.clone(),
             config: active.config.clone(),
         };
         active.code.prewarm(&active.pool, &ctx).await
@@ -680,6 +691,7 @@ impl Scheduler {
             outbound: active.outbound.clone(),
             kv: active.kv.clone(),
             sql: active.sql.clone(),
+            blobs: active.blobs.clone(),
             config: active.config.clone(),
         };
         let records = active.records.clone();

@@ -11,6 +11,8 @@
 
 pub mod embedded;
 pub mod embedded_queue;
+pub mod fs_blobs;
+pub mod guest_blob;
 pub mod guest_kv;
 pub mod queue;
 pub mod redis_kv;

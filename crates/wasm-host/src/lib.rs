@@ -125,6 +125,8 @@ pub struct InvocationCtx {
     pub kv: Arc<caps::Grant>,
     /// The SQL grant: the databases it may open and their scopes (built once per revision).
     pub sql: Arc<caps::Grant>,
+    /// The blob grant: the containers it may use and their scopes (built once per revision).
+    pub blobs: Arc<caps::Grant>,
     /// The revision's configuration, served through `wasi:config/store` (built once per revision).
     pub config: Arc<ConfigVariables>,
 }
@@ -139,4 +141,6 @@ pub struct Services {
     pub kv: Option<Arc<dyn wisp_store::guest_kv::KvBackend>>,
     /// Guests' SQL databases.
     pub sql: Option<Arc<wisp_store::sql::SqlDatabases>>,
+    /// Guests' blobs.
+    pub blobs: Option<Arc<dyn wisp_store::guest_blob::BlobBackend>>,
 }

@@ -4,6 +4,7 @@
 //! capped resource table, the outbound HTTP capability and the memory limiter.
 
 use crate::InvocationCtx;
+use crate::caps::blobstore::{BlobView, Blobs};
 use crate::caps::keyvalue::{Kv, KvView};
 use crate::caps::outbound::{Outbound, OutboundHttp};
 use crate::caps::sqlite::{Sql, SqlView};
@@ -24,6 +25,7 @@ pub(crate) struct InstanceState {
     pub(crate) hooks: OutboundHttp,
     kv: Kv,
     sql: Sql,
+    blobs: Blobs,
     config: Arc<crate::ConfigVariables>,
     pub(crate) limiter: Limiter,
 }
@@ -56,6 +58,7 @@ impl InstanceState {
             },
             kv: Kv { grant: ctx.kv.clone(), backend: services.kv.clone() },
             sql: Sql { grant: ctx.sql.clone(), dbs: services.sql.clone(), deadline: ctx.deadline },
+            blobs: Blobs { grant: ctx.blobs.clone(), backend: services.blobs.clone(), deadline: ctx.deadline },
             config: ctx.config.clone(),
             limiter: Limiter::new(ctx.limits.memory_bytes()),
         };
@@ -74,6 +77,11 @@ impl InstanceState {
     /// The SQL capability's view of this instance.
     pub(crate) fn sql_view(&mut self) -> SqlView<'_> {
         SqlView::new(&self.sql, &mut self.table)
+    }
+
+    /// The blob capability's view of this instance.
+    pub(crate) fn blob_view(&mut self) -> BlobView<'_> {
+        BlobView::new(&self.blobs, &mut self.table)
     }
 
     /// The configuration capability's view: the revision's configuration.

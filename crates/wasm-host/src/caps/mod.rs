@@ -4,11 +4,12 @@
 //! the state each instance gets. Adding one is a file here, a field in [`crate::state`]'s instance state,
 //! and an entry in [`CAPABILITIES`].
 //!
-//! Capabilities today: outbound HTTP ([`outbound`]), key-value ([`keyvalue`]), SQL ([`sqlite`]) and
-//! configuration ([`config`]). The WASI base (clocks, random, io, cli streams and
+//! Capabilities today: outbound HTTP ([`outbound`]), key-value ([`keyvalue`]), SQL ([`sqlite`]), blobs
+//! ([`blobstore`]) and configuration ([`config`]). The WASI base (clocks, random, io, cli streams and
 //! env, sockets — every address denied —, filesystem — one empty root, every open denied ([`filesystem`]))
 //! is linked for every instance.
 
+pub mod blobstore;
 pub mod config;
 pub(crate) mod filesystem;
 pub mod keyvalue;
@@ -36,6 +37,11 @@ impl Grant {
     /// The scope of `label`, if granted.
     pub(crate) fn scope(&self, label: &str) -> Option<&str> {
         self.scopes.iter().find(|(l, _)| l == label).map(|(_, p)| p.as_str())
+    }
+
+    /// The labels granted, in grant order.
+    pub(crate) fn labels(&self) -> impl Iterator<Item = &str> {
+        self.scopes.iter().map(|(l, _)| l.as_str())
     }
 }
 
@@ -69,6 +75,13 @@ pub const CAPABILITIES: &[CapabilityInfo] = &[
         interfaces: keyvalue::INTERFACES,
         import_needs_grant: true,
         granted: |spec| !spec.key_value_stores.is_empty(),
+        example: "[\"default\"]",
+    },
+    CapabilityInfo {
+        grant_key: "blob_containers",
+        interfaces: blobstore::INTERFACES,
+        import_needs_grant: true,
+        granted: |spec| !spec.blob_containers.is_empty(),
         example: "[\"default\"]",
     },
 ];
