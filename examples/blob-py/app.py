@@ -1,5 +1,8 @@
 """blob-py: a blob-backed function (wasi:blobstore@0.2.0-draft, granted by `blob_containers`). Objects
-stream through it in 64 KiB chunks both ways: the guest never holds a whole object.
+stream through it in 64 KiB chunks both ways, spliced from stream to stream (`blocking-splice`: the host moves
+each chunk, so the bytes never enter the guest's memory — and never meet componentize-py 0.25.1's runtime,
+which keeps a copy of every `list<u8>` a guest passes to an import, so a guest writing 50 MB with
+`write` would grow by 50 MB).
 
     PUT    <route>/<key>         streams the request body into the object <key> -> "stored N bytes"
     GET    <route>/<key>         streams the object back as the response body (404 if absent)
@@ -38,24 +41,23 @@ def closed(e: Err) -> bool:
     return isinstance(e.value, (http_streams.StreamError_Closed, blob_streams.StreamError_Closed))
 
 
-def write_all(dst, data: bytes) -> None:
-    """Writes `data` to an output stream within its check-write permits, waiting when it has none."""
-    view = memoryview(data)
-    while view:
-        n = dst.check_write()
-        if n == 0:
-            with dst.subscribe() as ready:
-                ready.block()
-            continue
-        dst.write(bytes(view[:n]))
-        view = view[n:]
-
-
-def read_chunks(src):
-    """Yields the chunks of an input stream until it closes."""
+def splice_all(dst, src) -> int:
+    """Moves everything `src` holds into `dst`, a chunk at a time; answers the bytes moved."""
+    total = 0
     while True:
         try:
-            yield src.blocking_read(CHUNK)
+            total += dst.blocking_splice(src, CHUNK)
+        except Err as e:
+            if closed(e):
+                return total
+            raise
+
+
+def skip_all(src) -> None:
+    """Reads `src` to its end, keeping nothing."""
+    while True:
+        try:
+            src.blocking_skip(CHUNK)
         except Err as e:
             if closed(e):
                 return
@@ -68,8 +70,8 @@ def respond(response_out: ResponseOutparam, status: int, text: bytes) -> None:
     out_body = response.body()
     ResponseOutparam.set(response_out, Ok(response))
     with out_body.write() as dst:
-        write_all(dst, text)
-        dst.blocking_flush()
+        for i in range(0, len(text), 4096):
+            dst.blocking_write_and_flush(text[i : i + 4096])
     OutgoingBody.finish(out_body, None)
 
 
@@ -82,19 +84,16 @@ def store(container, key: str, request: IncomingRequest):
     body = request.consume()
     with body.stream() as src:
         with value.outgoing_value_write_body() as dst:
-            for chunk in read_chunks(src):
-                if failure is not None:
-                    continue  # read the rest, so the client gets the answer
-                try:
-                    write_all(dst, chunk)
-                    total += len(chunk)
-                except Err as e:
-                    if not isinstance(e.value, blob_streams.StreamError_LastOperationFailed):
-                        raise
-                    with e.value.value as error:
-                        failure = error.to_debug_string()
-            if failure is None:
+            try:
+                total = splice_all(dst, src)
                 dst.blocking_flush()
+            except Err as e:
+                if not isinstance(e.value, blob_streams.StreamError_LastOperationFailed):
+                    raise
+                with e.value.value as error:
+                    failure = error.to_debug_string()
+        if failure is not None:
+            skip_all(src)  # read the rest, so the client gets the answer
     try:
         OutgoingValue.finish(value)
     except Err as e:
@@ -115,8 +114,7 @@ def send(container, key: str, response_out: ResponseOutparam) -> None:
     ResponseOutparam.set(response_out, Ok(response))
     with src:
         with out_body.write() as dst:
-            for chunk in read_chunks(src):
-                write_all(dst, chunk)
+            splice_all(dst, src)
             dst.blocking_flush()
     OutgoingBody.finish(out_body, None)
 
