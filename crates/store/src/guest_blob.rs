@@ -48,7 +48,7 @@ impl BlobLimits {
 }
 
 fn mib(bytes: u64) -> String {
-    if bytes % (1 << 20) == 0 { format!("{} MiB", bytes >> 20) } else { format!("{bytes} bytes") }
+    if bytes.is_multiple_of(1 << 20) { format!("{} MiB", bytes >> 20) } else { format!("{bytes} bytes") }
 }
 
 /// The error of an owner whose objects would take more than `max_app_bytes`.
