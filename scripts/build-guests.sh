@@ -59,6 +59,7 @@ echo-py    py        examples/echo-py        -
 event-py   py        examples/event-py       -
 kv-py      py        examples/kv-py          wit
 config-py  py        examples/config-py      wit
+messaging-py py      examples/messaging-py   wit
 counter-py py        tests/guests/counter-py -
 spin-py    spin-py   tests/guests/spin-py    -
 hello-js   js        examples/hello-js       -

@@ -18,6 +18,7 @@ mod exec;
 mod host;
 mod limits;
 mod logs;
+mod meter;
 mod pool;
 pub mod preinit;
 mod report;
@@ -125,6 +126,8 @@ pub struct InvocationCtx {
     pub kv: Arc<caps::Grant>,
     /// The SQL grant: the databases it may open and their scopes (built once per revision).
     pub sql: Arc<caps::Grant>,
+    /// The messaging grant: the topics of its namespace it may publish to (built once per revision).
+    pub topics: Arc<caps::messaging::TopicGrant>,
     /// The revision's configuration, served through `wasi:config/store` (built once per revision).
     pub config: Arc<ConfigVariables>,
 }
@@ -139,4 +142,6 @@ pub struct Services {
     pub kv: Option<Arc<dyn wisp_store::guest_kv::KvBackend>>,
     /// Guests' SQL databases.
     pub sql: Option<Arc<wisp_store::sql::SqlDatabases>>,
+    /// The node's topics, where guests' messages go (connected once the topic index exists).
+    pub topics: Arc<caps::messaging::TopicSlot>,
 }
