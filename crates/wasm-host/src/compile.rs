@@ -113,7 +113,7 @@ fn import_plan(import: &str) -> ImportPlan {
 fn wasi_p3_refusal(names: &[String]) -> Option<String> {
     let p3 = names.iter().find(|n| n.starts_with("wasi:") && n.contains("@0.3."))?;
     Some(format!(
-        "the component uses `{p3}`, a WASI 0.3 interface; wisp runs WASI 0.2 components (wasi:http/proxy@0.2.x). Build it for WASI 0.2: for Spin apps, the Python SDK spin-sdk 3.x (3.4.1 with componentize-py 0.17.2), the JS SDK @spinframework/build-tools before its WASI 0.3 releases, the Rust spin-sdk 3.x/4.x with the wasm32-wasip2 target"
+        "the component uses `{p3}`, a WASI 0.3 interface; wisp runs WASI 0.2 components (wasi:http/proxy@0.2.x). Build it for WASI 0.2: for Spin apps, the Python SDK spin-sdk 3.x (3.4.1 with componentize-py 0.17.2), the JS SDK's @spinframework/build-tools 1.0.x with @spinframework/wasi-http-proxy 1.0.x (1.0.7 and 1.0.1 tested), the Rust spin-sdk 3.x/4.x with the wasm32-wasip2 target"
     ))
 }
 
@@ -354,6 +354,7 @@ mod tests {
             "{why}"
         );
         assert!(why.contains("spin-sdk 3.x (3.4.1 with componentize-py 0.17.2)"), "{why}");
+        assert!(why.contains("@spinframework/build-tools 1.0.x"), "{why}");
         assert!(wasi_p3_refusal(&names[..1]).is_none());
     }
 }
