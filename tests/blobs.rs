@@ -47,9 +47,15 @@ async fn blobs_round_trip_names_grants_isolation_cli_and_restart() {
         }
     };
 
-    // Round trip, exists, info, listing, delete.
+    // Round trip, exists, info, listing, delete. Each invocation's record counts its blob operations and the
+    // object bytes its streams moved: open the container, start the upload, commit it; open, look the
+    // object up, open it for reading.
     assert_eq!(put("/files/hello", "hello, blobs").await, (200, "stored 12 bytes\n".into()));
+    let rec = s.logs("files").await.last().cloned().unwrap();
+    assert_eq!(rec["services"], json!({"blobs": {"ops": 3, "bytes": 12}}), "{rec}");
     assert_eq!(s.get("/files/hello").await, (200, "hello, blobs".into()));
+    let rec = s.logs("files").await.last().cloned().unwrap();
+    assert_eq!(rec["services"], json!({"blobs": {"ops": 3, "bytes": 12}}), "{rec}");
     assert_eq!(s.get("/files/hello?exists").await, (200, "true".into()));
     assert_eq!(s.get("/files/nothing?exists").await, (200, "false".into()));
     assert_eq!(s.get("/files/hello?info").await, (200, "12 default".into()));

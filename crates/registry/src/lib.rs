@@ -261,6 +261,7 @@ impl Registry {
                 sqlite_databases: spec.sqlite_databases.clone(),
                 blob_containers: spec.blob_containers.clone(),
                 secrets: spec.secrets.clone(),
+                publish_topics: spec.publish_topics.clone(),
                 config: spec.config.clone(),
                 spin_headers: spec.spin_headers,
                 created_at_ms: now,

@@ -154,6 +154,7 @@ impl Shared {
         crate::caps::keyvalue::link(&mut http_linker, HttpState::kv_view).context("linking wasi:keyvalue")?;
         crate::caps::sqlite::link(&mut http_linker, HttpState::sql_view).context("linking spin sqlite")?;
         crate::caps::blobstore::link(&mut http_linker, HttpState::blob_view).context("linking wasi:blobstore")?;
+        crate::caps::messaging::link(&mut http_linker, HttpState::messaging_view).context("linking wasi:messaging")?;
         crate::caps::config::link(&mut http_linker, HttpState::config_view, |s| HttpState::config_view(s).rc1())
             .context("linking wasi:config")?;
         let mut wagi_linker = wasmtime::Linker::new(&engine);

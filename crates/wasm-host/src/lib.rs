@@ -18,6 +18,7 @@ mod exec;
 mod host;
 mod limits;
 mod logs;
+mod meter;
 mod pool;
 pub mod preinit;
 mod report;
@@ -127,6 +128,8 @@ pub struct InvocationCtx {
     pub sql: Arc<caps::Grant>,
     /// The blob grant: the containers it may use and their scopes (built once per revision).
     pub blobs: Arc<caps::Grant>,
+    /// The messaging grant: the topics of its namespace it may publish to (built once per revision).
+    pub topics: Arc<caps::messaging::TopicGrant>,
     /// The revision's configuration, served through `wasi:config/store` (built once per revision).
     pub config: Arc<ConfigVariables>,
 }
@@ -143,4 +146,6 @@ pub struct Services {
     pub sql: Option<Arc<wisp_store::sql::SqlDatabases>>,
     /// Guests' blobs.
     pub blobs: Option<Arc<dyn wisp_store::guest_blob::BlobBackend>>,
+    /// The node's topics, where guests' messages go (connected once the topic index exists).
+    pub topics: Arc<caps::messaging::TopicSlot>,
 }

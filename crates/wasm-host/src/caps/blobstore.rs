@@ -17,9 +17,10 @@
 mod values;
 
 use super::Grant;
+use crate::meter::Current;
 use std::sync::Arc;
-use std::time::Instant;
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
+use wisp_core::usage::Service;
 use wisp_store::guest_blob::{BlobBackend, BlobError};
 
 pub use values::{IncomingValue, MAX_SYNC_BYTES, OutgoingValue};
@@ -66,7 +67,9 @@ pub struct ObjectNames {
 pub(crate) struct Blobs {
     pub(crate) grant: Arc<Grant>,
     pub(crate) backend: Option<Arc<dyn BlobBackend>>,
-    pub(crate) deadline: Instant,
+    /// The invocation served now: its deadline bounds each backend call; calls and the object bytes the
+    /// guest's streams move are counted on its meter.
+    pub(crate) current: Arc<Current>,
 }
 
 /// What the generated host traits are implemented on: the instance's capability state and its table.
@@ -133,9 +136,10 @@ impl Blobs {
         }
     }
 
-    /// Runs a backend operation within the invocation's deadline.
+    /// Runs a backend operation within the invocation's deadline, counting it.
     async fn within<T>(&self, op: impl Future<Output = Result<T, BlobError>>) -> Result<T, Error> {
-        match tokio::time::timeout_at(self.deadline.into(), op).await {
+        self.current.meter.count(Service::Blobs, 1, 0);
+        match tokio::time::timeout_at(self.current.deadline.into(), op).await {
             Ok(r) => r.map_err(failed),
             Err(_) => Err("the invocation's deadline passed during a blobstore call".into()),
         }

@@ -5,14 +5,15 @@
 //! and an entry in [`CAPABILITIES`].
 //!
 //! Capabilities today: outbound HTTP ([`outbound`]), key-value ([`keyvalue`]), SQL ([`sqlite`]), blobs
-//! ([`blobstore`]) and configuration ([`config`]). The WASI base (clocks, random, io, cli streams and
-//! env, sockets — every address denied —, filesystem — one empty root, every open denied ([`filesystem`]))
-//! is linked for every instance.
+//! ([`blobstore`]), messaging to the node's topics ([`messaging`]) and configuration ([`config`]). The WASI
+//! base (clocks, random, io, cli streams and env, sockets — every address denied —, filesystem — one empty
+//! root, every open denied ([`filesystem`])) is linked for every instance.
 
 pub mod blobstore;
 pub mod config;
 pub(crate) mod filesystem;
 pub mod keyvalue;
+pub mod messaging;
 pub mod outbound;
 pub mod sqlite;
 
@@ -83,6 +84,15 @@ pub const CAPABILITIES: &[CapabilityInfo] = &[
         import_needs_grant: true,
         granted: |spec| !spec.blob_containers.is_empty(),
         example: "[\"default\"]",
+    },
+    CapabilityInfo {
+        grant_key: "publish_topics",
+        interfaces: messaging::INTERFACES,
+        // A messaging handler imports the producer too (to reply, to fan out) whether its deployment
+        // publishes or not: a send outside the grant is refused at run time instead.
+        import_needs_grant: false,
+        granted: |spec| !spec.publish_topics.is_empty(),
+        example: "[\"orders\"]",
     },
 ];
 

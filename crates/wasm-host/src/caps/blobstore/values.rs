@@ -9,11 +9,13 @@
 //! Reading: [`BlobInputStream`] reads [`READ_CHUNK`] bytes at a time from the backend's [`Download`].
 
 use super::{BlobView, Error, failed};
+use crate::meter::Current;
 use bytes::{Buf, Bytes, BytesMut};
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use wasmtime::component::Resource;
 use wasmtime_wasi::p2::{DynInputStream, DynOutputStream, InputStream, OutputStream, Pollable, StreamError};
+use wisp_core::usage::Service;
 use wisp_store::guest_blob::{BlobError, BlobLimits, Download, Upload};
 
 /// Bytes an output stream buffers (its `check-write` permit when empty).
@@ -47,6 +49,8 @@ struct Sink {
     limits: BlobLimits,
     flushing: bool,
     failed: Option<String>,
+    /// The invocation that opened the stream: the bytes written are counted on its meter.
+    current: Arc<Current>,
 }
 
 impl Sink {
@@ -55,7 +59,10 @@ impl Sink {
         while !self.pending.is_empty() && self.failed.is_none() {
             match self.upload.write(&self.pending).await {
                 Ok(0) => self.failed = Some("the blob store accepted no more bytes".into()),
-                Ok(n) => self.pending.advance(n),
+                Ok(n) => {
+                    self.pending.advance(n);
+                    self.current.meter.count(Service::Blobs, 0, n as u64);
+                }
                 Err(e) => self.failed = Some(failed(BlobError::from_io(e))),
             }
         }
@@ -158,6 +165,8 @@ struct BlobInputStream {
     remaining: u64,
     ready: Bytes,
     failed: Option<String>,
+    /// The invocation that opened the stream: the bytes read are counted on its meter.
+    current: Arc<Current>,
 }
 
 #[async_trait::async_trait]
@@ -173,6 +182,7 @@ impl Pollable for BlobInputStream {
             Ok(n) => {
                 self.remaining -= n as u64;
                 self.ready = buf.freeze();
+                self.current.meter.count(Service::Blobs, 0, n as u64);
             }
             Err(e) => self.failed = Some(format!("reading the object failed: {e}")),
         }
@@ -220,7 +230,9 @@ impl super::types::HostOutgoingValue for BlobView<'_> {
         };
         let limits = b.backend.as_ref().map(|be| be.limits()).unwrap_or_default();
         *slot.lock().unwrap_or_else(|p| p.into_inner()) = Slot::Streaming;
-        let sink = Sink { upload, pending: BytesMut::new(), accepted: 0, limits, flushing: false, failed: None };
+        let current = b.current.clone();
+        let sink =
+            Sink { upload, pending: BytesMut::new(), accepted: 0, limits, flushing: false, failed: None, current };
         let stream: DynOutputStream = Box::new(BlobOutputStream { sink: Some(sink), slot });
         Ok(Ok(self.table.push(stream)?))
     }
@@ -292,8 +304,14 @@ impl super::types::HostIncomingValue for BlobView<'_> {
         value: Resource<IncomingValue>,
     ) -> wasmtime::Result<Result<Resource<DynInputStream>, Error>> {
         let d = self.table.delete(value)?.download;
-        let stream: DynInputStream =
-            Box::new(BlobInputStream { reader: d.reader, remaining: d.len, ready: Bytes::new(), failed: None });
+        let current = self.blobs.current.clone();
+        let stream: DynInputStream = Box::new(BlobInputStream {
+            reader: d.reader,
+            remaining: d.len,
+            ready: Bytes::new(),
+            failed: None,
+            current,
+        });
         Ok(Ok(self.table.push(stream)?))
     }
 
