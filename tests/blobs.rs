@@ -66,6 +66,17 @@ async fn blobs_round_trip_names_grants_isolation_cli_and_restart() {
     assert_eq!(s.get("/files/").await, (200, "empty\nhello\nother\n".into()));
     assert_eq!(http.delete(url("/files/other")).send().await.unwrap().status(), 200);
     assert_eq!(s.get("/files/other?exists").await, (200, "false".into()));
+    // consume-sync answers small values and refuses big ones, saying to stream; an instance holds at most 16
+    // values open at once.
+    assert_eq!(s.get("/files/hello?sync").await, (200, "hello, blobs".into()));
+    let five_mb = http.put(url("/files/five")).body(vec![5u8; 5 << 20]).send().await.unwrap();
+    assert_eq!(five_mb.status(), 200);
+    let (status, body) = s.get("/files/five?sync").await;
+    assert!(status == 500 && body.contains("use incoming-value-consume-async to stream it"), "{status} {body}");
+    assert_eq!(s.get("/files/hello?hold=16").await, (200, "held 16".into()));
+    let (status, body) = s.get("/files/hello?hold=17").await;
+    assert!(status == 500 && body.contains("holds 16 blob values open, the most at once"), "{status} {body}");
+    assert_eq!(http.delete(url("/files/five")).send().await.unwrap().status(), 200);
     // Another granted container is a different set of objects.
     assert_eq!(put("/files/hello?container=uploads", "in uploads").await.0, 200);
     assert_eq!(s.get("/files/hello?container=uploads").await.1, "in uploads");
@@ -125,6 +136,18 @@ async fn blobs_round_trip_names_grants_isolation_cli_and_restart() {
     assert_eq!(stdout(&blob(&["ls", "--prefix", "a/"])), "a/b/big.bin\n");
     let ls = stdout(&blob(&["ls"]));
     assert_eq!(ls, "../../escaped\n/etc/hostname\na/b/big.bin\ndir/with space/ü.txt\nempty\nhello\n");
+    // The API lists a page at a time: `next` is where the following page starts.
+    let page = |q: &str| {
+        let req = s.api(reqwest::Method::GET, &format!("/_wisp/v1/namespaces/default/apps/docs/blobs/default?{q}"));
+        async move { req.send().await.unwrap().json::<serde_json::Value>().await.unwrap() }
+    };
+    let first = page("limit=2").await;
+    assert_eq!(first["objects"].as_array().unwrap().len(), 2, "{first}");
+    assert_eq!(first["next"], "/etc/hostname", "{first}");
+    let second = page("limit=2&after=%2Fetc%2Fhostname&prefix=a%2F").await;
+    assert_eq!(second["objects"][0]["name"], "a/b/big.bin", "{second}");
+    assert_eq!(second["objects"][0]["size"], 3_000_000, "{second}");
+    assert!(second["next"].is_null(), "{second}");
     let long_ls = stdout(&blob(&["ls", "-l", "--prefix", "hel"]));
     assert!(long_ls.trim_start().starts_with("12 ") && long_ls.trim_end().ends_with(" hello"), "{long_ls}");
     let out = blob(&["put", "../../cli-escaped", "-d", "x"]);

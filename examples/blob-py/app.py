@@ -8,6 +8,8 @@ which keeps a copy of every `list<u8>` a guest passes to an import, so a guest w
     GET    <route>/<key>         streams the object back as the response body (404 if absent)
     GET    <route>/<key>?exists  "true" or "false"
     GET    <route>/<key>?info    "<size> <container>"
+    GET    <route>/<key>?sync    the object through incoming-value-consume-sync (capped by the host)
+    GET    <route>/<key>?hold=N  opens the object N times at once -> "held N" (the host caps open values)
     DELETE <route>/<key>         deletes it
     GET    <route>/              lists the names, one per line
     ?key=K                       names the object by the (percent-encoded) query instead of the path
@@ -149,6 +151,12 @@ class IncomingHandler(exports.IncomingHandler):
                     respond(response_out, 200, "".join(n + "\n" for n in names).encode())
                 elif isinstance(method, Method_Get) and "exists" in params:
                     respond(response_out, 200, b"true" if container.has_object(key) else b"false")
+                elif isinstance(method, Method_Get) and "sync" in params:
+                    value = container.get_data(key, 0, 2**64 - 1)
+                    respond(response_out, 200, IncomingValue.incoming_value_consume_sync(value))
+                elif isinstance(method, Method_Get) and "hold" in params:
+                    held = [container.get_data(key, 0, 2**64 - 1) for _ in range(int(params["hold"]))]
+                    respond(response_out, 200, f"held {len(held)}".encode())
                 elif isinstance(method, Method_Get) and "info" in params:
                     info = container.object_info(key)
                     respond(response_out, 200, f"{info.size} {info.container}".encode())

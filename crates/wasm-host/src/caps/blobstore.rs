@@ -23,7 +23,7 @@ use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 use wisp_core::usage::Service;
 use wisp_store::guest_blob::{BlobBackend, BlobError};
 
-pub use values::{IncomingValue, MAX_SYNC_BYTES, OutgoingValue};
+pub use values::{IncomingValue, MAX_OPEN_VALUES, MAX_SYNC_BYTES, OutgoingValue};
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -70,6 +70,11 @@ pub(crate) struct Blobs {
     /// The invocation served now: its deadline bounds each backend call; calls and the object bytes the
     /// guest's streams move are counted on its meter.
     pub(crate) current: Arc<Current>,
+    /// Values of this instance holding an object open (an upload or a download; at most
+    /// [`MAX_OPEN_VALUES`]).
+    pub(crate) open: values::OpenCount,
+    /// The instance's captured output: where an error the WIT cannot carry is noted.
+    pub(crate) logs: crate::logs::LogPipe,
 }
 
 /// What the generated host traits are implemented on: the instance's capability state and its table.
@@ -253,6 +258,7 @@ impl container::HostContainer for BlobView<'_> {
         let b = self.blobs;
         let found = async {
             Blobs::check_name(&name)?;
+            let guard = b.open.take()?;
             if end < start {
                 return Err(format!(
                     "the range ends (byte {end}) before it starts (byte {start}); offsets are inclusive"
@@ -260,13 +266,13 @@ impl container::HostContainer for BlobView<'_> {
             }
             let len = (end - start).checked_add(1);
             match b.within(b.backend()?.download(&scope, &name, start, len)).await? {
-                Some(d) => Ok(d),
+                Some(d) => Ok((d, guard)),
                 None => Err(format!("no object {name:?} in container {label:?}")),
             }
         }
         .await;
         Ok(match found {
-            Ok(d) => Ok(self.table.push(IncomingValue::new(d))?),
+            Ok((d, guard)) => Ok(self.table.push(IncomingValue::new(d, guard))?),
             Err(e) => Err(e),
         })
     }

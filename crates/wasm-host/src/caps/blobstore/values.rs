@@ -24,6 +24,37 @@ pub const WRITE_BUDGET: usize = 64 * 1024;
 pub const READ_CHUNK: usize = 64 * 1024;
 /// Largest value `incoming-value-consume-sync` answers; bigger ones must be streamed.
 pub const MAX_SYNC_BYTES: u64 = 4 << 20;
+/// Values an instance may hold open at once (an upload being written, a download being read; each pins a
+/// file and up to 64 KiB of buffer on the host, so the host's share stays small whatever the guest does).
+pub const MAX_OPEN_VALUES: usize = 16;
+
+/// Counts an instance's open values.
+#[derive(Default)]
+pub(crate) struct OpenCount(Arc<std::sync::atomic::AtomicUsize>);
+
+/// One open value, counted until dropped.
+pub(crate) struct OpenGuard(Arc<std::sync::atomic::AtomicUsize>);
+
+impl OpenCount {
+    /// Counts one more open value, or says why not.
+    pub(crate) fn take(&self) -> Result<OpenGuard, Error> {
+        use std::sync::atomic::Ordering;
+        let taken =
+            self.0.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < MAX_OPEN_VALUES).then_some(n + 1));
+        match taken {
+            Ok(_) => Ok(OpenGuard(self.0.clone())),
+            Err(_) => Err(format!(
+                "this instance holds {MAX_OPEN_VALUES} blob values open, the most at once: finish or drop outgoing values, and read or drop incoming ones, before opening more"
+            )),
+        }
+    }
+}
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
 
 /// An `outgoing-value`: where its bytes are (see [`Slot`]) and the object `write-data` named.
 pub struct OutgoingValue {
@@ -51,6 +82,7 @@ struct Sink {
     failed: Option<String>,
     /// The invocation that opened the stream: the bytes written are counted on its meter.
     current: Arc<Current>,
+    _open: OpenGuard,
 }
 
 impl Sink {
@@ -151,11 +183,12 @@ impl OutputStream for BlobOutputStream {
 /// An `incoming-value`: a range of an object, open until consumed.
 pub struct IncomingValue {
     download: Download,
+    open: OpenGuard,
 }
 
 impl IncomingValue {
-    pub(super) fn new(download: Download) -> Self {
-        IncomingValue { download }
+    pub(super) fn new(download: Download, open: OpenGuard) -> Self {
+        IncomingValue { download, open }
     }
 }
 
@@ -167,6 +200,7 @@ struct BlobInputStream {
     failed: Option<String>,
     /// The invocation that opened the stream: the bytes read are counted on its meter.
     current: Arc<Current>,
+    _open: OpenGuard,
 }
 
 #[async_trait::async_trait]
@@ -221,18 +255,31 @@ impl super::types::HostOutgoingValue for BlobView<'_> {
             return Ok(Err(())); // once per value
         }
         let b = self.blobs;
-        let upload = match async { b.within(b.backend()?.upload()).await }.await {
+        let opened = async {
+            let guard = b.open.take()?;
+            Ok::<_, Error>((b.within(b.backend()?.upload()).await?, guard))
+        };
+        let (upload, open) = match opened.await {
             Ok(u) => u,
             Err(e) => {
-                tracing::warn!(error = %e, "cannot start a blob upload");
+                // The WIT's error here is `_`: the reason goes to the invocation's logs.
+                b.logs.note(&format!("wasi:blobstore outgoing-value-write-body failed: {e}"));
                 return Ok(Err(()));
             }
         };
         let limits = b.backend.as_ref().map(|be| be.limits()).unwrap_or_default();
         *slot.lock().unwrap_or_else(|p| p.into_inner()) = Slot::Streaming;
         let current = b.current.clone();
-        let sink =
-            Sink { upload, pending: BytesMut::new(), accepted: 0, limits, flushing: false, failed: None, current };
+        let sink = Sink {
+            upload,
+            pending: BytesMut::new(),
+            accepted: 0,
+            limits,
+            flushing: false,
+            failed: None,
+            current,
+            _open: open,
+        };
         let stream: DynOutputStream = Box::new(BlobOutputStream { sink: Some(sink), slot });
         Ok(Ok(self.table.push(stream)?))
     }
@@ -283,7 +330,7 @@ impl super::types::HostIncomingValue for BlobView<'_> {
         &mut self,
         value: Resource<IncomingValue>,
     ) -> wasmtime::Result<Result<Vec<u8>, Error>> {
-        let mut d = self.table.delete(value)?.download;
+        let IncomingValue { download: mut d, open: _open } = self.table.delete(value)?;
         if d.len > MAX_SYNC_BYTES {
             return Ok(Err(format!(
                 "the value is {} bytes; incoming-value-consume-sync answers at most {MAX_SYNC_BYTES} bytes (4 MiB): use incoming-value-consume-async to stream it",
@@ -291,19 +338,24 @@ impl super::types::HostIncomingValue for BlobView<'_> {
             )));
         }
         let b = self.blobs;
-        Ok(b.within(async {
-            let mut out = Vec::with_capacity(d.len as usize);
-            d.reader.read_to_end(&mut out).await.map_err(BlobError::from_io)?;
-            Ok(out)
-        })
-        .await)
+        let out = b
+            .within(async {
+                let mut out = Vec::with_capacity(d.len as usize);
+                d.reader.read_to_end(&mut out).await.map_err(BlobError::from_io)?;
+                Ok(out)
+            })
+            .await;
+        if let Ok(bytes) = &out {
+            b.current.meter.count(Service::Blobs, 0, bytes.len() as u64);
+        }
+        Ok(out)
     }
 
     async fn incoming_value_consume_async(
         &mut self,
         value: Resource<IncomingValue>,
     ) -> wasmtime::Result<Result<Resource<DynInputStream>, Error>> {
-        let d = self.table.delete(value)?.download;
+        let IncomingValue { download: d, open } = self.table.delete(value)?;
         let current = self.blobs.current.clone();
         let stream: DynInputStream = Box::new(BlobInputStream {
             reader: d.reader,
@@ -311,6 +363,7 @@ impl super::types::HostIncomingValue for BlobView<'_> {
             ready: Bytes::new(),
             failed: None,
             current,
+            _open: open,
         });
         Ok(Ok(self.table.push(stream)?))
     }
