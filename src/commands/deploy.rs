@@ -237,6 +237,7 @@ fn plan(a: &Args) -> anyhow::Result<(Vec<Plan>, Option<Name>, Option<AppMigratio
                     publish_topics: f.publish_topics,
                     config: resolved.config,
                     spin_headers: f.spin_headers,
+                    files: BTreeMap::new(),
                     events: f.events,
                     triggers: f.triggers,
                 },
@@ -304,6 +305,7 @@ fn plan(a: &Args) -> anyhow::Result<(Vec<Plan>, Option<Name>, Option<AppMigratio
         publish_topics: a.publish_topics.clone(),
         config: BTreeMap::new(),
         spin_headers: false,
+        files: BTreeMap::new(),
         events: Default::default(),
         triggers: Vec::new(),
     };

@@ -478,6 +478,7 @@ impl Scheduler {
             sql: active.sql.clone(),
             topics: active.topics.clone(),
             config: active.config.clone(),
+            files: active.code.files().cloned(),
         };
         active.code.prewarm(&active.pool, &ctx).await
     }
@@ -714,6 +715,7 @@ impl Scheduler {
             sql: active.sql.clone(),
             topics: active.topics.clone(),
             config: active.config.clone(),
+            files: active.code.files().cloned(),
         };
         let records = active.records.clone();
         let counters = active.counters.clone();

@@ -28,6 +28,8 @@ pub(crate) struct InstanceState {
     sql: Sql,
     msg: Messaging,
     config: Arc<crate::ConfigVariables>,
+    /// The function's files (see [`crate::caps::filesystem`]).
+    pub(crate) files: Option<crate::FilesRoot>,
     pub(crate) limiter: Limiter,
 }
 
@@ -60,6 +62,7 @@ impl InstanceState {
             sql: Sql { grant: ctx.sql.clone(), dbs: services.sql.clone(), current: current.clone() },
             msg: Messaging { grant: ctx.topics.clone(), topics: services.topics.clone(), current: current.clone() },
             config: ctx.config.clone(),
+            files: ctx.files.clone(),
             limiter: Limiter::new(ctx.limits.memory_bytes()),
         };
         let mut store = Store::new(engine, state);
@@ -119,9 +122,9 @@ impl WasiHttpView for InstanceState {
     }
 }
 
-/// The WASI context of an instance: captured stdout/stderr, the function's env, no preopens (see
-/// [`crate::caps::filesystem`]), and every
-/// socket address denied (and noted in the captured output).
+/// The WASI context of an instance: captured stdout/stderr, the function's env, no preopens (the linker's
+/// [`crate::caps::filesystem`] hands out the directories; WAGI's executor preopens the function's files),
+/// and every socket address denied (and noted in the captured output).
 pub(crate) fn wasi_ctx(ctx: &InvocationCtx, logs: &LogPipe) -> WasiCtxBuilder {
     let mut b = WasiCtxBuilder::new();
     b.stdout(logs.clone()).stderr(logs.clone());
