@@ -159,13 +159,27 @@ exclude_files = ["static/sub/**"]
 name = "without"
 source = "files.wasm"
 routes = ["/n"]
+
+[[function]]
+name = "cgi"
+kind = "wagi"
+source = "files-wagi.wasm"
+routes = ["/cgi"]
+files = ["static/index.html"]
 "#;
     let app = app(dir.path(), "wisp.toml", manifest);
+    std::fs::copy(common::guest("files-wagi"), app.join("files-wagi.wasm")).unwrap();
     let out = s.cli(&["deploy", app.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(s.get("/w/read?www/index.html").await, (200, "hello from a mounted file\n".into()));
     assert_eq!(s.get("/w/read?assets/a.txt").await, (200, "asset a\n".into()));
     assert_eq!(s.get("/w/read?www/sub/deep.txt").await.1, "open-at refused: error 20 (no-entry)\n");
+    // A WAGI module gets the same tree preopened at `/`, read-only.
+    assert_eq!(s.get("/cgi?/static/index.html").await, (200, "hello from a mounted file\n".into()));
+    assert_eq!(s.get("/cgi?/assets/a.txt").await.1, "fopen refused: No such file or directory\n");
+    assert_eq!(s.get("/cgi?/../secret.txt").await.1, "fopen refused: Operation not permitted\n");
+    assert_eq!(s.get("/cgi?write=/static/index.html").await.1, "fopen for writing refused: Operation not permitted\n");
+
     // No files: today's empty root, every open denied and noted.
     assert_eq!(s.get("/n/dirs").await, (200, "directories: 1 /\n".into()));
     assert_eq!(s.get("/n/read?www/index.html").await, (200, "open-at refused: error 0 (access)\n".into()));
