@@ -1,6 +1,7 @@
 //! The state an instance's store holds — one constructor per guest world, so every capability's per-instance
 //! state is built in one place: the WASI context (captured stdout/stderr, env, sockets denied and noted, no
-//! directories of its own — the linker's [`crate::caps::filesystem`] hands out the node's empty root), the
+//! directories of its own — the linker's [`crate::caps::filesystem`] hands out the function's files or the node's
+//! empty root), the
 //! capped resource table, the outbound HTTP capability and the memory limiter.
 
 use crate::InvocationCtx;
