@@ -30,10 +30,10 @@ impl Files {
     pub(crate) fn clean(&self) {
         let Ok(entries) = std::fs::read_dir(&self.dir) else { return };
         for e in entries.flatten() {
-            if e.file_name().to_string_lossy().starts_with(TMP_PREFIX) {
-                if let Err(err) = std::fs::remove_dir_all(e.path()) {
-                    tracing::warn!(path = %e.path().display(), error = %err, "cannot remove an unfinished files tree");
-                }
+            if e.file_name().to_string_lossy().starts_with(TMP_PREFIX)
+                && let Err(err) = std::fs::remove_dir_all(e.path())
+            {
+                tracing::warn!(path = %e.path().display(), error = %err, "cannot remove an unfinished files tree");
             }
         }
     }
