@@ -68,6 +68,10 @@ async fn a_spin_app_reads_its_files_read_only_and_reaches_nothing_else() {
     ] {
         assert_eq!(s.get(&format!("/f/read?{path}")).await, (200, want.into()), "{path}");
     }
+    // Metered: the last read opened one file and read its 16 bytes.
+    assert_eq!(last(&s, "files").await["services"], json!({"files": {"ops": 1, "bytes": 16}}));
+    assert_eq!(s.get("/f/stream?static/index.html").await, (200, "hello from a mounted file\n".into()));
+    assert_eq!(last(&s, "files").await["services"], json!({"files": {"ops": 1, "bytes": 26}}));
     let (_, names) = s.get("/f/ls?static").await;
     let mut names: Vec<&str> = names.lines().collect();
     names.sort();

@@ -152,6 +152,7 @@ impl Shared {
             crate::caps::filesystem::EmptyRoot::new()?,
             |s, line| s.hooks.logs.note(line),
             |s| s.files.as_ref(),
+            |s| &s.hooks.current,
         )
         .context("linking the guests' filesystem")?;
         crate::caps::keyvalue::link(&mut http_linker, HttpState::kv_view).context("linking wasi:keyvalue")?;

@@ -3,6 +3,7 @@
 // works on, relative to the directory it was given):
 //   /dirs            the directories it was given (count and guest paths)
 //   /read?PATH       opens PATH for reading and answers with its first 64 KiB
+//   /stream?PATH     the same through read-via-stream, in 7-byte reads
 //   /ls?PATH         lists the directory PATH (`.` for the root), one name a line, in the order given
 //   /write?PATH      opens PATH to write (create + truncate)
 //   /mkdir?PATH      creates the directory PATH
@@ -108,6 +109,35 @@ static void read_file(wasi_http_types_own_response_outparam_t out, const char *t
   wasi_filesystem_types_descriptor_drop_own(fd);
 }
 
+static void stream_file(wasi_http_types_own_response_outparam_t out, const char *target) {
+  wasi_filesystem_types_own_descriptor_t fd;
+  if (!open_at(out, target, 0, WASI_FILESYSTEM_TYPES_DESCRIPTOR_FLAGS_READ, &fd)) return;
+  wasi_filesystem_types_own_input_stream_t in;
+  wasi_filesystem_types_error_code_t err;
+  if (!wasi_filesystem_types_method_descriptor_read_via_stream(wasi_filesystem_types_borrow_descriptor(fd), 0, &in,
+                                                               &err)) {
+    refused(out, "read-via-stream", err);
+    return;
+  }
+  static char text[65536];
+  size_t n = 0;
+  for (;;) {
+    reader_list_u8_t chunk;
+    wasi_io_streams_stream_error_t serr;
+    if (!wasi_io_streams_method_input_stream_blocking_read(wasi_io_streams_borrow_input_stream(in), 7, &chunk, &serr))
+      break;  // closed: the end of the file
+    if (n + chunk.len < sizeof text - 1) {
+      memcpy(text + n, chunk.ptr, chunk.len);
+      n += chunk.len;
+    }
+    reader_list_u8_free(&chunk);
+  }
+  text[n] = 0;
+  wasi_io_streams_input_stream_drop_own(in);
+  wasi_filesystem_types_descriptor_drop_own(fd);
+  respond(out, 200, text);
+}
+
 static void list(wasi_http_types_own_response_outparam_t out, const char *target) {
   wasi_filesystem_types_own_descriptor_t fd;
   if (!open_at(out, target, WASI_FILESYSTEM_TYPES_OPEN_FLAGS_DIRECTORY, WASI_FILESYSTEM_TYPES_DESCRIPTOR_FLAGS_READ,
@@ -181,6 +211,7 @@ void exports_wasi_http_incoming_handler_handle(exports_wasi_http_incoming_handle
   memmove(path, name, strlen(name) + 1);
   if (!strcmp(path, "/dirs")) dirs(out);
   else if (!strcmp(path, "/read")) read_file(out, target);
+  else if (!strcmp(path, "/stream")) stream_file(out, target);
   else if (!strcmp(path, "/ls")) list(out, target);
   else if (!strcmp(path, "/write")) write_file(out, target);
   else if (!strcmp(path, "/mkdir")) make_dir(out, target);

@@ -16,15 +16,21 @@
 //! is refused with `read-only` and noted, and every other change (create-directory-at, unlink-file-at,
 //! rename-at, symlink-at, set-times, write on a descriptor) is refused by wasmtime-wasi's read-only
 //! permissions. WAGI modules (preview1) get the same tree preopened at `/` (or no directory at all).
+//!
+//! Metering (service `files`): an op is a file or directory of the tree opened, bytes are what the guest
+//! read from it (`read`, and the streams of `read-via-stream`, counted as they are read).
 
+use crate::meter::Current;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use wasmtime::component::{Linker, Resource};
 use wasmtime_wasi::WasiView;
 use wasmtime_wasi::filesystem::{Descriptor, Dir, FsPerms, OpenMode, WasiFilesystemView};
 use wasmtime_wasi::p2::bindings::filesystem::types::{
-    DescriptorFlags, ErrorCode, Host as _, HostDescriptor as _, OpenFlags, PathFlags,
+    DescriptorFlags, ErrorCode, Filesize, Host as _, HostDescriptor as _, OpenFlags, PathFlags,
 };
+use wasmtime_wasi::p2::{DynInputStream, InputStream, Pollable, StreamResult};
+use wisp_core::usage::Service;
 
 /// The WIT interfaces this module shadows in wasmtime-wasi's linker (the versions wasmtime-wasi 48 defines;
 /// guests importing any 0.2.x are served by them).
@@ -98,12 +104,14 @@ fn writes(oflags: OpenFlags, flags: DescriptorFlags) -> bool {
 /// Shadows `get-directories` (answers the instance's files, or the empty root, as `/`) and
 /// `[method]descriptor.open-at` (without files: denies and notes; with files: refuses writes, noted, and
 /// opens the rest through wasmtime-wasi) in a linker that already has wasmtime-wasi's p2 interfaces.
-/// `note` writes a line to the instance's captured output; `files` is the instance's files, if any.
+/// `note` writes a line to the instance's captured output; `files` is the instance's files, if any;
+/// `current` the invocation it serves (whose meter counts what is opened and read of the files).
 pub(crate) fn link<T: WasiView + 'static>(
     linker: &mut Linker<T>,
     root: EmptyRoot,
     note: fn(&mut T, &str),
     files: fn(&T) -> Option<&FilesRoot>,
+    current: fn(&T) -> &Arc<Current>,
 ) -> anyhow::Result<()> {
     linker.allow_shadowing(true);
     let root = Arc::new(root);
@@ -144,15 +152,107 @@ pub(crate) fn link<T: WasiView + 'static>(
                     return Ok((Err(ErrorCode::ReadOnly),));
                 }
                 let mut view = store.data_mut().filesystem();
-                match view.open_at(dir, pflags, path, oflags, flags).await {
-                    Ok(fd) => Ok((Ok(fd),)),
-                    Err(e) => Ok((Err(view.convert_error_code(e)?),)),
+                let opened = view.open_at(dir, pflags, path, oflags, flags).await;
+                let opened = match opened {
+                    Ok(fd) => Ok(fd),
+                    Err(e) => Err(view.convert_error_code(e)?),
+                };
+                if opened.is_ok() {
+                    current(store.data()).meter.count(Service::Files, 1, 0);
                 }
+                Ok((opened,))
             })
+        },
+    )?;
+    linker.instance(TYPES)?.func_wrap_async(
+        "[method]descriptor.read",
+        move |mut store, (fd, len, offset): (Resource<Descriptor>, Filesize, Filesize)| {
+            Box::new(async move {
+                let mut view = store.data_mut().filesystem();
+                let read = match view.read(fd, len, offset).await {
+                    Ok(r) => Ok(r),
+                    Err(e) => Err(view.convert_error_code(e)?),
+                };
+                if let Ok((bytes, _)) = &read
+                    && files(store.data()).is_some()
+                {
+                    current(store.data()).meter.count(Service::Files, 0, bytes.len() as u64);
+                }
+                Ok((read,))
+            })
+        },
+    )?;
+    linker.instance(TYPES)?.func_wrap(
+        "[method]descriptor.read-via-stream",
+        move |mut store,
+              (fd, offset): (Resource<Descriptor>, Filesize)|
+              -> wasmtime::Result<(Result<Resource<DynInputStream>, ErrorCode>,)> {
+            let mut view = store.data_mut().filesystem();
+            let stream = match view.read_via_stream(fd, offset) {
+                Ok(s) => s,
+                Err(e) => return Ok((Err(view.convert_error_code(e)?),)),
+            };
+            if files(store.data()).is_none() {
+                return Ok((Ok(stream),));
+            }
+            // Counted as the guest reads it: the stream is swapped for a counting one (before anything can
+            // have subscribed to it).
+            let current = current(store.data()).clone();
+            let table = &mut store.data_mut().ctx().table;
+            let inner = table.delete(stream)?;
+            let counted: DynInputStream = Box::new(Counted { inner, current });
+            Ok((Ok(table.push(counted)?),))
         },
     )?;
     linker.allow_shadowing(false);
     Ok(())
+}
+
+/// A file's input stream whose reads are counted on the meter of the invocation that opened it.
+struct Counted {
+    inner: DynInputStream,
+    current: Arc<Current>,
+}
+
+impl Counted {
+    fn count(&self, read: StreamResult<bytes::Bytes>) -> StreamResult<bytes::Bytes> {
+        if let Ok(b) = &read {
+            self.current.meter.count(Service::Files, 0, b.len() as u64);
+        }
+        read
+    }
+}
+
+#[async_trait::async_trait]
+impl Pollable for Counted {
+    async fn ready(&mut self) {
+        self.inner.ready().await
+    }
+}
+
+#[async_trait::async_trait]
+impl InputStream for Counted {
+    fn read(&mut self, size: usize) -> StreamResult<bytes::Bytes> {
+        let read = self.inner.read(size);
+        self.count(read)
+    }
+
+    async fn blocking_read(&mut self, size: usize) -> StreamResult<bytes::Bytes> {
+        let read = self.inner.blocking_read(size).await;
+        self.count(read)
+    }
+
+    fn skip(&mut self, n: usize) -> StreamResult<usize> {
+        self.inner.skip(n)
+    }
+
+    async fn blocking_skip(&mut self, n: usize) -> StreamResult<usize> {
+        self.inner.blocking_skip(n).await
+    }
+
+    async fn cancel(&mut self) {
+        self.inner.cancel().await
+    }
 }
 
 #[cfg(test)]
