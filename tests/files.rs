@@ -173,11 +173,31 @@ files = ["static/index.html"]
 "#;
     let app = app(dir.path(), "wisp.toml", manifest);
     std::fs::copy(common::guest("files-wagi"), app.join("files-wagi.wasm")).unwrap();
-    let out = s.cli(&["deploy", app.to_str().unwrap()]);
+    // Deployed from inside the app directory (the manifest's directory is then the empty path).
+    let out = std::process::Command::new(common::wisp_bin())
+        .current_dir(&app)
+        .args(["deploy", "wisp.toml"])
+        .env("WISP_URL", s.api_base())
+        .env("WISP_DATA_DIR", &s.data)
+        .env_remove("WISP_TOKEN")
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(s.get("/w/read?www/index.html").await, (200, "hello from a mounted file\n".into()));
     assert_eq!(s.get("/w/read?assets/a.txt").await, (200, "asset a\n".into()));
     assert_eq!(s.get("/w/read?www/sub/deep.txt").await.1, "open-at refused: error 20 (no-entry)\n");
+    // The revision lists what it mounts (guest path → artifact).
+    let shown: Value = s
+        .api(reqwest::Method::GET, "/_wisp/v1/namespaces/default/functions/with-files")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let files = shown["revisions"][0]["files"].as_object().unwrap();
+    assert_eq!(files.keys().collect::<Vec<_>>(), ["/assets/a.txt", "/www/index.html", "/www/old.bak"], "{shown}");
+
     // A WAGI module gets the same tree preopened at `/`, read-only.
     assert_eq!(s.get("/cgi?/static/index.html").await, (200, "hello from a mounted file\n".into()));
     assert_eq!(s.get("/cgi?/assets/a.txt").await.1, "fopen refused: No such file or directory\n");
@@ -229,7 +249,27 @@ async fn what_a_manifest_may_mount_is_checked_before_anything_is_uploaded() {
         assert!(!out.status.success());
         assert!(stderr(&out).contains(want), "{files}: {}", stderr(&out));
     }
-    // Limits: files per function.
+    // Limits: bytes per file and in all (sparse files: nothing is written), files per function.
+    let sparse = |name: &str, len: u64| {
+        std::fs::File::create(app.join(name)).unwrap().set_len(len).unwrap();
+    };
+    sparse("big.bin", wisp_core::files::DEFAULT_MAX_FILE_BYTES + 1);
+    let out = deploy_with("\"big.bin\"");
+    assert!(
+        stderr(&out).contains("files: \"big.bin\" is 67108865 bytes, over the limit of 67108864 bytes per file"),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::create_dir(app.join("large")).unwrap();
+    for i in 0..5 {
+        sparse(&format!("large/{i}.bin"), 60 << 20);
+    }
+    let out = deploy_with("\"large\"");
+    assert!(
+        stderr(&out).contains("files: more than 268435456 bytes in all, over the limit per function"),
+        "{}",
+        stderr(&out)
+    );
     for i in 0..=wisp_core::files::DEFAULT_MAX_FILES {
         write(&app.join(format!("many/{i}.txt")), "x");
     }

@@ -393,6 +393,9 @@ pub struct RevisionView {
     pub artifact: String,
     /// Names of its environment variables.
     pub env_keys: Vec<String>,
+    /// The files it mounts: guest path → artifact sha256.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub files: std::collections::BTreeMap<String, String>,
     /// Limits.
     pub limits: wisp_core::Limits,
     /// Creation time, unix ms.
@@ -406,6 +409,7 @@ impl From<wisp_core::RevisionRecord> for RevisionView {
             kind: r.kind.to_string(),
             artifact: r.artifact,
             env_keys: r.env.into_keys().collect(),
+            files: r.files,
             limits: r.limits,
             created_at_ms: r.created_at_ms,
         }

@@ -95,6 +95,8 @@ pub(super) fn resolve(
     if mounts.is_empty() {
         return Ok(BTreeMap::new());
     }
+    // `wisp deploy spin.toml` in the app directory: the manifest's parent is the empty path.
+    let base = if base.as_os_str().is_empty() { Path::new(".") } else { base };
     let root = base.canonicalize().with_context(|| format!("resolving the app directory {}", base.display()))?;
     let disk = Disk { root };
     let map = wisp_core::files::resolve(mounts, exclude, &disk).map_err(anyhow::Error::msg)?;
@@ -105,16 +107,13 @@ pub(super) fn resolve(
         let size = std::fs::metadata(&path).with_context(|| format!("reading {}", path.display()))?.len();
         if size > DEFAULT_MAX_FILE_BYTES {
             bail!(
-                "files: {rel:?} is {}, over the limit of {} per file; leave it out with exclude_files",
-                human_bytes(size as usize),
-                human_bytes(DEFAULT_MAX_FILE_BYTES as usize)
+                "files: {rel:?} is {size} bytes, over the limit of {DEFAULT_MAX_FILE_BYTES} bytes per file; leave it out with exclude_files"
             );
         }
         total += size;
         if total > DEFAULT_MAX_FILES_BYTES {
             bail!(
-                "files: more than {} in all, over the limit per function; narrow the patterns or add exclude_files",
-                human_bytes(DEFAULT_MAX_FILES_BYTES as usize)
+                "files: more than {DEFAULT_MAX_FILES_BYTES} bytes in all, over the limit per function; narrow the patterns or add exclude_files"
             );
         }
         out.insert(guest, path);
