@@ -489,6 +489,7 @@ impl Scheduler {
             blobs: active.blobs.clone(),
             topics: active.topics.clone(),
             config: active.config.clone(),
+            files: active.code.files().cloned(),
         };
         active.code.prewarm(&active.pool, &ctx).await
     }
@@ -726,6 +727,7 @@ impl Scheduler {
             blobs: active.blobs.clone(),
             topics: active.topics.clone(),
             config: active.config.clone(),
+            files: active.code.files().cloned(),
         };
         let records = active.records.clone();
         let counters = active.counters.clone();

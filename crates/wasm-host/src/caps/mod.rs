@@ -6,8 +6,9 @@
 //!
 //! Capabilities today: outbound HTTP ([`outbound`]), key-value ([`keyvalue`]), SQL ([`sqlite`]), blobs
 //! ([`blobstore`]), messaging to the node's topics ([`messaging`]) and configuration ([`config`]). The WASI
-//! base (clocks, random, io, cli streams and env, sockets — every address denied —, filesystem — one empty
-//! root, every open denied ([`filesystem`])) is linked for every instance.
+//! base (clocks, random, io, cli streams and env, sockets — every address denied —, filesystem — the
+//! function's files read-only, or one empty root where every open is denied ([`filesystem`])) is linked for
+//! every instance.
 
 pub mod blobstore;
 pub mod config;
