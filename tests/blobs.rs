@@ -278,9 +278,11 @@ async fn size_quotas_name_their_limits() {
     assert!(body.contains("limit of 2 MiB per app (blobstore.max_app_mb)"), "{body}");
     assert_eq!(http.delete(format!("{}/q/a", s.url)).send().await.unwrap().status(), 200);
     assert_eq!(put("c", 900_000).await.0, 200, "deleting made room");
-    // The API enforces the same limits.
+    // The API enforces the same limits, and answers why even while the client is still sending (it reads
+    // what follows a refusal, up to a bound, instead of closing on unread bytes: that would reset the
+    // connection before the answer arrives).
     let src = dir.path().join("big.bin");
-    std::fs::write(&src, vec![0u8; 1_500_000]).unwrap();
+    std::fs::write(&src, vec![0u8; 6_000_000]).unwrap();
     let out = s.cli(&["blob", "--app", "quota", "put", "big", "--file", src.to_str().unwrap()]);
     assert!(!out.status.success() && stderr(&out).contains("blobstore.max_object_mb"), "{}", stderr(&out));
 

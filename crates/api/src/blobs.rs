@@ -117,9 +117,24 @@ pub(crate) async fn put<const APP: bool>(
     Path((ns, name, container, key)): Path<(String, String, String, String)>,
     mut body: Body,
 ) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
-    let scope = scope(&ns, owner::<APP>(), &name, &container)?;
-    check_name(&key)?;
-    let backend = backend(&api)?;
+    let stored = store(&api, owner::<APP>(), (&ns, &name, &container, &key), &mut body).await;
+    if stored.is_err() {
+        linger(&mut body).await;
+    }
+    let info = stored?;
+    Ok((StatusCode::CREATED, Json(serde_json::json!({ "name": info.name, "size": info.size }))))
+}
+
+/// Streams `body` into the object `key` of a container (created if need be).
+async fn store(
+    api: &Api,
+    owner: &str,
+    (ns, name, container, key): (&str, &str, &str, &str),
+    body: &mut Body,
+) -> ApiResult<wisp_store::guest_blob::ObjectInfo> {
+    let scope = scope(ns, owner, name, container)?;
+    check_name(key)?;
+    let backend = backend(api)?;
     backend.create_container(&scope).await?;
     let mut upload = backend.upload().await?;
     while let Some(frame) = body.frame().await {
@@ -130,8 +145,26 @@ pub(crate) async fn put<const APP: bool>(
         }
     }
     upload.flush().await.map_err(BlobError::from_io)?;
-    let info = upload.commit(&scope, &key).await?;
-    Ok((StatusCode::CREATED, Json(serde_json::json!({ "name": info.name, "size": info.size }))))
+    Ok(upload.commit(&scope, key).await?)
+}
+
+/// How much of a refused upload's remaining body is read (and dropped) before the answer, and for how long.
+const LINGER_BYTES: usize = 16 << 20;
+const LINGER: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Reads (and drops) what is left of a refused upload, within [`LINGER_BYTES`] and [`LINGER`]: a client
+/// still sending when the connection closes on unread bytes gets a reset instead of the answer saying why.
+async fn linger(body: &mut Body) {
+    let _ = tokio::time::timeout(LINGER, async {
+        let mut read = 0;
+        while read < LINGER_BYTES {
+            match body.frame().await {
+                Some(Ok(frame)) => read += frame.data_ref().map_or(0, |d| d.len()),
+                _ => return,
+            }
+        }
+    })
+    .await;
 }
 
 pub(crate) async fn delete<const APP: bool>(
