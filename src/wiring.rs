@@ -25,6 +25,8 @@ pub struct NodeConfig {
     pub kv: KvBackendConfig,
     /// Limits of guests' SQL databases (`<data-dir>/sql/<ns>/<app|fn>/<name>/<label>.db`).
     pub sql: wisp_store::sql::SqlLimits,
+    /// Pools of guests' connections to their databases and brokers.
+    pub outbound_db: wisp_outbound_db::PoolConfig,
     pub data_dir: PathBuf,
     pub host: HostConfig,
     pub gateway: GatewayConfig,
@@ -67,7 +69,11 @@ pub async fn build(config: NodeConfig) -> anyhow::Result<Node> {
         ),
     };
     let sql = wisp_store::sql::SqlDatabases::new(&config.data_dir.join("sql"), config.sql);
-    let services = wisp_wasm_host::Services { kv: Some(guest_kv.clone()), sql: Some(sql.clone()) };
+    let services = wisp_wasm_host::Services {
+        kv: Some(guest_kv.clone()),
+        sql: Some(sql.clone()),
+        outbound_db: Some(wisp_outbound_db::Pools::new(config.outbound_db)),
+    };
     let host = Host::with_services(config.host, services)?;
     let registry = Arc::new(Registry::new(store, host, config.data_dir.join("compiled"), config.max_artifact_bytes));
     let tasks = registry.host().tasks().clone();

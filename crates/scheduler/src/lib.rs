@@ -48,6 +48,8 @@ pub struct Active {
     kv: Arc<wisp_wasm_host::caps::Grant>,
     /// The SQL grant, scoped the same way.
     sql: Arc<wisp_wasm_host::caps::Grant>,
+    /// Who owns its pooled outbound connections (namespace + app).
+    owner: Arc<str>,
     /// The revision's configuration (`wasi:config/store`).
     config: Arc<wisp_wasm_host::ConfigVariables>,
     name: Arc<str>,
@@ -303,6 +305,11 @@ impl Scheduler {
             let namespace = Arc::from(record.key.namespace.as_str());
             let kv = kv_grant(&record);
             let sql = sql_grant(&record);
+            let owner = Arc::from(wisp_core::kv::owner(
+                record.key.namespace.as_str(),
+                record.app.as_ref().map(|a| a.as_str()),
+                record.key.name.as_str(),
+            ));
             let config = self.config_of(&record);
             let active = Active {
                 record,
@@ -313,6 +320,7 @@ impl Scheduler {
                 outbound,
                 kv,
                 sql,
+                owner,
                 config,
                 name,
                 records,
@@ -445,6 +453,7 @@ impl Scheduler {
             outbound: active.outbound.clone(),
             kv: active.kv.clone(),
             sql: active.sql.clone(),
+            owner: active.owner.clone(),
             config: active.config.clone(),
         };
         active.code.prewarm(&active.pool, &ctx).await
@@ -680,6 +689,7 @@ impl Scheduler {
             outbound: active.outbound.clone(),
             kv: active.kv.clone(),
             sql: active.sql.clone(),
+            owner: active.owner.clone(),
             config: active.config.clone(),
         };
         let records = active.records.clone();

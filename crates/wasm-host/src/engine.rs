@@ -153,6 +153,8 @@ impl Shared {
         .context("linking the guests' filesystem")?;
         crate::caps::keyvalue::link(&mut http_linker, HttpState::kv_view).context("linking wasi:keyvalue")?;
         crate::caps::sqlite::link(&mut http_linker, HttpState::sql_view).context("linking spin sqlite")?;
+        crate::caps::outbound_db::link(&mut http_linker, HttpState::db_view)
+            .context("linking spin postgres, mysql, redis and mqtt")?;
         crate::caps::config::link(&mut http_linker, HttpState::config_view, |s| HttpState::config_view(s).rc1())
             .context("linking wasi:config")?;
         let mut wagi_linker = wasmtime::Linker::new(&engine);

@@ -125,6 +125,9 @@ pub struct InvocationCtx {
     pub kv: Arc<caps::Grant>,
     /// The SQL grant: the databases it may open and their scopes (built once per revision).
     pub sql: Arc<caps::Grant>,
+    /// Who owns the function's pooled outbound connections: its namespace and app
+    /// ([`wisp_core::kv::owner`]).
+    pub owner: Arc<str>,
     /// The revision's configuration, served through `wasi:config/store` (built once per revision).
     pub config: Arc<ConfigVariables>,
 }
@@ -139,4 +142,6 @@ pub struct Services {
     pub kv: Option<Arc<dyn wisp_store::guest_kv::KvBackend>>,
     /// Guests' SQL databases.
     pub sql: Option<Arc<wisp_store::sql::SqlDatabases>>,
+    /// Pools of guests' connections to their databases and brokers (PostgreSQL, MySQL, Redis, MQTT).
+    pub outbound_db: Option<Arc<wisp_outbound_db::Pools>>,
 }

@@ -6,6 +6,7 @@
 use crate::InvocationCtx;
 use crate::caps::keyvalue::{Kv, KvView};
 use crate::caps::outbound::{Outbound, OutboundHttp};
+use crate::caps::outbound_db::{DbView, OutboundDb};
 use crate::caps::sqlite::{Sql, SqlView};
 use crate::limits::{FIELD_SIZE_LIMIT, Limiter, resource_table_cap};
 use crate::logs::LogPipe;
@@ -24,6 +25,7 @@ pub(crate) struct InstanceState {
     pub(crate) hooks: OutboundHttp,
     kv: Kv,
     sql: Sql,
+    db: OutboundDb,
     config: Arc<crate::ConfigVariables>,
     pub(crate) limiter: Limiter,
 }
@@ -56,6 +58,7 @@ impl InstanceState {
             },
             kv: Kv { grant: ctx.kv.clone(), backend: services.kv.clone() },
             sql: Sql { grant: ctx.sql.clone(), dbs: services.sql.clone(), deadline: ctx.deadline },
+            db: OutboundDb { owner: ctx.owner.clone(), pools: services.outbound_db.clone() },
             config: ctx.config.clone(),
             limiter: Limiter::new(ctx.limits.memory_bytes()),
         };
@@ -74,6 +77,11 @@ impl InstanceState {
     /// The SQL capability's view of this instance.
     pub(crate) fn sql_view(&mut self) -> SqlView<'_> {
         SqlView::new(&self.sql, &mut self.table)
+    }
+
+    /// The outbound databases' view of this instance (its grant and deadline are outbound HTTP's).
+    pub(crate) fn db_view(&mut self) -> DbView<'_> {
+        DbView::new(&self.db, &self.hooks, &mut self.table)
     }
 
     /// The configuration capability's view: the revision's configuration.

@@ -4,15 +4,18 @@
 //! the state each instance gets. Adding one is a file here, a field in [`crate::state`]'s instance state,
 //! and an entry in [`CAPABILITIES`].
 //!
-//! Capabilities today: outbound HTTP ([`outbound`]), key-value ([`keyvalue`]), SQL ([`sqlite`]) and
-//! configuration ([`config`]). The WASI base (clocks, random, io, cli streams and
+//! Capabilities today: outbound HTTP ([`outbound`]), outbound databases and brokers ([`outbound_db`], over
+//! the same address check, [`net`]), key-value ([`keyvalue`]), SQL ([`sqlite`]) and configuration
+//! ([`config`]). The WASI base (clocks, random, io, cli streams and
 //! env, sockets — every address denied —, filesystem — one empty root, every open denied ([`filesystem`]))
 //! is linked for every instance.
 
 pub mod config;
 pub(crate) mod filesystem;
 pub mod keyvalue;
+pub(crate) mod net;
 pub mod outbound;
+pub mod outbound_db;
 pub mod sqlite;
 
 use wisp_core::FunctionSpec;
