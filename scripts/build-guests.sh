@@ -25,6 +25,8 @@
 #   npm:   @bytecodealliance/componentize-js 0.23.0 in <cache>/wisp/npm (JavaScript)
 #   venv:  componentize-py 0.17.2 + spin-sdk 3.4.1 in <cache>/wisp/spin-py (Spin SDK apps, built with
 #          Spin's own `componentize-py -w spin-http componentize app` against the SDK's WIT)
+#   npm:   a Spin JS app's own package-lock.json (`npm ci`), in <cache>/wisp/spin-js-npm/<hash of its
+#          package.json + lock>; the app is then built with its own `npm run build`, as `spin build` does
 # The WASI 0.2 WIT files come from the wasmtime-wasi-http crate source and the
 # preview1 adapters from the wasi-preview1-component-adapter-provider crate,
 # both 48.0.8, found in (or fetched into) the cargo registry: nothing vendored.
@@ -50,6 +52,8 @@ JS_WASI_VERSION=0.2.10    # componentize-js 0.23's engine is built against wasi:
 #         c-reactor C wasi:http component, preview1 "reactor" adapter (needs env vars)
 #         py        componentize-py     js  componentize-js
 #         spin-py   a Spin SDK for Python app (app.py + spin.toml), built as Spin builds it
+#         spin-js   a Spin JavaScript app (package.json + lock, spin.toml): `npm ci`, then `npm run build`;
+#                   the output is the component's `source` in its spin.toml
 #         wagi      preview1 command core module (not a component)
 GUESTS="
 hello-c    c-proxy   examples/hello-c        -
@@ -59,8 +63,10 @@ echo-py    py        examples/echo-py        -
 event-py   py        examples/event-py       -
 kv-py      py        examples/kv-py          wit
 config-py  py        examples/config-py      wit
+messaging-py py      examples/messaging-py   wit
 counter-py py        tests/guests/counter-py -
 spin-py    spin-py   tests/guests/spin-py    -
+spin-js    spin-js   tests/guests/spin-js    -
 hello-js   js        examples/hello-js       -
 echo-js    js        examples/echo-js        -
 hello-wagi wagi      examples/hello-wagi     -
@@ -203,6 +209,9 @@ ensure_spin_sdk() {
   echo "$want" >"$SPIN_VENV/.wisp-tools"
 }
 if needs spin-py; then ensure_spin_sdk; fi
+if needs spin-js; then
+  command -v npm >/dev/null || die "npm not found (needed for Spin JS apps; node >= 20)"
+fi
 
 # ------------------------------------------------ WIT files and adapters ---
 
@@ -287,7 +296,7 @@ sha_of_files() { # stdin: file list (relative to $REPO); prints a hash of names+
 }
 dir_hash() { (cd "$1" && find . -type f | LC_ALL=C sort | xargs -r sha256sum) | sha256sum | cut -d' ' -f1; }
 
-TOOLS_C='' TOOLS_WAGI='' TOOLS_PY='' TOOLS_JS='' TOOLS_SPIN=''
+TOOLS_C='' TOOLS_WAGI='' TOOLS_PY='' TOOLS_JS='' TOOLS_SPIN='' TOOLS_SPIN_JS=''
 SCRIPT_HASH=$(sha256sum <"$SCRIPT" | cut -d' ' -f1)
 if needs c-proxy c-reactor wagi; then
   TOOLS_WAGI="$(clang-16 --version | head -n1); $(dpkg-query -W -f='${Package} ${Version}; ' wasi-libc libclang-rt-16-dev-wasm32)"
@@ -300,6 +309,8 @@ if needs py; then
   TOOLS_PY="$COMPONENTIZE_PY_FOUND; wit $(dir_hash "$WIT_DIR")"
 fi
 if needs spin-py; then TOOLS_SPIN=$(cat "$SPIN_VENV/.wisp-tools"); fi
+# A Spin JS app's packages are pinned by its package-lock.json, which is among its hashed sources.
+if needs spin-js; then TOOLS_SPIN_JS="node $(node --version); npm $(npm --version)"; fi
 if needs js; then
   TOOLS_JS="componentize-js $(componentize_js_installed_version); node $(node --version);"
   TOOLS_JS+=" wit $(dir_hash "$WIT_JS_DIR")"
@@ -312,13 +323,14 @@ guest_hash() { # guest_hash NAME
   [ "$extra" = - ] || inputs+=("$extra")
   case "$kind" in
     c-*) tools=$TOOLS_C ;; wagi) tools=$TOOLS_WAGI ;; py) tools=$TOOLS_PY ;; js) tools=$TOOLS_JS ;;
-    spin-py) tools=$TOOLS_SPIN ;;
+    spin-py) tools=$TOOLS_SPIN ;; spin-js) tools=$TOOLS_SPIN_JS ;;
   esac
   {
     echo "guest $1 kind $kind script $SCRIPT_HASH"
     echo "tools $tools"
     (cd "$REPO" && find "${inputs[@]}" -type f \
-      ! -name '*.pyc' ! -path '*/__pycache__/*' | sha_of_files)
+      ! -name '*.pyc' ! -path '*/__pycache__/*' ! -path '*/node_modules/*' \
+      ! -path 'tests/guests/spin-js/build/*' ! -path 'tests/guests/spin-js/dist/*' | sha_of_files)
   } | sha256sum | cut -c1-32
 }
 
@@ -388,6 +400,43 @@ build_spin_py() { # build_spin_py SRC OUT: the command of the app's spin.toml, i
     componentize-py -w spin-http componentize app -o "$2")
 }
 
+# Installs a Spin JS app's locked packages into the cache, once per package.json + lock: prints the
+# directory whose node_modules the app's build uses. Never writes into the repo.
+spin_js_packages() { # spin_js_packages SRC
+  local src=$REPO/$1 h dir tmp
+  [ -f "$src/package-lock.json" ] || { echo "no package-lock.json in $1" >"$WORK/failed-command"; return 1; }
+  h=$(cat "$src/package.json" "$src/package-lock.json" | sha256sum | cut -c1-16)
+  dir=$CACHE_ROOT/spin-js-npm/$h
+  if [ ! -f "$dir/.wisp-installed" ]; then
+    # (In a command substitution errexit is off: each step checks its own status.)
+    mkdir -p "$CACHE_ROOT/spin-js-npm" && tmp=$(mktemp -d "$CACHE_ROOT/spin-js-npm/.tmp.XXXXXX") || return 1
+    cp "$src/package.json" "$src/package-lock.json" "$tmp/" || return 1
+    # --ignore-scripts: no install script is needed (esbuild finds its binary in its platform package), and
+    # npm versions differ in which ones they run.
+    (cd "$tmp" && run npm ci --ignore-scripts --no-audit --no-fund --loglevel=error) >&2 || { rm -rf "$tmp"; return 1; }
+    touch "$tmp/.wisp-installed" || return 1
+    rm -rf "$dir"
+    mv "$tmp" "$dir" 2>/dev/null || rm -rf "$tmp"  # a parallel build may have won; its copy is the same
+  fi
+  echo "$dir"
+}
+
+build_spin_js() { # build_spin_js SRC OUT: the app's own build (`npm run build`) with its locked packages
+  local deps source
+  deps=$(spin_js_packages "$1")
+  run cp -R "$REPO/$1" "$WORK/app"
+  # What a local `npm install` / `npm run build` in the source dir left there is not an input.
+  run rm -rf "$WORK/app/node_modules" "$WORK/app/build" "$WORK/app/dist"
+  run ln -s "$deps/node_modules" "$WORK/app/node_modules"
+  (cd "$WORK/app" && run npm run build)
+  # The component's `source` in spin.toml (the app has one component).
+  source=$(sed -n 's/^source *= *"\([^"]*\)".*/\1/p' "$WORK/app/spin.toml" | head -n1)
+  [ -n "$source" ] || { echo "no component source in $1/spin.toml" >"$WORK/failed-command"; return 1; }
+  # Spin's j2w reports a failed componentization but exits 0: the missing output is the failure.
+  [ -s "$WORK/app/$source" ] || { echo "npm run build made no $source (see the log)" >"$WORK/failed-command"; return 1; }
+  run cp "$WORK/app/$source" "$2"
+}
+
 build_js() { # build_js SRC OUT
   (cd "$NPM_DIR" && run ./node_modules/.bin/componentize-js "$REPO/$1/app.js" \
     --wit "$WIT_JS_DIR" --world-name "wasi:http/proxy@$JS_WASI_VERSION" -o "$2")
@@ -404,6 +453,7 @@ build_guest() { # build_guest NAME HASH
     wagi) build_wagi "$src" "$out" ;;
     py) build_py "$src" "$out" ;;
     spin-py) build_spin_py "$src" "$out" ;;
+    spin-js) build_spin_js "$src" "$out" ;;
     js) build_js "$src" "$out" ;;
   esac
   [ -s "$out" ] || { echo "no output produced" >"$WORK/failed-command"; return 1; }

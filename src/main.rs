@@ -2,6 +2,7 @@
 
 mod client;
 mod commands;
+mod spin_runtime;
 mod wiring;
 
 use clap::{Parser, Subcommand};

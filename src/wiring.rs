@@ -69,10 +69,12 @@ pub async fn build(config: NodeConfig) -> anyhow::Result<Node> {
         ),
     };
     let sql = wisp_store::sql::SqlDatabases::new(&config.data_dir.join("sql"), config.sql);
+    let topics = Arc::new(wisp_wasm_host::caps::messaging::TopicSlot::default());
     let services = wisp_wasm_host::Services {
         kv: Some(guest_kv.clone()),
         sql: Some(sql.clone()),
         outbound_db: Some(wisp_outbound_db::Pools::new(config.outbound_db)),
+        topics: topics.clone(),
     };
     let host = Host::with_services(config.host, services)?;
     let registry = Arc::new(Registry::new(store, host, config.data_dir.join("compiled"), config.max_artifact_bytes));
@@ -111,8 +113,10 @@ pub async fn build(config: NodeConfig) -> anyhow::Result<Node> {
     events.start();
     // Event sources, after the functions they feed are active.
     let triggers = wisp_triggers::Triggers::new(events.clone(), trigger_state);
-    let sink: Arc<dyn wisp_events::TopicSink> = triggers.clone();
-    events.set_topics(Arc::downgrade(&sink));
+    // Destinations and guests' messages publish through the topic index (held weakly: it holds the node).
+    let index: Arc<dyn wisp_wasm_host::caps::messaging::Topics> = triggers.clone();
+    events.set_topics(Arc::downgrade(&index));
+    topics.connect(Arc::downgrade(&index));
     for record in &records {
         triggers.apply(record);
     }

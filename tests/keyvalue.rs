@@ -143,3 +143,37 @@ async fn key_value_on_redis() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("key_value.backend = \"redis\" needs key_value.url"));
 }
+
+/// A Spin runtime-config.toml naming Redis for its stores (`[key_value_store.default] type = "redis"`) puts
+/// the node's key-value data there; a part wisp cannot honour (a `path`) stops `wisp up` with what to change.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_spin_runtime_config_chooses_the_key_value_backend() {
+    let dir = tempfile::tempdir().unwrap();
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let app = format!("rc{}-{nanos}", std::process::id());
+    let config = dir.path().join("runtime-config.toml");
+    std::fs::write(
+        &config,
+        "[key_value_store.default]\ntype = \"redis\"\nurl = \"redis://127.0.0.1:6379\"\n\n[sqlite_database.default]\ntype = \"spin\"\n",
+    )
+    .unwrap();
+    let s = Server::start_with(&dir.path().join("data"), &["--config", config.to_str().unwrap()]);
+    s.deploy("cart", "kv-py", json!({"app": app, "routes": ["/kv"], "key_value_stores": ["default"]})).await;
+    let r = reqwest::Client::new().put(format!("{}/kv/greeting", s.url)).body("from spin's config").send().await;
+    assert_eq!(r.unwrap().status(), 200);
+    let key = format!("wisp:default/app/{app}/default/greeting");
+    let out = std::process::Command::new("redis-cli").args(["HGET", &key, "v"]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "from spin's config");
+    std::process::Command::new("redis-cli").args(["DEL", &key]).output().unwrap();
+
+    std::fs::write(&config, "[key_value_store.default]\ntype = \"spin\"\npath = \".spin/kv.db\"\n").unwrap();
+    let out = std::process::Command::new(common::wisp_bin())
+        .args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("data2"))
+        .args(["--config", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("[key_value_store.default] path = \".spin/kv.db\"") && err.contains("remove `path`"), "{err}");
+}

@@ -182,6 +182,12 @@ async fn a_spin_sdk_app_uses_postgres_mysql_redis_and_mqtt() {
         tokio::time::timeout(Duration::from_secs(30), messages.next()).await.expect("published").unwrap()
     };
     assert_eq!((msg.get_channel_name(), msg.get_payload_bytes()), (channel.as_str(), &b"hi there"[..]));
+    // Every command is counted on the invocation's meter: 14 calls; bytes are values and payloads both ways
+    // (integers 8), not key names — except `execute`'s arguments, which may be anything.
+    let (log, missing) = (format!("wisp:{id}:log").len(), format!("wisp:{id}:missing").len());
+    let bytes = 13 + 13 + 3 * 8 + (3 + 8) + (2 + 8) + 1 + (log + 3 + 8) + (log + missing + 3) + 8 + 8;
+    let record: Value = s.logs("spin-py").await.last().unwrap().clone();
+    assert_eq!(record["services"], json!({"databases": {"ops": 14, "bytes": bytes}}), "{record}");
 
     // MQTT through spin_sdk.mqtt, at each QoS; a subscriber started here receives every message.
     let topic = format!("wisp/test/{id}");
@@ -238,6 +244,8 @@ async fn connections_are_pooled_across_invocations_and_reset_between_them() {
     let first = pid_of(&ok_json(&s, &format!("/spin/pgpid?url={url}")).await);
     let second = pid_of(&ok_json(&s, &format!("/spin/pgpid?url={url}")).await);
     assert_eq!(first, second, "the second invocation reused the pooled connection");
+    let record: Value = s.logs("spin-py").await.last().unwrap().clone();
+    assert_eq!(record["services"], json!({"databases": {"ops": 1, "bytes": 8}}), "{record}");
     assert_eq!(backends(&pg, &app_name).await, vec![first as i32]);
     // Twenty more, sequential: still that one connection.
     for _ in 0..20 {

@@ -103,3 +103,54 @@ async fn secrets_are_sealed_served_to_granted_functions_and_never_shown() {
     let s = Server::start(&data);
     assert_eq!(s.get("/conf/db_password").await, (200, "rotated".to_string()));
 }
+
+/// A Spin app's `secret = true` variable is the app's wisp secret: templates naming it are resolved on the
+/// node (never at deploy, never stored), and a new value reaches the function without a deploy.
+#[tokio::test(flavor = "multi_thread")]
+async fn secret_variables_of_a_spin_manifest_are_app_secrets_resolved_on_the_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let s = Server::start(&data);
+    let app = dir.path().join("keys");
+    std::fs::create_dir(&app).unwrap();
+    std::fs::copy(common::guest("config-py"), app.join("conf.wasm")).unwrap();
+    std::fs::write(
+        app.join("spin.toml"),
+        "spin_manifest_version = 2\n[application]\nname = \"keys\"\n[variables]\napi_key = { required = true, secret = true }\n[[trigger.http]]\nroute = \"/keys/...\"\ncomponent = \"conf\"\n[component.conf]\nsource = \"conf.wasm\"\n[component.conf.variables]\ntoken = \"Bearer {{ api_key }}\"\napi_key = \"{{ api_key }}\"\n",
+    )
+    .unwrap();
+    let app_dir = app.to_str().unwrap();
+
+    // Not set yet: the deploy says how; a --var is refused (it would be stored in the revision).
+    let out = s.cli(&["deploy", app_dir]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("set it first with `wisp secret set keys api_key`"), "{}", stderr(&out));
+    let out = s.cli(&["deploy", app_dir, "--var", &format!("api_key={VALUE}")]);
+    assert!(
+        stderr(&out).contains("variable `api_key` is secret: set it with `wisp secret set APP api_key`"),
+        "{}",
+        stderr(&out)
+    );
+
+    let value_file = dir.path().join("value");
+    std::fs::write(&value_file, VALUE).unwrap();
+    let out = s.cli(&["secret", "set", "keys", "api_key", "--file", value_file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    std::fs::remove_file(&value_file).unwrap();
+    let out = s.cli(&["deploy", app_dir]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(s.get("/keys/token").await, (200, format!("Bearer {VALUE}")));
+    assert_eq!(s.get("/keys/api_key").await, (200, VALUE.to_string()));
+
+    // Nothing shows or stores the value.
+    let f = s.function("conf").await;
+    assert!(!f.to_string().contains(VALUE), "{f}");
+    assert_eq!(files_containing(&data, VALUE.as_bytes()), Vec::<std::path::PathBuf>::new(), "stored in the clear");
+
+    // Rotation reaches the template too.
+    let value_file = dir.path().join("value2");
+    std::fs::write(&value_file, "rotated").unwrap();
+    let out = s.cli(&["secret", "set", "keys", "api_key", "--file", value_file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(s.get("/keys/token").await, (200, "Bearer rotated".to_string()));
+}

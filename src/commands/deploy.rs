@@ -20,7 +20,8 @@ pub struct Args {
     /// Function name (single .wasm only; default: the file name).
     #[arg(long, env = "WISP_DEPLOY_NAME")]
     name: Option<String>,
-    /// Route, `/path` or `host/path`; repeatable (single .wasm only; default `/<name>`).
+    /// Route, `/path` or `host/path`; repeatable (single .wasm only; default `/<name>`, none for `--kind
+    /// messaging`).
     #[arg(long = "route", env = "WISP_DEPLOY_ROUTE", value_delimiter = ',')]
     routes: Vec<String>,
     /// Function kind (single .wasm only).
@@ -51,6 +52,10 @@ pub struct Args {
     /// A SQL database the function may open (`default`, …); repeatable (single .wasm only; default: none).
     #[arg(long = "sqlite-db", env = "WISP_DEPLOY_SQLITE_DB", value_delimiter = ',')]
     sqlite_dbs: Vec<String>,
+    /// A topic the function may publish to through wasi:messaging (`*`: any); repeatable (single .wasm only;
+    /// default: none).
+    #[arg(long = "publish-topic", env = "WISP_DEPLOY_PUBLISH_TOPIC", value_delimiter = ',')]
+    publish_topics: Vec<String>,
     /// A value for one of the app's `[variables]`, `NAME=VALUE`; repeatable (wisp.toml only).
     #[arg(long = "var", env = "WISP_DEPLOY_VAR", value_delimiter = ',')]
     vars: Vec<String>,
@@ -60,6 +65,8 @@ pub struct Args {
 enum KindArg {
     Http,
     Wagi,
+    /// A component exporting wasi:messaging/incoming-handler: no routes, messages from its triggers.
+    Messaging,
 }
 
 struct Plan {
@@ -204,13 +211,14 @@ fn plan(a: &Args) -> anyhow::Result<(Vec<Plan>, Option<Name>, Option<AppMigratio
             let (k, v) = kv.split_once('=').with_context(|| format!("--var `{kv}`: write NAME=VALUE"))?;
             given.insert(k.to_string(), v.to_string());
         }
-        let mut configs = m.resolved_config(&given).map_err(|e| anyhow::anyhow!("{label}: {e}"))?.into_iter();
+        let configs = m.resolved_config(&given).map_err(|e| anyhow::anyhow!("{label}: {e}"))?;
         let base = manifest_path.parent().unwrap_or(Path::new("."));
         let ns = m.namespace();
         let plans = m
             .functions
             .into_iter()
-            .map(|f| Plan {
+            .zip(configs)
+            .map(|(f, resolved)| Plan {
                 scaling_patch: None,
                 name: f.name,
                 source: base.join(&f.source),
@@ -225,8 +233,9 @@ fn plan(a: &Args) -> anyhow::Result<(Vec<Plan>, Option<Name>, Option<AppMigratio
                     allowed_outbound_hosts: f.allowed_outbound_hosts,
                     key_value_stores: f.key_value_stores,
                     sqlite_databases: f.sqlite_databases,
-                    secrets: f.secrets,
-                    config: configs.next().unwrap_or_default(),
+                    secrets: with_secret_variables(f.secrets, &resolved.secrets),
+                    publish_topics: f.publish_topics,
+                    config: resolved.config,
                     spin_headers: f.spin_headers,
                     events: f.events,
                     triggers: f.triggers,
@@ -248,7 +257,12 @@ fn plan(a: &Args) -> anyhow::Result<(Vec<Plan>, Option<Name>, Option<AppMigratio
                 .map_err(|e| anyhow::anyhow!("cannot use the file name as the function name ({e}); pass --name"))?
         }
     };
-    let routes = if a.routes.is_empty() { vec![format!("/{name}")] } else { a.routes.clone() };
+    let routes = match a.kind {
+        // Messages reach a messaging function through its triggers, never a route.
+        KindArg::Messaging => a.routes.clone(),
+        _ if a.routes.is_empty() => vec![format!("/{name}")],
+        _ => a.routes.clone(),
+    };
     let routes = routes
         .iter()
         .map(|r| RoutePattern::parse(r).map_err(|e| anyhow::anyhow!("--route: {e}")))
@@ -268,6 +282,7 @@ fn plan(a: &Args) -> anyhow::Result<(Vec<Plan>, Option<Name>, Option<AppMigratio
     let kind = match a.kind {
         KindArg::Http => FunctionKind::Http,
         KindArg::Wagi => FunctionKind::Wagi,
+        KindArg::Messaging => FunctionKind::Messaging,
     };
     let mut scaling_patch = serde_json::Map::new();
     if let Some(m) = a.instance_mode {
@@ -286,12 +301,23 @@ fn plan(a: &Args) -> anyhow::Result<(Vec<Plan>, Option<Name>, Option<AppMigratio
         key_value_stores: a.kv_stores.clone(),
         sqlite_databases: a.sqlite_dbs.clone(),
         secrets: Vec::new(),
+        publish_topics: a.publish_topics.clone(),
         config: BTreeMap::new(),
         spin_headers: false,
         events: Default::default(),
         triggers: Vec::new(),
     };
     Ok((vec![Plan { name, source: a.path.clone(), spec, scaling_patch: Some(scaling_patch) }], None, None))
+}
+
+/// A function's `secrets` grant with the secret variables its configuration names added (each once).
+fn with_secret_variables(mut granted: Vec<String>, used: &[String]) -> Vec<String> {
+    for s in used {
+        if !granted.contains(s) {
+            granted.push(s.clone());
+        }
+    }
+    granted
 }
 
 fn spinner(msg: String) -> ProgressBar {

@@ -50,6 +50,16 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
             ms(r.response_us),
             r.revision
         );
+        if r.egress_bytes > 0 || !r.services.is_zero() {
+            let mut used = vec![format!("memory {} KiB", r.peak_memory_bytes / 1024)];
+            if r.egress_bytes > 0 {
+                used.push(format!("egress {} B", r.egress_bytes));
+            }
+            if !r.services.is_zero() {
+                used.push(r.services.summary());
+            }
+            println!("  used: {}", used.join(", "));
+        }
         for line in r.logs.lines() {
             println!("  | {line}");
         }

@@ -182,7 +182,8 @@ async fn shutdown_signal() {
     });
 }
 
-/// `wisp up --config`: runtime configuration of capability backends, separate from any app's manifest.
+/// `wisp up --config`: runtime configuration of capability backends, separate from any app's manifest. The
+/// same file may hold the part of Spin's runtime-config.toml wisp takes ([`crate::spin_runtime`]).
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RuntimeConfig {
@@ -194,6 +195,31 @@ struct RuntimeConfig {
     sqlite: SqliteSection,
     #[serde(default)]
     outbound_db: OutboundDbSection,
+    /// The key-value backend Spin's tables name (read by [`crate::spin_runtime`] from the same file).
+    #[serde(skip)]
+    spin_kv: Option<crate::spin_runtime::KvBackend>,
+    // Spin's runtime-config tables, read by `crate::spin_runtime`; listed so that unknown keys stay errors.
+    #[serde(default)]
+    #[allow(dead_code)]
+    key_value_store: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    sqlite_database: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    llm_compute: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    variables_provider: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    config_provider: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    outbound_networking: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    client_tls: Option<serde::de::IgnoredAny>,
 }
 
 /// `[outbound_db]`: the pools of guests' connections to their PostgreSQL, MySQL, Redis and MQTT servers
@@ -332,8 +358,20 @@ impl RuntimeConfig {
     fn load(path: &std::path::Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("--config {}: cannot read it: {e}", path.display()))?;
-        let c: RuntimeConfig =
+        let mut c: RuntimeConfig =
             toml::from_str(&text).map_err(|e| anyhow::anyhow!("--config {}: {e}", path.display()))?;
+        let spin: crate::spin_runtime::SpinTables =
+            toml::from_str(&text).map_err(|e| anyhow::anyhow!("--config {}: {e}", path.display()))?;
+        c.spin_kv = spin.kv_backend().map_err(|e| anyhow::anyhow!("--config {}: {e}", path.display()))?;
+        if let Some(b) = &c.spin_kv
+            && (c.key_value.backend != KvBackendKind::Sqlite || c.key_value.url.is_some())
+            && *b != crate::spin_runtime::KvBackend::Redis(c.key_value.url.clone().unwrap_or_default())
+        {
+            anyhow::bail!(
+                "--config {}: [key_value] and Spin's [key_value_store.*] name different backends; give it in one place",
+                path.display()
+            );
+        }
         if !(1..=900_000).contains(&c.outbound_http.timeout_ms) {
             anyhow::bail!(
                 "--config {}: outbound_http.timeout_ms = {} is out of range: allowed 1..=900000",
@@ -407,6 +445,10 @@ impl RuntimeConfig {
 
     /// The key-value backend the node is to use.
     fn kv_backend(&self) -> crate::wiring::KvBackendConfig {
+        if let Some(crate::spin_runtime::KvBackend::Redis(url)) = &self.spin_kv {
+            let prefix = self.key_value.prefix.clone().unwrap_or_else(|| "wisp:".into());
+            return crate::wiring::KvBackendConfig::Redis { url: url.clone(), prefix };
+        }
         match self.key_value.backend {
             KvBackendKind::Sqlite => crate::wiring::KvBackendConfig::Embedded,
             KvBackendKind::Redis => crate::wiring::KvBackendConfig::Redis {

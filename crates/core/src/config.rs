@@ -2,6 +2,11 @@
 //! table, whose values may name the app's `[variables]` as `{{ name }}`. Templates are resolved at deploy
 //! (by the CLI, from each variable's value given with `--var NAME=VALUE`, else its default); a required
 //! variable without a value fails the deploy, naming it. The resolved values are part of the revision.
+//!
+//! A variable declared `secret = true` (Spin's `secret` too) is the app secret of that name (`wisp secret
+//! set APP NAME`): it has no default and no `--var`; a template naming it stays in the revision as
+//! `{{ name }}`, the function is granted that secret, and the node resolves it when it activates the
+//! function — the value never leaves the node or enters a stored record.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -19,6 +24,28 @@ pub struct Variable {
     /// Whether a deploy must give a value (then `default` is not allowed).
     #[serde(default)]
     pub required: bool,
+    /// Whether the value is the app's secret of this name (no default, no `--var`; `required` changes
+    /// nothing: a granted secret must be set before the deploy anyway).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub secret: bool,
+}
+
+/// How a template naming the secret variable `name` is kept in the revision, for the node to resolve.
+pub fn secret_template(name: &str) -> String {
+    format!("{{{{ {name} }}}}")
+}
+
+/// The variable names `template` uses (`{{ name }}`), in order; an unclosed `{{` ends the list.
+pub fn template_names(template: &str) -> Vec<&str> {
+    let mut names = Vec::new();
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        let after = &rest[start + 2..];
+        let Some(end) = after.find("}}") else { break };
+        names.push(after[..end].trim());
+        rest = &after[end + 2..];
+    }
+    names
 }
 
 /// Checks a config key: 1–255 characters of a-z, 0-9, `_`, `.` and `-`.
@@ -42,7 +69,7 @@ pub fn check_secret_grant(secrets: &[String], config: &BTreeMap<String, String>)
         if !seen.insert(s) {
             return Err(format!("secrets lists {s:?} twice"));
         }
-        if config.contains_key(s) {
+        if config.get(s).is_some_and(|v| *v != secret_template(s)) {
             return Err(format!("{s:?} is both a config key and a secret: a guest reads both by name, so rename one"));
         }
     }
@@ -73,6 +100,20 @@ pub fn variable_values(
     }
     let mut out = BTreeMap::new();
     for (name, v) in declared {
+        if v.secret {
+            if v.default.is_some() {
+                return Err(format!(
+                    "variable `{name}` is secret: it takes no default (its value is the app secret `{name}`, set with `wisp secret set APP {name}`)"
+                ));
+            }
+            if given.contains_key(name) {
+                return Err(format!(
+                    "variable `{name}` is secret: set it with `wisp secret set APP {name}`, not --var (a --var value would be stored in the revision)"
+                ));
+            }
+            out.insert(name.clone(), secret_template(name));
+            continue;
+        }
         if v.required && v.default.is_some() {
             return Err(format!("variable `{name}` is required and has a default: drop one of them"));
         }
@@ -119,8 +160,9 @@ mod tests {
     #[test]
     fn templates_and_variables() {
         let declared: BTreeMap<String, Variable> = [
-            ("greeting".to_string(), Variable { default: Some("hello".into()), required: false }),
-            ("token".to_string(), Variable { default: None, required: true }),
+            ("greeting".to_string(), Variable { default: Some("hello".into()), required: false, secret: false }),
+            ("token".to_string(), Variable { default: None, required: true, secret: false }),
+            ("key".to_string(), Variable { secret: true, ..Default::default() }),
         ]
         .into();
         assert!(variable_values(&declared, &map(&[])).unwrap_err().contains("`token` is required"));
@@ -130,6 +172,17 @@ mod tests {
         let values = variable_values(&declared, &map(&[("token", "t0k")])).unwrap();
         assert_eq!(resolve("{{ greeting }}, world ({{token}})", &values).unwrap(), "hello, world (t0k)");
         assert_eq!(resolve("plain", &values).unwrap(), "plain");
+        // A secret variable stays a template, for the node to resolve; its names can be listed.
+        assert_eq!(resolve("Bearer {{key}}", &values).unwrap(), "Bearer {{ key }}");
+        assert_eq!(template_names("{{ a }}-{{b}} {{ open"), ["a", "b"]);
+        let e = variable_values(&declared, &map(&[("token", "t"), ("key", "k")])).unwrap_err();
+        assert!(e.contains("variable `key` is secret: set it with `wisp secret set APP key`, not --var"), "{e}");
+        let bad: BTreeMap<String, Variable> =
+            [("key".to_string(), Variable { secret: true, default: Some("x".into()), required: false })].into();
+        assert!(variable_values(&bad, &map(&[])).unwrap_err().contains("it takes no default"));
+        // A config key may be the secret it names.
+        assert!(check_secret_grant(&["key".into()], &map(&[("key", "{{ key }}")])).is_ok());
+        assert!(check_secret_grant(&["key".into()], &map(&[("key", "other")])).is_err());
         assert!(resolve("{{ missing }}", &values).unwrap_err().contains("variable `missing`"));
         assert!(resolve("{{ open", &values).unwrap_err().contains("without its"));
         assert!(check(&map(&[("Bad", "x")])).is_err());

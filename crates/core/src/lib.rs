@@ -14,6 +14,7 @@ pub mod invocation;
 pub mod kv;
 pub mod limits;
 pub mod manifest;
+pub mod messaging;
 pub mod name;
 pub mod outbound;
 pub mod route;
@@ -22,6 +23,7 @@ pub mod spec;
 pub mod spin;
 pub mod sql;
 pub mod trigger;
+pub mod usage;
 
 pub use error::ErrorClass;
 pub use limits::Limits;

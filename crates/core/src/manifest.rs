@@ -85,6 +85,9 @@ pub struct FunctionManifest {
     /// The app's secrets the function may read, by name (see [`crate::spec::FunctionSpec::secrets`]).
     #[serde(default)]
     pub secrets: Vec<String>,
+    /// Topics the function may publish to through `wasi:messaging` (see [`crate::messaging`]).
+    #[serde(default)]
+    pub publish_topics: Vec<String>,
     /// Configuration for `wasi:config/store`; values may name `[variables]` as `{{ name }}`.
     #[serde(default)]
     pub config: BTreeMap<String, String>,
@@ -140,20 +143,26 @@ impl Manifest {
     }
 
     /// Each function's `config` with its templates resolved from the variables (`given` at deploy, else
-    /// their defaults); an error names the function, the key and what to do.
-    pub fn resolved_config(&self, given: &BTreeMap<String, String>) -> Result<Vec<BTreeMap<String, String>>, String> {
+    /// their defaults), and the secrets each must be granted: the secret variables its templates name (those
+    /// stay templates, see [`crate::config`]); an error names the function, the key and what to do.
+    pub fn resolved_config(&self, given: &BTreeMap<String, String>) -> Result<Vec<ResolvedConfig>, String> {
         let values = crate::config::variable_values(&self.variables, given)?;
+        let is_secret = |name: &str| self.variables.get(name).is_some_and(|v| v.secret);
         self.functions
             .iter()
             .map(|f| {
-                f.config
-                    .iter()
-                    .map(|(k, t)| {
-                        let v = crate::config::resolve(t, &values)
-                            .map_err(|e| format!("function `{}`, config.{k}: {e}", f.name))?;
-                        Ok((k.clone(), v))
-                    })
-                    .collect()
+                let mut out = ResolvedConfig::default();
+                for (k, t) in &f.config {
+                    let v = crate::config::resolve(t, &values)
+                        .map_err(|e| format!("function `{}`, config.{k}: {e}", f.name))?;
+                    for name in crate::config::template_names(t) {
+                        if is_secret(name) && !out.secrets.iter().any(|s| s == name) {
+                            out.secrets.push(name.to_string());
+                        }
+                    }
+                    out.config.insert(k.clone(), v);
+                }
+                Ok(out)
             })
             .collect()
     }
@@ -162,6 +171,15 @@ impl Manifest {
     pub fn namespace(&self) -> Name {
         self.app.namespace.clone().unwrap_or_else(|| Name::new(crate::DEFAULT_NAMESPACE).expect("valid"))
     }
+}
+
+/// A function's configuration as deployed (see [`Manifest::resolved_config`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResolvedConfig {
+    /// Its `config`, resolved but for secret variables.
+    pub config: BTreeMap<String, String>,
+    /// The secret variables it names: the app secrets the function must be granted.
+    pub secrets: Vec<String>,
 }
 
 impl FunctionManifest {
@@ -178,6 +196,7 @@ impl FunctionManifest {
             key_value_stores: self.key_value_stores.clone(),
             sqlite_databases: self.sqlite_databases.clone(),
             secrets: self.secrets.clone(),
+            publish_topics: self.publish_topics.clone(),
             config: self.config.keys().map(|k| (k.clone(), String::new())).collect(),
             spin_headers: self.spin_headers,
             events: self.events.clone(),
@@ -238,11 +257,11 @@ source = "legacy.wasm"
         let table: &[(&str, &str)] = &[
             (
                 "[app]\nname = \"a\"\n[[function]]\nname = \"f\"\nsource = \"f.wasm\"\ntimeout = 5\n",
-                "wisp.toml: TOML parse error at line 6, column 1\n  |\n6 | timeout = 5\n  | ^^^^^^^\nunknown field `timeout`, expected one of `name`, `kind`, `source`, `routes`, `env`, `limits`, `scaling`, `allowed_outbound_hosts`, `key_value_stores`, `sqlite_databases`, `secrets`, `config`, `events`, `trigger`",
+                "wisp.toml: TOML parse error at line 6, column 1\n  |\n6 | timeout = 5\n  | ^^^^^^^\nunknown field `timeout`, expected one of `name`, `kind`, `source`, `routes`, `env`, `limits`, `scaling`, `allowed_outbound_hosts`, `key_value_stores`, `sqlite_databases`, `secrets`, `publish_topics`, `config`, `events`, `trigger`",
             ),
             (
                 "[app]\nname = \"a\"\n[[function]]\nname = \"f\"\nsource = \"f.wasm\"\nkind = \"lambda\"\n",
-                "wisp.toml: TOML parse error at line 6, column 8\n  |\n6 | kind = \"lambda\"\n  |        ^^^^^^^^\nunknown variant `lambda`, expected `http` or `wagi`",
+                "wisp.toml: TOML parse error at line 6, column 8\n  |\n6 | kind = \"lambda\"\n  |        ^^^^^^^^\nunknown variant `lambda`, expected one of `http`, `wagi`, `messaging`",
             ),
             (
                 "[app]\nname = \"a\"\n[[function]]\nname = \"Bad_Name\"\nsource = \"f.wasm\"\n",
@@ -250,7 +269,7 @@ source = "legacy.wasm"
             ),
             (
                 "[app]\nname = \"a\"\n[[function]]\nname = \"f\"\nsource = \"f.wasm\"\nroutes = [\"hello\"]\n",
-                "wisp.toml: TOML parse error at line 6, column 10\n  |\n6 | routes = [\"hello\"]\n  |          ^^^^^^^^^\ninvalid route `hello`: it has no path; add one, e.g. `example.com/` (write `/path` or `host/path`, e.g. `/hello` or `api.example.com/v1`)",
+                "wisp.toml: TOML parse error at line 6, column 10\n  |\n6 | routes = [\"hello\"]\n  |          ^^^^^^^^^\ninvalid route `hello`: it has no path; add one, e.g. `example.com/` (write `/path` or `host/path`, e.g. `/hello` or `api.example.com/v1`; `=/path` for that path only)",
             ),
             (
                 "[app]\nname = \"a\"\n",

@@ -1,8 +1,9 @@
-//! Route patterns: an optional host plus a path prefix.
+//! Route patterns: an optional host plus a path prefix, or an exact path.
 //!
 //! Syntax: `/path` (any host) or `host/path` (that host only, compared without port, case-insensitively).
 //! A path matches itself and everything below it segment-wise: `/api` matches `/api`, `/api/` and `/api/x`,
-//! but not `/apix`. `/` matches every path.
+//! but not `/apix`. `/` matches every path. A leading `=` makes a route exact: `=/api` matches `/api` only
+//! (not `/api/` or `/api/x`), and beats a prefix route of the same path (Spin's exact routes).
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -15,11 +16,15 @@ pub struct RoutePattern {
     pub host: Option<String>,
     /// The path prefix: starts with `/`, no trailing `/` unless it is `/` itself.
     pub path: String,
+    /// Whether only this path matches (written `=/path`), not what is below it.
+    pub exact: bool,
 }
 
 /// Why a route pattern was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid route `{route}`: {reason} (write `/path` or `host/path`, e.g. `/hello` or `api.example.com/v1`)")]
+#[error(
+    "invalid route `{route}`: {reason} (write `/path` or `host/path`, e.g. `/hello` or `api.example.com/v1`; `=/path` for that path only)"
+)]
 pub struct RouteError {
     /// The rejected input.
     pub route: String,
@@ -34,6 +39,10 @@ impl RoutePattern {
     /// Parses and normalises a route.
     pub fn parse(input: &str) -> Result<Self, RouteError> {
         let fail = |reason| Err(RouteError { route: input.to_string(), reason });
+        let (exact, input) = match input.strip_prefix('=') {
+            Some(rest) => (true, rest),
+            None => (false, input),
+        };
         if input.is_empty() {
             return fail("it is empty");
         }
@@ -83,12 +92,12 @@ impl RoutePattern {
         if path_has_prefix(&path, RESERVED_PREFIX) {
             return fail("paths under `/_wisp` are reserved for the control API");
         }
-        Ok(RoutePattern { host, path })
+        Ok(RoutePattern { host, path, exact })
     }
 
-    /// Whether `request_path` falls under this pattern's path (segment-wise prefix).
+    /// Whether `request_path` falls under this pattern's path (segment-wise prefix), or is it (exact).
     pub fn matches_path(&self, request_path: &str) -> bool {
-        path_has_prefix(request_path, &self.path)
+        if self.exact { request_path == self.path } else { path_has_prefix(request_path, &self.path) }
     }
 }
 
@@ -195,6 +204,9 @@ impl From<RoutePattern> for String {
 
 impl fmt::Display for RoutePattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.exact {
+            f.write_str("=")?;
+        }
         match &self.host {
             Some(h) => write!(f, "{h}{}", self.path),
             None => f.write_str(&self.path),
@@ -215,14 +227,21 @@ mod tests {
             ("//a//b/", None, "/a/b"),
             ("Example.COM/api", Some("example.com"), "/api"),
             ("a-b.example.com/", Some("a-b.example.com"), "/"),
+            ("=/hello/", None, "/hello"),
+            ("=x.com/a", Some("x.com"), "/a"),
         ];
         for (input, host, path) in ok {
             let r = RoutePattern::parse(input).unwrap_or_else(|e| panic!("{input}: {e}"));
             assert_eq!(r.host.as_deref(), *host, "{input}");
             assert_eq!(r.path, *path, "{input}");
+            assert_eq!(r.exact, input.starts_with('='), "{input}");
         }
+        let exact = RoutePattern::parse("=/a").unwrap();
+        assert!(exact.matches_path("/a") && !exact.matches_path("/a/") && !exact.matches_path("/a/b"));
+        assert!(RoutePattern::parse("/a").unwrap().matches_path("/a/b"));
         let bad: &[(&str, &str)] = &[
             ("", "it is empty"),
+            ("=", "it is empty"),
             ("hello", "it has no path; add one, e.g. `example.com/`"),
             ("http://x/a", "leave out the scheme"),
             ("/a b", "it contains whitespace or control characters"),
@@ -241,7 +260,7 @@ mod tests {
         }
         assert_eq!(
             RoutePattern::parse("hello").unwrap_err().to_string(),
-            "invalid route `hello`: it has no path; add one, e.g. `example.com/` (write `/path` or `host/path`, e.g. `/hello` or `api.example.com/v1`)"
+            "invalid route `hello`: it has no path; add one, e.g. `example.com/` (write `/path` or `host/path`, e.g. `/hello` or `api.example.com/v1`; `=/path` for that path only)"
         );
     }
 
@@ -309,7 +328,7 @@ mod tests {
 
     #[test]
     fn display_round_trips() {
-        for s in ["/", "/a/b", "example.com/x"] {
+        for s in ["/", "/a/b", "example.com/x", "=/a", "=example.com/"] {
             assert_eq!(RoutePattern::parse(s).unwrap().to_string(), s);
         }
     }

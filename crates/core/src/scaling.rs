@@ -110,7 +110,7 @@ impl Scaling {
     /// The mode in force for a function of `kind`.
     pub fn mode(&self, kind: crate::FunctionKind) -> InstanceMode {
         match kind {
-            crate::FunctionKind::Wagi => InstanceMode::Fresh,
+            crate::FunctionKind::Wagi | crate::FunctionKind::Messaging => InstanceMode::Fresh,
             crate::FunctionKind::Http => self.instance_mode.unwrap_or_default(),
         }
     }

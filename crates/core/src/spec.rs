@@ -15,6 +15,9 @@ pub enum FunctionKind {
     Http,
     /// A WASI preview1 core module run CGI-style: request as env + stdin, response on stdout.
     Wagi,
+    /// A component exporting `wasi:messaging/incoming-handler@0.2.0-draft`: no routes; each event its
+    /// triggers (or the async API) deliver arrives as a message, on a fresh instance.
+    Messaging,
 }
 
 impl fmt::Display for FunctionKind {
@@ -22,6 +25,7 @@ impl fmt::Display for FunctionKind {
         f.write_str(match self {
             FunctionKind::Http => "http",
             FunctionKind::Wagi => "wagi",
+            FunctionKind::Messaging => "messaging",
         })
     }
 }
@@ -67,6 +71,10 @@ pub struct FunctionSpec {
     /// (the names).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secrets: Vec<String>,
+    /// Grant of the messaging capability: the topics of its namespace the function may publish to through
+    /// `wasi:messaging` (default none; `*` any; see [`crate::messaging`]). Part of the revision.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub publish_topics: Vec<String>,
     /// Configuration the guest reads through `wasi:config/store` (templates resolved; see [`crate::config`]).
     /// Part of the revision.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -141,6 +149,12 @@ impl FunctionSpec {
         crate::kv::check_grant(&self.key_value_stores).map_err(SpecError::Scaling)?;
         crate::sql::check_grant(&self.sqlite_databases).map_err(SpecError::Scaling)?;
         crate::config::check_secret_grant(&self.secrets, &self.config).map_err(SpecError::Scaling)?;
+        crate::messaging::check_grant(&self.publish_topics).map_err(SpecError::Scaling)?;
+        if let (FunctionKind::Messaging, Some(r)) = (self.kind, self.routes.first()) {
+            return Err(SpecError::Scaling(format!(
+                "route `{r}`: a messaging function has no routes (messages reach it through its triggers: add a `type = \"topic\"` trigger)"
+            )));
+        }
         crate::config::check(&self.config).map_err(SpecError::Scaling)?;
         let mut seen = std::collections::HashSet::new();
         for r in &self.routes {
@@ -169,6 +183,8 @@ impl FunctionSpec {
             sqlite_databases: &'a [String],
             #[serde(skip_serializing_if = "<[String]>::is_empty")]
             secrets: &'a [String],
+            #[serde(skip_serializing_if = "<[String]>::is_empty")]
+            publish_topics: &'a [String],
             #[serde(skip_serializing_if = "BTreeMap::is_empty")]
             config: &'a BTreeMap<String, String>,
             #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -183,6 +199,7 @@ impl FunctionSpec {
             key_value_stores: &self.key_value_stores,
             sqlite_databases: &self.sqlite_databases,
             secrets: &self.secrets,
+            publish_topics: &self.publish_topics,
             config: &self.config,
             spin_headers: self.spin_headers,
         };
@@ -232,6 +249,9 @@ pub struct RevisionRecord {
     /// Names of the app's secrets it is granted (values never stored here).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secrets: Vec<String>,
+    /// Topics it may publish to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub publish_topics: Vec<String>,
     /// Configuration served through `wasi:config/store`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub config: BTreeMap<String, String>,
@@ -313,6 +333,7 @@ mod tests {
             key_value_stores: Vec::new(),
             sqlite_databases: Vec::new(),
             secrets: Vec::new(),
+            publish_topics: Vec::new(),
             config: BTreeMap::new(),
             spin_headers: false,
             events: Default::default(),

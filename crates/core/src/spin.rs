@@ -1,10 +1,10 @@
 //! `spin.toml` (Spin's application manifest, version 2) read as a wisp app: each component reached by an HTTP
 //! trigger becomes a function of the app, so a Spin app deploys unchanged (`wisp deploy spin.toml`).
 //!
-//! Mapping: `[application] name` → the app; `[variables]` → the app's variables (`default`, `required`;
-//! `secret` is accepted and read like any variable); `[[trigger.http]]` → the component's routes
-//! (`/x/...` and `/x` both become the prefix route `/x`: wisp routes match a path and what is below it, so an
-//! exact Spin route also answers its sub-paths; `private = true` gives no route); `[component.<id>]` →
+//! Mapping: `[application] name` → the app; `[variables]` → the app's variables (`default`, `required`,
+//! `secret`: a secret variable is the app's wisp secret of that name, see [`crate::config`]); `[[trigger.http]]` → the component's routes
+//! (`/x/...` becomes the prefix route `/x`, `/x` the exact route `=/x`, as in Spin; named wildcards
+//! (`:id`) and `/*` are errors; `private = true` gives no route); `[component.<id>]` →
 //! function `<id>`: `source` (a local file), `allowed_outbound_hosts` (and the deprecated
 //! `allowed_http_hosts`), `key_value_stores`, `environment`, `variables` (the component's configuration,
 //! `{{ name }}` templates). Spin's `spin-*` request headers are added for these functions. Keys wisp cannot
@@ -41,7 +41,6 @@ struct SpinVariable {
     #[serde(default)]
     required: bool,
     #[serde(default)]
-    #[allow(dead_code)] // read like any variable until secrets land
     secret: bool,
 }
 
@@ -105,9 +104,17 @@ pub fn parse(text: &str, file: &str) -> Result<Manifest, ManifestError> {
         let entry = routes.entry(component).or_default();
         match t.get("route") {
             Some(toml::Value::String(r)) => {
-                let prefix = r.strip_suffix("/...").or_else(|| r.strip_suffix("...")).unwrap_or(r);
-                let prefix = if prefix.is_empty() { "/" } else { prefix };
-                entry.push(RoutePattern::parse(prefix).map_err(|e| err(format!("{at}: route {r:?}: {e}")))?);
+                if r.split('/').any(|s| s.starts_with(':') || s == "*") {
+                    return Err(err(format!(
+                        "{at}: route {r:?}: named wildcards (`:name`) and `/*` are not supported; use a trailing `/...` and route on spin-path-info"
+                    )));
+                }
+                let pattern = match r.strip_suffix("/...").or_else(|| r.strip_suffix("...")) {
+                    Some("") => "/".to_string(),
+                    Some(prefix) => prefix.to_string(),
+                    None => format!("={r}"),
+                };
+                entry.push(RoutePattern::parse(&pattern).map_err(|e| err(format!("{at}: route {r:?}: {e}")))?);
             }
             Some(toml::Value::Table(t)) if t.get("private").and_then(toml::Value::as_bool) == Some(true) => {}
             _ => return Err(err(format!("{at}: route must be a path like \"/api/...\" or {{ private = true }}"))),
@@ -150,6 +157,7 @@ pub fn parse(text: &str, file: &str) -> Result<Manifest, ManifestError> {
             key_value_stores: c.key_value_stores,
             sqlite_databases: c.sqlite_databases,
             secrets: Vec::new(),
+            publish_topics: Vec::new(),
             config: c.variables,
             events: Default::default(),
             triggers: Vec::new(),
@@ -160,9 +168,42 @@ pub fn parse(text: &str, file: &str) -> Result<Manifest, ManifestError> {
     let variables = m
         .variables
         .into_iter()
-        .map(|(k, v)| (k, crate::config::Variable { default: v.default, required: v.required }))
+        .map(|(k, v)| (k, crate::config::Variable { default: v.default, required: v.required, secret: v.secret }))
         .collect();
     let manifest = Manifest { app: AppSection { name: app, namespace: None }, functions, variables };
     manifest.check(file)?;
     Ok(manifest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(routes: &str) -> String {
+        format!(
+            "spin_manifest_version = 2\n[application]\nname = \"app\"\n{routes}\n[component.a]\nsource = \"a.wasm\"\n[component.b]\nsource = \"b.wasm\"\n"
+        )
+    }
+
+    #[test]
+    fn wildcard_routes_are_prefixes_and_plain_routes_exact() {
+        let m = parse(
+            &manifest(
+                "[[trigger.http]]\nroute = \"/api/...\"\ncomponent = \"a\"\n[[trigger.http]]\nroute = \"/hello\"\ncomponent = \"a\"\n[[trigger.http]]\nroute = \"/...\"\ncomponent = \"b\"\n[[trigger.http]]\nroute = { private = true }\ncomponent = \"b\"",
+            ),
+            "spin.toml",
+        )
+        .unwrap();
+        let routes = |name: &str| {
+            let f = m.functions.iter().find(|f| f.name.as_str() == name).unwrap();
+            f.routes.iter().map(|r| r.to_string()).collect::<Vec<_>>()
+        };
+        assert_eq!(routes("a"), ["/api", "=/hello"]);
+        assert_eq!(routes("b"), ["/"]);
+        for bad in ["/users/:id", "/files/*"] {
+            let e = parse(&manifest(&format!("[[trigger.http]]\nroute = \"{bad}\"\ncomponent = \"a\"")), "spin.toml")
+                .unwrap_err();
+            assert!(e.message.contains("named wildcards (`:name`) and `/*` are not supported"), "{bad}: {e}");
+        }
+    }
 }

@@ -29,6 +29,18 @@ pub enum SqlValue {
     Null,
 }
 
+impl SqlValue {
+    /// Its payload size in bytes, as metering counts it: 8 for numbers, the length of text and blobs.
+    pub fn payload_len(&self) -> usize {
+        match self {
+            SqlValue::Integer(_) | SqlValue::Real(_) => 8,
+            SqlValue::Text(t) => t.len(),
+            SqlValue::Blob(b) => b.len(),
+            SqlValue::Null => 0,
+        }
+    }
+}
+
 impl Serialize for SqlValue {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
@@ -86,6 +98,13 @@ pub struct QueryResult {
     pub columns: Vec<String>,
     /// Rows, each with one value per column.
     pub rows: Vec<Vec<SqlValue>>,
+}
+
+impl QueryResult {
+    /// The payload size of its cells (see [`SqlValue::payload_len`]).
+    pub fn payload_len(&self) -> usize {
+        self.rows.iter().flatten().map(SqlValue::payload_len).sum()
+    }
 }
 
 /// One migration: a `.sql` file of the app's `migrations/` folder (or `migrations/<database>/`), applied

@@ -141,18 +141,7 @@ fn parse_key(s: &str) -> Option<FunctionKey> {
 }
 
 use wisp_store::now_ms;
-
-/// Where destinations naming a topic (`on_failure = "topic:alerts"`) publish: the node's topic index (the
-/// triggers), which hands the record to every subscriber through [`Events::accept`].
-pub trait TopicSink: Send + Sync {
-    /// Publishes `event` to `topic` in `namespace`; returns how many functions got it.
-    fn publish<'a>(
-        &'a self,
-        namespace: &'a str,
-        topic: &'a str,
-        event: Event,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<usize, AcceptError>> + Send + 'a>>;
-}
+use wisp_wasm_host::caps::messaging::{TopicSlot, Topics};
 
 /// Per-function delivery state on this node.
 #[derive(Default)]
@@ -170,7 +159,9 @@ pub struct Events {
     stopping: AtomicBool,
     dispatcher: Mutex<Option<tokio::task::JoinHandle<()>>>,
     tasks: wisp_wasm_host::Tasks,
-    topics: std::sync::OnceLock<std::sync::Weak<dyn TopicSink>>,
+    /// Where destinations naming a topic (`on_failure = "topic:alerts"`) publish: the node's topic index (the
+    /// triggers), which hands the record to every subscriber through [`Events::accept`].
+    topics: TopicSlot,
 }
 
 impl Events {
@@ -193,13 +184,13 @@ impl Events {
             stopping: AtomicBool::new(false),
             dispatcher: Mutex::new(None),
             tasks,
-            topics: std::sync::OnceLock::new(),
+            topics: TopicSlot::default(),
         }))
     }
 
     /// Connects the topic index destinations publish to (once; held weakly: it holds this service).
-    pub fn set_topics(&self, sink: std::sync::Weak<dyn TopicSink>) {
-        let _ = self.topics.set(sink);
+    pub fn set_topics(&self, topics: std::sync::Weak<dyn Topics>) {
+        self.topics.connect(topics);
     }
 
     fn state(&self, function: &str) -> Arc<FunctionState> {
@@ -588,12 +579,14 @@ impl Events {
         };
         let namespace = &active.record.key.namespace;
         let sent = match wisp_core::events::destination(target) {
-            wisp_core::events::Destination::Topic(topic) => {
-                match self.topics.get().and_then(std::sync::Weak::upgrade) {
-                    Some(sink) => sink.publish(namespace.as_str(), topic, event).await.map(drop),
-                    None => Err(AcceptError::new(ErrorClass::Unavailable, "no topic index on this node")),
-                }
-            }
+            wisp_core::events::Destination::Topic(topic) => match self.topics.get() {
+                Some(topics) => topics
+                    .publish(namespace.as_str(), topic, event)
+                    .await
+                    .map(drop)
+                    .map_err(|e| AcceptError::new(e.class, e.message)),
+                None => Err(AcceptError::new(ErrorClass::Unavailable, "no topic index on this node")),
+            },
             wisp_core::events::Destination::Function(name) => match wisp_core::Name::new(name) {
                 Ok(name) => self.accept(&FunctionKey { namespace: namespace.clone(), name }, event).await.map(drop),
                 Err(e) => Err(AcceptError::new(ErrorClass::InvalidInput, e.to_string())),

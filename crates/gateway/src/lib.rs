@@ -285,7 +285,7 @@ impl Gateway {
             give_guest_authority(&mut parts, &authority);
         }
         if target.active.record.revision.spin_headers {
-            spin::add_headers(&mut parts, &target.route.path, peer);
+            spin::add_headers(&mut parts, &target.route, peer);
         }
         if wisp_events::wants_async(&parts.headers) {
             let req = http::Request::from_parts(parts, body);

@@ -88,6 +88,34 @@ pub struct MyRowSet {
     pub rows: Vec<Vec<MyValue>>,
 }
 
+impl MyParam {
+    /// Payload bytes, for metering: text and binary by length, numbers 8, `NULL` 0.
+    pub fn payload_len(&self) -> usize {
+        match self {
+            MyParam::Str(s) => s.len(),
+            MyParam::Binary(b) => b.len(),
+            MyParam::DbNull => 0,
+            _ => 8,
+        }
+    }
+}
+
+impl MyRowSet {
+    /// Payload bytes of every value, for metering.
+    pub fn payload_len(&self) -> usize {
+        self.rows
+            .iter()
+            .flatten()
+            .map(|v| match v {
+                MyValue::Str(s) => s.len(),
+                MyValue::Binary(b) => b.len(),
+                MyValue::DbNull | MyValue::Unsupported => 0,
+                _ => 8,
+            })
+            .sum()
+    }
+}
+
 /// A guest's MySQL address, parsed.
 #[derive(Debug, Clone)]
 pub struct Target {

@@ -265,7 +265,59 @@ pub struct PgRowSet {
     pub rows: Vec<Vec<PgValue>>,
 }
 
+/// Payload bytes of a range or array: its values (numbers 8 bytes each).
+fn range_len<T>(r: &Range<T>, len: impl Fn(&T) -> usize) -> usize {
+    r.0.as_ref().map_or(0, |b| len(&b.0)) + r.1.as_ref().map_or(0, |b| len(&b.0))
+}
+
+fn array_len<T>(a: &[Option<T>], len: impl Fn(&T) -> usize) -> usize {
+    a.iter().flatten().map(len).sum()
+}
+
+impl PgParam {
+    /// Payload bytes, for metering: text and binary by length, numbers and dates 8, `NULL` 0.
+    pub fn payload_len(&self) -> usize {
+        match self {
+            PgParam::Str(s) | PgParam::Uuid(s) | PgParam::Decimal(s) => s.len(),
+            PgParam::Binary(b) | PgParam::Jsonb(b) => b.len(),
+            PgParam::RangeInt32(r) => range_len(r, |_| 8),
+            PgParam::RangeInt64(r) => range_len(r, |_| 8),
+            PgParam::RangeDecimal(r) => range_len(r, String::len),
+            PgParam::ArrayInt32(a) => array_len(a, |_| 8),
+            PgParam::ArrayInt64(a) => array_len(a, |_| 8),
+            PgParam::ArrayDecimal(a) | PgParam::ArrayStr(a) => array_len(a, String::len),
+            PgParam::Interval { .. } => 16,
+            PgParam::DbNull => 0,
+            _ => 8,
+        }
+    }
+}
+
+impl PgRowSet {
+    /// Payload bytes of every value, for metering.
+    pub fn payload_len(&self) -> usize {
+        self.rows.iter().flatten().map(PgValue::payload_len).sum()
+    }
+}
+
 impl PgValue {
+    /// Payload bytes, for metering: text and binary by length, numbers and dates 8, `NULL` 0.
+    pub fn payload_len(&self) -> usize {
+        match self {
+            PgValue::Str(s) | PgValue::Uuid(s) | PgValue::Decimal(s) => s.len(),
+            PgValue::Binary(b) | PgValue::Jsonb(b) | PgValue::Unsupported(b) => b.len(),
+            PgValue::RangeInt32(r) => range_len(r, |_| 8),
+            PgValue::RangeInt64(r) => range_len(r, |_| 8),
+            PgValue::RangeDecimal(r) => range_len(r, String::len),
+            PgValue::ArrayInt32(a) => array_len(a, |_| 8),
+            PgValue::ArrayInt64(a) => array_len(a, |_| 8),
+            PgValue::ArrayDecimal(a) | PgValue::ArrayStr(a) => array_len(a, String::len),
+            PgValue::Interval { .. } => 16,
+            PgValue::DbNull => 0,
+            _ => 8,
+        }
+    }
+
     /// Roughly how many bytes the value takes, for the result cap.
     pub fn size(&self) -> usize {
         let heap = match self {

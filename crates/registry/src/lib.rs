@@ -260,6 +260,7 @@ impl Registry {
                 key_value_stores: spec.key_value_stores.clone(),
                 sqlite_databases: spec.sqlite_databases.clone(),
                 secrets: spec.secrets.clone(),
+                publish_topics: spec.publish_topics.clone(),
                 config: spec.config.clone(),
                 spin_headers: spec.spin_headers,
                 created_at_ms: now,

@@ -1,11 +1,12 @@
 //! The route table: maps a request's host and path to a target.
 //!
-//! Rules, in order: a route naming the request's host beats a host-less route; among those, the longest
-//! path prefix wins (segment-wise, see [`wisp_core::route::path_has_prefix`]). Two functions may not claim
-//! the same host + path; [`RouteTable::build`] rejects that naming both.
+//! Rules, in order: a route naming the request's host beats a host-less route; among those, an exact route
+//! (`=/path`) of the request's path wins, then the longest path prefix (segment-wise, see
+//! [`wisp_core::route::path_has_prefix`]). Two functions may not claim the same host + path (an exact and
+//! a prefix route of one path are different routes); [`RouteTable::build`] rejects that naming both.
 //!
-//! Cost: a lookup is O(path depth), whatever the number of routes — the path's segment-wise prefixes are
-//! tried longest first, each one hash lookup. The maps are persistent (`imbl`), so a changed table
+//! Cost: a lookup is O(path depth), whatever the number of routes — one hash lookup for an exact route
+//! (only when the table has any), then the path's segment-wise prefixes longest first, each one hash lookup. The maps are persistent (`imbl`), so a changed table
 //! ([`RouteTable::with_routes`]) shares everything it did not change: O(changed routes), not O(routes).
 
 #![warn(missing_docs)]
@@ -34,14 +35,47 @@ struct Entry<T> {
     target: T,
 }
 
-/// Routes by path prefix.
+/// Routes by path.
 type Paths<T> = imbl::HashMap<String, Entry<T>>;
+
+/// The routes of one host (or of every host): by path prefix, and exact ones.
+#[derive(Debug, Clone)]
+struct Routes<T: Clone> {
+    prefix: Paths<T>,
+    exact: Paths<T>,
+}
+
+impl<T: Clone> Default for Routes<T> {
+    fn default() -> Self {
+        Routes { prefix: imbl::HashMap::new(), exact: imbl::HashMap::new() }
+    }
+}
+
+impl<T: Clone> Routes<T> {
+    fn paths_mut(&mut self, exact: bool) -> &mut Paths<T> {
+        if exact { &mut self.exact } else { &mut self.prefix }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.prefix.is_empty() && self.exact.is_empty()
+    }
+
+    /// The exact route of `path`, else the longest prefix route.
+    fn find(&self, path: &str) -> Option<Match<'_, T>> {
+        if !self.exact.is_empty()
+            && let Some(e) = self.exact.get(path)
+        {
+            return Some(Match { target: &e.target, pattern: &e.pattern });
+        }
+        longest(&self.prefix, path)
+    }
+}
 
 /// An immutable route table; derive a changed one and swap it in atomically.
 #[derive(Debug, Clone)]
 pub struct RouteTable<T: Clone> {
-    by_host: imbl::HashMap<String, Paths<T>>,
-    any_host: Paths<T>,
+    by_host: imbl::HashMap<String, Routes<T>>,
+    any_host: Routes<T>,
     len: usize,
 }
 
@@ -56,7 +90,7 @@ pub struct Match<'a, T> {
 
 impl<T: Clone> Default for RouteTable<T> {
     fn default() -> Self {
-        RouteTable { by_host: imbl::HashMap::new(), any_host: imbl::HashMap::new(), len: 0 }
+        RouteTable { by_host: imbl::HashMap::new(), any_host: Routes::default(), len: 0 }
     }
 }
 
@@ -76,10 +110,11 @@ impl<T: Clone + PartialEq + Display> RouteTable<T> {
             seen.insert(pattern.clone(), target.clone());
             let path = pattern.path.clone();
             let entry = Entry { pattern: pattern.clone(), target };
-            match &pattern.host {
-                Some(h) => table.by_host.entry(h.clone()).or_default().insert(path, entry),
-                None => table.any_host.insert(path, entry),
+            let routes = match &pattern.host {
+                Some(h) => table.by_host.entry(h.clone()).or_default(),
+                None => &mut table.any_host,
             };
+            routes.paths_mut(pattern.exact).insert(path, entry);
             table.len += 1;
         }
         Ok(table)
@@ -95,11 +130,11 @@ impl<T: Clone + PartialEq + Display> RouteTable<T> {
     ) -> Result<Self, RouteConflict<T>> {
         let mut t = self.clone();
         for p in old {
-            let paths = match &p.host {
+            let routes = match &p.host {
                 Some(h) => t.by_host.get_mut(h.as_str()),
                 None => Some(&mut t.any_host),
             };
-            if let Some(paths) = paths
+            if let Some(paths) = routes.map(|r| r.paths_mut(p.exact))
                 && paths.get(p.path.as_str()).is_some_and(|e| e.target == *target)
             {
                 paths.remove(p.path.as_str());
@@ -107,10 +142,11 @@ impl<T: Clone + PartialEq + Display> RouteTable<T> {
             }
         }
         for p in new {
-            let paths = match &p.host {
+            let routes = match &p.host {
                 Some(h) => t.by_host.entry(h.clone()).or_default(),
                 None => &mut t.any_host,
             };
+            let paths = routes.paths_mut(p.exact);
             match paths.get(p.path.as_str()) {
                 Some(e) if e.target == *target => continue,
                 Some(e) => {
@@ -142,11 +178,11 @@ impl<T: Clone> RouteTable<T> {
             } else {
                 self.by_host.get(host)
             };
-            if let Some(m) = entries.and_then(|e| longest(e, path)) {
+            if let Some(m) = entries.and_then(|e| e.find(path)) {
                 return Some(m);
             }
         }
-        longest(&self.any_host, path)
+        self.any_host.find(path)
     }
 
     /// Number of routes.
@@ -277,6 +313,30 @@ mod tests {
         let t3 = t2.with_routes(&"a", &[r("/a2"), r("y.com/a")], &[]).unwrap();
         assert_eq!(t3.len(), 2);
         assert!(t3.lookup(Some("y.com"), "/a").is_none());
+    }
+
+    #[test]
+    fn an_exact_route_matches_its_path_only_and_beats_a_prefix() {
+        let t = table(&[("=/a", "exact"), ("/a", "prefix"), ("=/b", "b"), ("x.com/", "x"), ("=x.com/a", "x-exact")]);
+        let cases: &[(Option<&str>, &str, Option<&str>)] = &[
+            (None, "/a", Some("exact")),
+            (None, "/a/", Some("prefix")),
+            (None, "/a/c", Some("prefix")),
+            (None, "/b", Some("b")),
+            (None, "/b/", None),
+            (None, "/b/c", None),
+            (Some("x.com"), "/a", Some("x-exact")),
+            (Some("x.com"), "/a/c", Some("x")),
+            (Some("x.com"), "/b", Some("x")),
+        ];
+        for (host, path, want) in cases {
+            assert_eq!(t.lookup(*host, path).map(|m| *m.target), *want, "{host:?} {path}");
+        }
+        // An exact and a prefix route of one path are two routes; two exact claims of one path conflict.
+        assert!(RouteTable::build([(r("=/a"), "one"), (r("=/a"), "two")]).is_err());
+        let t2 = t.with_routes(&"exact", &[r("=/a")], &[]).unwrap();
+        assert_eq!(t2.lookup(None, "/a").map(|m| *m.target), Some("prefix"));
+        assert!(t2.with_routes(&"other", &[], &[r("=/b")]).is_err());
     }
 
     #[test]

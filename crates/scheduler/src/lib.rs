@@ -50,6 +50,8 @@ pub struct Active {
     sql: Arc<wisp_wasm_host::caps::Grant>,
     /// Who owns its pooled outbound connections (namespace + app).
     owner: Arc<str>,
+    /// The topics of its namespace it may publish to.
+    topics: Arc<wisp_wasm_host::caps::messaging::TopicGrant>,
     /// The revision's configuration (`wasi:config/store`).
     config: Arc<wisp_wasm_host::ConfigVariables>,
     name: Arc<str>,
@@ -181,6 +183,15 @@ fn sql_grant(record: &FunctionRecord) -> Arc<wisp_wasm_host::caps::Grant> {
     grant(record, &record.revision.sqlite_databases)
 }
 
+/// The messaging grant of `record`'s revision: topics of its namespace.
+fn topic_grant(record: &FunctionRecord) -> Arc<wisp_wasm_host::caps::messaging::TopicGrant> {
+    Arc::new(wisp_wasm_host::caps::messaging::TopicGrant::new(
+        record.key.namespace.as_str(),
+        record.key.name.as_str(),
+        &record.revision.publish_topics,
+    ))
+}
+
 fn grant(record: &FunctionRecord, labels: &[String]) -> Arc<wisp_wasm_host::caps::Grant> {
     Arc::new(wisp_wasm_host::caps::Grant::new(
         record.key.namespace.as_str(),
@@ -310,6 +321,7 @@ impl Scheduler {
                 record.app.as_ref().map(|a| a.as_str()),
                 record.key.name.as_str(),
             ));
+            let topics = topic_grant(&record);
             let config = self.config_of(&record);
             let active = Active {
                 record,
@@ -321,6 +333,7 @@ impl Scheduler {
                 kv,
                 sql,
                 owner,
+                topics,
                 config,
                 name,
                 records,
@@ -364,7 +377,24 @@ impl Scheduler {
                 }
             }
         }
-        let config = record.revision.config.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+        // Templates naming secret variables (`{{ name }}`, kept in the revision) are resolved from the
+        // granted secrets here; a value they do not resolve is served as it is.
+        let values: std::collections::BTreeMap<String, String> =
+            secrets.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+        let config: Vec<(&str, std::borrow::Cow<'_, str>)> = record
+            .revision
+            .config
+            .iter()
+            .map(|(k, v)| {
+                let v = if v.contains("{{") {
+                    wisp_core::config::resolve(v, &values).map_or(std::borrow::Cow::Borrowed(v.as_str()), Into::into)
+                } else {
+                    std::borrow::Cow::Borrowed(v.as_str())
+                };
+                (k.as_str(), v)
+            })
+            .collect();
+        let config = config.iter().map(|(k, v)| (*k, v.as_ref()));
         Arc::new(config.chain(secrets.iter().map(|(k, v)| (*k, v.as_str()))).collect())
     }
 
@@ -421,6 +451,7 @@ impl Scheduler {
                 stored,
                 kv: kv_grant(&record),
                 sql: sql_grant(&record),
+                topics: topic_grant(&record),
                 ..(**prev).clone()
             };
             functions.insert(record.key.clone(), Arc::new(active));
@@ -454,6 +485,7 @@ impl Scheduler {
             kv: active.kv.clone(),
             sql: active.sql.clone(),
             owner: active.owner.clone(),
+            topics: active.topics.clone(),
             config: active.config.clone(),
         };
         active.code.prewarm(&active.pool, &ctx).await
@@ -690,6 +722,7 @@ impl Scheduler {
             kv: active.kv.clone(),
             sql: active.sql.clone(),
             owner: active.owner.clone(),
+            topics: active.topics.clone(),
             config: active.config.clone(),
         };
         let records = active.records.clone();
@@ -724,6 +757,7 @@ impl Scheduler {
                 logs_truncated: report.logs.truncated,
                 peak_memory_bytes: report.usage.peak_memory_bytes,
                 egress_bytes: report.usage.egress_bytes,
+                services: report.usage.services,
             };
             if rec.cold {
                 counters.cold_starts.fetch_add(1, Ordering::Relaxed);

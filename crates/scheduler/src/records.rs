@@ -58,6 +58,9 @@ pub struct InvocationRecord {
     /// Outbound HTTP body bytes, both ways.
     #[serde(default)]
     pub egress_bytes: u64,
+    /// Operations and payload bytes of each platform service it used.
+    #[serde(default, skip_serializing_if = "wisp_core::usage::ServiceUsage::is_zero")]
+    pub services: wisp_core::usage::ServiceUsage,
 }
 
 /// Phase timings over a function's recent invocations, split by cold and warm starts: the cold-start
@@ -253,6 +256,7 @@ mod tests {
             logs_truncated: false,
             peak_memory_bytes: 0,
             egress_bytes: 0,
+            services: Default::default(),
         }
     }
 

@@ -385,13 +385,20 @@ impl Triggers {
     }
 }
 
-impl wisp_events::TopicSink for Triggers {
+/// The topic index is where destinations and guests' `wasi:messaging` messages publish.
+impl wisp_wasm_host::caps::messaging::Topics for Triggers {
     fn publish<'a>(
         &'a self,
         namespace: &'a str,
         topic: &'a str,
         event: Event,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<usize, AcceptError>> + Send + 'a>> {
-        Box::pin(async move { Ok(Triggers::publish(self, namespace, topic, event).await?.len()) })
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<usize, wisp_wasm_host::InvokeError>> + Send + 'a>>
+    {
+        Box::pin(async move {
+            Triggers::publish(self, namespace, topic, event)
+                .await
+                .map(|delivered| delivered.len())
+                .map_err(|e| wisp_wasm_host::InvokeError::new(e.class, e.message))
+        })
     }
 }

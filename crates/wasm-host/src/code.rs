@@ -1,7 +1,8 @@
 //! Loaded code (a revision ready to instantiate) and the dispatch to its world's executor.
 
 use crate::body::BoxError;
-use crate::compile::{http_pre, wagi_pre};
+use crate::caps::messaging::bindings::MessagingCorePre;
+use crate::compile::{http_pre, messaging_pre, wagi_pre};
 use crate::engine::Shared;
 use crate::exec::wagi::WagiCode;
 use crate::pool::Pool;
@@ -30,12 +31,14 @@ impl Code {
     /// The component's imports (`ns:pkg/iface@ver`); a WAGI module's are all WASI preview1: none listed.
     pub fn imports(&self) -> Vec<String> {
         match &self.inner {
-            CodeInner::Http(pre) => {
-                let component = pre.instance_pre().component();
-                component.component_type().imports(&self.shared.engine).map(|(n, _)| n.to_string()).collect()
-            }
+            CodeInner::Http(pre) => self.component_imports(pre.instance_pre().component()),
+            CodeInner::Messaging(pre) => self.component_imports(pre.instance_pre().component()),
             CodeInner::Wagi(_) => Vec::new(),
         }
+    }
+
+    fn component_imports(&self, component: &Component) -> Vec<String> {
+        component.component_type().imports(&self.shared.engine).map(|(n, _)| n.to_string()).collect()
     }
 
     /// A warm pool for this revision, known to the node's eviction (see [`Pool`]).
@@ -63,20 +66,24 @@ impl Code {
 pub(crate) enum CodeInner {
     Http(ProxyPre<HttpState>),
     Wagi(WagiCode),
+    Messaging(MessagingCorePre<HttpState>),
 }
 
 pub(crate) fn load(shared: &Arc<Shared>, kind: FunctionKind, cwasm: &Path) -> anyhow::Result<Code> {
     let started = std::time::Instant::now();
     let engine = &shared.engine;
     let inner = match kind {
-        FunctionKind::Http => {
+        FunctionKind::Http | FunctionKind::Messaging => {
             // SAFETY: the file is wisp's own compiled cache, written by `compile` into the data directory,
             // which only the wisp process writes; wasmtime additionally checks the engine compatibility.
             #[allow(unsafe_code)]
             let component = unsafe { Component::deserialize_file(engine, cwasm) }
                 .map_err(anyhow::Error::from)
                 .with_context(|| format!("loading precompiled component {}", cwasm.display()))?;
-            CodeInner::Http(http_pre(shared, &component)?)
+            match kind {
+                FunctionKind::Messaging => CodeInner::Messaging(messaging_pre(shared, &component)?),
+                _ => CodeInner::Http(http_pre(shared, &component)?),
+            }
         }
         FunctionKind::Wagi => {
             // SAFETY: as above, our own compiled cache.
@@ -112,12 +119,18 @@ impl Code {
             (CodeInner::Wagi(wagi), Input::Http { request, .. }) => {
                 crate::exec::wagi::handle(&self.shared, wagi, request, ctx, report).await.map(Outcome::Http)
             }
-            (inner, Input::Event(delivery)) => {
+            (CodeInner::Messaging(_), Input::Http { .. }) => crate::exec::messaging::refuse_http(&ctx, report),
+            (CodeInner::Messaging(pre), Input::Event(delivery)) => {
+                crate::exec::messaging::handle(&self.shared, pre, &delivery, ctx, report).await
+            }
+            (CodeInner::Http(pre), Input::Event(delivery)) => {
                 let req = crate::exec::event::request(&delivery, &ctx.id);
-                let resp = match inner {
-                    CodeInner::Http(pre) => crate::exec::http::handle(&self.shared, pre, req, ctx, report, pool).await,
-                    CodeInner::Wagi(wagi) => crate::exec::wagi::handle(&self.shared, wagi, req, ctx, report).await,
-                }?;
+                let resp = crate::exec::http::handle(&self.shared, pre, req, ctx, report, pool).await?;
+                Ok(crate::exec::event::outcome(resp).await)
+            }
+            (CodeInner::Wagi(wagi), Input::Event(delivery)) => {
+                let req = crate::exec::event::request(&delivery, &ctx.id);
+                let resp = crate::exec::wagi::handle(&self.shared, wagi, req, ctx, report).await?;
                 Ok(crate::exec::event::outcome(resp).await)
             }
         }
@@ -128,6 +141,7 @@ impl Code {
         match &self.inner {
             CodeInner::Http(_) => "wasi:http/proxy",
             CodeInner::Wagi(_) => "WAGI",
+            CodeInner::Messaging(_) => "wasi:messaging/messaging-core",
         }
     }
 
@@ -136,7 +150,7 @@ impl Code {
     pub async fn prewarm(&self, pool: &Arc<Pool>, ctx: &InvocationCtx) -> Result<usize, InvokeError> {
         match &self.inner {
             CodeInner::Http(pre) => crate::exec::http::prewarm(&self.shared, pre, pool, ctx).await,
-            CodeInner::Wagi(_) => Ok(0),
+            CodeInner::Wagi(_) | CodeInner::Messaging(_) => Ok(0),
         }
     }
 }

@@ -66,7 +66,7 @@ pub enum ArtifactError {
     },
 }
 
-const PROVIDED_COMPONENT: &str = "wasi:cli, wasi:clocks, wasi:filesystem, wasi:http, wasi:io, wasi:random and wasi:sockets @0.2, wasi:keyvalue/{store,atomics,batch}@0.2.0-draft and @0.2.0-draft2, wasi:config/store@0.2.0-rc.1 and @0.2.0-draft-2024-09-27, fermyon:spin/{key-value,variables,sqlite,postgres,mysql,redis,mqtt,rdbms-types}@2.0.0, spin:sqlite/sqlite@3.0.0, spin:postgres/postgres@3.0.0 and @4.0.0; other interfaces of the fermyon:spin, spin, wasi:keyvalue, wasi:config, wasi:blobstore and wasi:messaging packages are linked to trap when called";
+const PROVIDED_COMPONENT: &str = "wasi:cli, wasi:clocks, wasi:filesystem, wasi:http, wasi:io, wasi:random and wasi:sockets @0.2, wasi:keyvalue/{store,atomics,batch}@0.2.0-draft and @0.2.0-draft2, wasi:config/store@0.2.0-rc.1 and @0.2.0-draft-2024-09-27, fermyon:spin/{key-value,variables,sqlite,postgres,mysql,redis,mqtt,rdbms-types}@2.0.0, spin:sqlite/sqlite@3.0.0, spin:postgres/postgres@3.0.0 and @4.0.0, wasi:messaging/{types,producer}@0.2.0-draft; other interfaces of the fermyon:spin, spin, wasi:keyvalue, wasi:config, wasi:blobstore and wasi:messaging packages are linked to trap when called";
 const PROVIDED_MODULE: &str = "wasi_snapshot_preview1";
 /// WASI 0.2 packages, served whole by wasmtime-wasi and wasmtime-wasi-http (any 0.2.x).
 const WASI_PACKAGES: &[&str] =
@@ -83,6 +83,7 @@ fn served_interfaces() -> impl Iterator<Item = &'static str> {
         .chain(crate::caps::config::INTERFACES.iter().copied())
         .chain(crate::caps::sqlite::INTERFACES.iter().copied())
         .chain(crate::caps::outbound_db::INTERFACES.iter().copied())
+        .chain(crate::caps::messaging::INTERFACES.iter().copied())
 }
 
 /// What wisp does with one import of a component.
@@ -113,7 +114,7 @@ fn import_plan(import: &str) -> ImportPlan {
 fn wasi_p3_refusal(names: &[String]) -> Option<String> {
     let p3 = names.iter().find(|n| n.starts_with("wasi:") && n.contains("@0.3."))?;
     Some(format!(
-        "the component uses `{p3}`, a WASI 0.3 interface; wisp runs WASI 0.2 components (wasi:http/proxy@0.2.x). Build it for WASI 0.2: for Spin apps, the Python SDK spin-sdk 3.x (3.4.1 with componentize-py 0.17.2), the JS SDK @spinframework/build-tools before its WASI 0.3 releases, the Rust spin-sdk 3.x/4.x with the wasm32-wasip2 target"
+        "the component uses `{p3}`, a WASI 0.3 interface; wisp runs WASI 0.2 components (wasi:http/proxy@0.2.x). Build it for WASI 0.2: for Spin apps, the Python SDK spin-sdk 3.x (3.4.1 with componentize-py 0.17.2), the JS SDK's @spinframework/build-tools 1.0.x with @spinframework/wasi-http-proxy 1.0.x (1.0.7 and 1.0.1 tested), the Rust spin-sdk 3.x/4.x with the wasm32-wasip2 target"
     ))
 }
 
@@ -149,7 +150,7 @@ pub(crate) fn compile(shared: &Shared, kind: FunctionKind, bytes: &[u8]) -> Resu
     let actual = artifact_kind(bytes).ok_or(ArtifactError::NotWasm)?;
     let engine = &shared.engine;
     match (kind, actual) {
-            (FunctionKind::Http, ArtifactKind::Component) => {
+            (FunctionKind::Http | FunctionKind::Messaging, ArtifactKind::Component) => {
                 let component = Component::new(engine, bytes).map_err(|e| ArtifactError::Invalid(format!("{e:#}")))?;
                 shared.compilations.fetch_add(1, Ordering::Relaxed);
                 let ty = component.component_type();
@@ -161,15 +162,22 @@ pub(crate) fn compile(shared: &Shared, kind: FunctionKind, bytes: &[u8]) -> Resu
                 if let Some(bad) = imports.iter().find(|i| import_plan(i) == ImportPlan::Unsatisfied) {
                     return Err(ArtifactError::UnsatisfiedImport { import: bad.clone(), provided: PROVIDED_COMPONENT });
                 }
+                let (export, shown, world) = match kind {
+                    FunctionKind::Messaging => (crate::caps::messaging::HANDLER, crate::caps::messaging::HANDLER, "the `wasi:messaging/messaging-core@0.2.0-draft` world (a messaging function)"),
+                    _ => ("wasi:http/incoming-handler@0.2", "wasi:http/incoming-handler@0.2.x", "the `wasi:http/proxy` world (an http function)"),
+                };
                 if !ty.exports(engine).any(|(n, item)| {
-                    n.starts_with("wasi:http/incoming-handler@0.2") && matches!(item.ty, ComponentItem::ComponentInstance(_))
+                    n.starts_with(export) && matches!(item.ty, ComponentItem::ComponentInstance(_))
                 }) {
                     return Err(ArtifactError::MissingExport(format!(
-                        "the component does not export `wasi:http/incoming-handler@0.2.x` (it exports: {}); an http function must target the `wasi:http/proxy` world",
+                        "the component does not export `{shown}` (it exports: {}); build it for {world}, or deploy it with the kind its exports fit",
                         list(&exports)
                     )));
                 }
-                http_pre(shared, &component)?;
+                match kind {
+                    FunctionKind::Messaging => drop(messaging_pre(shared, &component)?),
+                    _ => drop(http_pre(shared, &component)?),
+                }
                 let bytes = component.serialize().map_err(|e| ArtifactError::Invalid(format!("{e:#}")))?;
                 Ok(Compiled { bytes, kind: actual, imports, exports, preinit: None })
             }
@@ -217,16 +225,21 @@ pub(crate) fn compile(shared: &Shared, kind: FunctionKind, bytes: &[u8]) -> Resu
                 let bytes = module.serialize().map_err(|e| ArtifactError::Invalid(format!("{e:#}")))?;
                 Ok(Compiled { bytes, kind: actual, imports, exports, preinit })
             }
-            (FunctionKind::Http, ArtifactKind::CoreModule) => Err(ArtifactError::KindMismatch(
-                "the function kind is `http` but the artifact is a core module, not a component; componentize it for the `wasi:http/proxy` world, or set kind = \"wagi\" if it is a WAGI (CGI-style) module".into(),
-            )),
+            (FunctionKind::Http | FunctionKind::Messaging, ArtifactKind::CoreModule) => Err(ArtifactError::KindMismatch(format!(
+                "the function kind is `{kind}` but the artifact is a core module, not a component; componentize it for the `wasi:http/proxy` (or `wasi:messaging`) world, or set kind = \"wagi\" if it is a WAGI (CGI-style) module"
+            ))),
             (FunctionKind::Wagi, ArtifactKind::Component) => Err(ArtifactError::KindMismatch(
                 "the function kind is `wagi` but the artifact is a component; WAGI functions are WASI preview1 core modules (set kind = \"http\" for wasi:http components)".into(),
             )),
         }
 }
 
-pub(crate) fn http_pre(shared: &Shared, component: &Component) -> Result<ProxyPre<HttpState>, ArtifactError> {
+/// The linker for `component`: the node's, or — when it imports platform interfaces this node does not
+/// serve — a clone with those linked to trap.
+fn linker_for<'a>(
+    shared: &'a Shared,
+    component: &Component,
+) -> Result<std::borrow::Cow<'a, wasmtime::component::Linker<HttpState>>, ArtifactError> {
     let unserved: Vec<(String, ComponentItem)> = component
         .component_type()
         .imports(&shared.engine)
@@ -243,11 +256,32 @@ pub(crate) fn http_pre(shared: &Shared, component: &Component) -> Result<ProxyPr
         }
         std::borrow::Cow::Owned(linker)
     };
-    let pre = linker
+    Ok(linker)
+}
+
+fn instance_pre(
+    shared: &Shared,
+    component: &Component,
+) -> Result<wasmtime::component::InstancePre<HttpState>, ArtifactError> {
+    linker_for(shared, component)?
         .instantiate_pre(component)
-        .map_err(|e| ArtifactError::UnsatisfiedImport { import: format!("{e:#}"), provided: PROVIDED_COMPONENT })?;
-    ProxyPre::new(pre).map_err(|e| {
+        .map_err(|e| ArtifactError::UnsatisfiedImport { import: format!("{e:#}"), provided: PROVIDED_COMPONENT })
+}
+
+pub(crate) fn http_pre(shared: &Shared, component: &Component) -> Result<ProxyPre<HttpState>, ArtifactError> {
+    ProxyPre::new(instance_pre(shared, component)?).map_err(|e| {
         ArtifactError::MissingExport(format!("the component does not match the `wasi:http/proxy` world: {e:#}"))
+    })
+}
+
+pub(crate) fn messaging_pre(
+    shared: &Shared,
+    component: &Component,
+) -> Result<crate::caps::messaging::bindings::MessagingCorePre<HttpState>, ArtifactError> {
+    crate::caps::messaging::bindings::MessagingCorePre::new(instance_pre(shared, component)?).map_err(|e| {
+        ArtifactError::MissingExport(format!(
+            "the component does not match the `wasi:messaging/messaging-core@0.2.0-draft` world: {e:#}"
+        ))
     })
 }
 
@@ -325,6 +359,7 @@ mod tests {
             "{why}"
         );
         assert!(why.contains("spin-sdk 3.x (3.4.1 with componentize-py 0.17.2)"), "{why}");
+        assert!(why.contains("@spinframework/build-tools 1.0.x"), "{why}");
         assert!(wasi_p3_refusal(&names[..1]).is_none());
     }
 }

@@ -155,6 +155,7 @@ impl Shared {
         crate::caps::sqlite::link(&mut http_linker, HttpState::sql_view).context("linking spin sqlite")?;
         crate::caps::outbound_db::link(&mut http_linker, HttpState::db_view)
             .context("linking spin postgres, mysql, redis and mqtt")?;
+        crate::caps::messaging::link(&mut http_linker, HttpState::messaging_view).context("linking wasi:messaging")?;
         crate::caps::config::link(&mut http_linker, HttpState::config_view, |s| HttpState::config_view(s).rc1())
             .context("linking wasi:config")?;
         let mut wagi_linker = wasmtime::Linker::new(&engine);

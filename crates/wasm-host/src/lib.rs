@@ -18,6 +18,7 @@ mod exec;
 mod host;
 mod limits;
 mod logs;
+mod meter;
 mod pool;
 pub mod preinit;
 mod report;
@@ -128,6 +129,8 @@ pub struct InvocationCtx {
     /// Who owns the function's pooled outbound connections: its namespace and app
     /// ([`wisp_core::kv::owner`]).
     pub owner: Arc<str>,
+    /// The messaging grant: the topics of its namespace it may publish to (built once per revision).
+    pub topics: Arc<caps::messaging::TopicGrant>,
     /// The revision's configuration, served through `wasi:config/store` (built once per revision).
     pub config: Arc<ConfigVariables>,
 }
@@ -144,4 +147,6 @@ pub struct Services {
     pub sql: Option<Arc<wisp_store::sql::SqlDatabases>>,
     /// Pools of guests' connections to their databases and brokers (PostgreSQL, MySQL, Redis, MQTT).
     pub outbound_db: Option<Arc<wisp_outbound_db::Pools>>,
+    /// The node's topics, where guests' messages go (connected once the topic index exists).
+    pub topics: Arc<caps::messaging::TopicSlot>,
 }

@@ -59,6 +59,8 @@ pub struct Usage {
     pub bytes_out: u64,
     /// Bytes of outbound HTTP requests and responses (bodies), both ways.
     pub egress_bytes: u64,
+    /// Operations and payload bytes of each platform service (key-value, SQL, …).
+    pub services: wisp_core::usage::ServiceUsage,
 }
 
 /// Where an invocation's time went. Phases that did not happen are zero.

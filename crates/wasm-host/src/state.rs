@@ -5,11 +5,13 @@
 
 use crate::InvocationCtx;
 use crate::caps::keyvalue::{Kv, KvView};
+use crate::caps::messaging::{Messaging, MessagingView};
 use crate::caps::outbound::{Outbound, OutboundHttp};
 use crate::caps::outbound_db::{DbView, OutboundDb};
 use crate::caps::sqlite::{Sql, SqlView};
 use crate::limits::{FIELD_SIZE_LIMIT, Limiter, resource_table_cap};
 use crate::logs::LogPipe;
+use crate::meter::Current;
 use std::sync::Arc;
 use wasmtime::Store;
 use wasmtime::component::ResourceTable;
@@ -26,6 +28,7 @@ pub(crate) struct InstanceState {
     kv: Kv,
     sql: Sql,
     db: OutboundDb,
+    msg: Messaging,
     config: Arc<crate::ConfigVariables>,
     pub(crate) limiter: Limiter,
 }
@@ -39,7 +42,7 @@ impl InstanceState {
         services: &crate::Services,
         ctx: &InvocationCtx,
         logs: &LogPipe,
-        egress: Arc<std::sync::atomic::AtomicU64>,
+        current: &Arc<Current>,
     ) -> Store<InstanceState> {
         let mut http = WasiHttpCtx::new();
         http.set_field_size_limit(FIELD_SIZE_LIMIT);
@@ -53,12 +56,12 @@ impl InstanceState {
                 grant: ctx.outbound.clone(),
                 node: outbound.clone(),
                 logs: logs.clone(),
-                deadline: ctx.deadline,
-                egress,
+                current: current.clone(),
             },
-            kv: Kv { grant: ctx.kv.clone(), backend: services.kv.clone() },
-            sql: Sql { grant: ctx.sql.clone(), dbs: services.sql.clone(), deadline: ctx.deadline },
             db: OutboundDb { owner: ctx.owner.clone(), pools: services.outbound_db.clone() },
+            kv: Kv { grant: ctx.kv.clone(), backend: services.kv.clone(), current: current.clone() },
+            sql: Sql { grant: ctx.sql.clone(), dbs: services.sql.clone(), current: current.clone() },
+            msg: Messaging { grant: ctx.topics.clone(), topics: services.topics.clone(), current: current.clone() },
             config: ctx.config.clone(),
             limiter: Limiter::new(ctx.limits.memory_bytes()),
         };
@@ -69,6 +72,15 @@ impl InstanceState {
 }
 
 impl InstanceState {
+    /// Starts an invocation on this instance (a warm one serves many): every capability now works for it —
+    /// its deadline, its meter.
+    pub(crate) fn begin(&mut self, current: &Arc<Current>) {
+        self.hooks.current = current.clone();
+        self.kv.current = current.clone();
+        self.sql.current = current.clone();
+        self.msg.current = current.clone();
+    }
+
     /// The key-value capability's view of this instance (its grant, the node's backend, the table).
     pub(crate) fn kv_view(&mut self) -> KvView<'_> {
         KvView::new(&self.kv, &mut self.table)
@@ -79,9 +91,23 @@ impl InstanceState {
         SqlView::new(&self.sql, &mut self.table)
     }
 
-    /// The outbound databases' view of this instance (its grant and deadline are outbound HTTP's).
+    /// The outbound databases' view of this instance (its grant, notes and current invocation are
+    /// outbound HTTP's).
     pub(crate) fn db_view(&mut self) -> DbView<'_> {
         DbView::new(&self.db, &self.hooks, &mut self.table)
+    }
+
+    /// Puts a message into the table, for the host to hand to a messaging handler.
+    pub(crate) fn push_message(
+        &mut self,
+        m: crate::caps::messaging::Message,
+    ) -> wasmtime::Result<wasmtime::component::Resource<crate::caps::messaging::Message>> {
+        Ok(self.table.push(m)?)
+    }
+
+    /// The messaging capability's view.
+    pub(crate) fn messaging_view(&mut self) -> MessagingView<'_> {
+        MessagingView::new(&self.msg, &mut self.table)
     }
 
     /// The configuration capability's view: the revision's configuration.

@@ -12,9 +12,11 @@
 mod draft2;
 mod spin;
 
+use crate::meter::Current;
 pub use draft2::Cas;
 use std::sync::Arc;
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
+use wisp_core::usage::Service;
 use wisp_store::StoreError;
 use wisp_store::guest_kv::KvBackend;
 
@@ -52,6 +54,8 @@ pub struct Bucket {
 pub(crate) struct Kv {
     pub(crate) grant: Arc<super::Grant>,
     pub(crate) backend: Option<Arc<dyn KvBackend>>,
+    /// The invocation served now: each operation that reaches the backend is counted on its meter.
+    pub(crate) current: Arc<Current>,
 }
 
 /// What the generated host traits are implemented on: the instance's capability state and its table.
@@ -109,6 +113,11 @@ impl Kv {
         self.backend.clone().ok_or_else(|| Error::Other("this node has no key-value backend".into()))
     }
 
+    /// Counts one operation moving `bytes` of values.
+    fn count(&self, bytes: usize) {
+        self.current.meter.count(Service::KeyValue, 1, bytes as u64);
+    }
+
     /// The store `identifier` names, if the grant lists it.
     fn open_bucket(&self, identifier: &str) -> Result<Bucket, Error> {
         let label = wisp_core::kv::store_label(identifier);
@@ -118,26 +127,32 @@ impl Kv {
 
     async fn get_value(&self, prefix: &str, key: &str) -> Result<Option<Vec<u8>>, Error> {
         check_key(key)?;
-        Ok(self.backend()?.get(prefix, key).await.map_err(other)?.map(|e| e.value))
+        let value = self.backend()?.get(prefix, key).await.map_err(other)?.map(|e| e.value);
+        self.count(value.as_ref().map_or(0, Vec::len));
+        Ok(value)
     }
 
     async fn set_value(&self, prefix: &str, key: &str, value: Vec<u8>) -> Result<(), Error> {
         check_key(key)?;
         check_value(&value)?;
+        self.count(value.len());
         self.backend()?.set(prefix, key, value).await.map_err(other)
     }
 
     async fn delete_key(&self, prefix: &str, key: &str) -> Result<(), Error> {
         check_key(key)?;
+        self.count(0);
         self.backend()?.delete(prefix, key).await.map_err(other)
     }
 
     async fn page(&self, prefix: &str, offset: u64) -> Result<(Vec<String>, Option<u64>), Error> {
+        self.count(0);
         self.backend()?.page(prefix, offset).await.map_err(other)
     }
 
     async fn increment_by(&self, prefix: &str, key: &str, delta: i64) -> Result<i64, Error> {
         check_key(key)?;
+        self.count(0);
         self.backend()?.increment(prefix, key, delta).await.map_err(other)?.map_err(Error::Other)
     }
 }

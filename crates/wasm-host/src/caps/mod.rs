@@ -5,14 +5,15 @@
 //! and an entry in [`CAPABILITIES`].
 //!
 //! Capabilities today: outbound HTTP ([`outbound`]), outbound databases and brokers ([`outbound_db`], over
-//! the same address check, [`net`]), key-value ([`keyvalue`]), SQL ([`sqlite`]) and configuration
-//! ([`config`]). The WASI base (clocks, random, io, cli streams and
+//! the same address check, [`net`]), key-value ([`keyvalue`]), SQL ([`sqlite`]), messaging to the node's
+//! topics ([`messaging`]) and configuration ([`config`]). The WASI base (clocks, random, io, cli streams and
 //! env, sockets — every address denied —, filesystem — one empty root, every open denied ([`filesystem`]))
 //! is linked for every instance.
 
 pub mod config;
 pub(crate) mod filesystem;
 pub mod keyvalue;
+pub mod messaging;
 pub(crate) mod net;
 pub mod outbound;
 pub mod outbound_db;
@@ -73,6 +74,15 @@ pub const CAPABILITIES: &[CapabilityInfo] = &[
         import_needs_grant: true,
         granted: |spec| !spec.key_value_stores.is_empty(),
         example: "[\"default\"]",
+    },
+    CapabilityInfo {
+        grant_key: "publish_topics",
+        interfaces: messaging::INTERFACES,
+        // A messaging handler imports the producer too (to reply, to fan out) whether its deployment
+        // publishes or not: a send outside the grant is refused at run time instead.
+        import_needs_grant: false,
+        granted: |spec| !spec.publish_topics.is_empty(),
+        example: "[\"orders\"]",
     },
 ];
 

@@ -8,12 +8,12 @@
 
 use super::net::Refusal;
 use crate::logs::LogPipe;
+use crate::meter::Current;
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
@@ -54,22 +54,13 @@ impl Outbound {
     }
 }
 
-/// One instance's outbound HTTP: its function's grant, the current invocation's deadline, where denials
-/// are noted and egress counted.
+/// One instance's outbound HTTP: its function's grant, where denials are noted, and the invocation it
+/// serves now (its deadline; egress is counted on its meter).
 pub(crate) struct OutboundHttp {
     pub(crate) grant: Arc<[HostPattern]>,
     pub(crate) node: Arc<Outbound>,
     pub(crate) logs: LogPipe,
-    pub(crate) deadline: Instant,
-    pub(crate) egress: Arc<AtomicU64>,
-}
-
-impl OutboundHttp {
-    /// Starts an invocation on this instance (a warm instance serves many).
-    pub(crate) fn begin(&mut self, deadline: Instant, egress: Arc<AtomicU64>) {
-        self.deadline = deadline;
-        self.egress = egress;
-    }
+    pub(crate) current: Arc<Current>,
 }
 
 /// Why a request was not sent.
@@ -94,10 +85,10 @@ impl WasiHttpHooks for OutboundHttp {
             > + Send,
     > {
         let what = format!("{} {}", request.method(), request.uri());
-        let (grant, node, logs, deadline, egress) =
-            (self.grant.clone(), self.node.clone(), self.logs.clone(), self.deadline, self.egress.clone());
+        let (grant, node, logs, current) =
+            (self.grant.clone(), self.node.clone(), self.logs.clone(), self.current.clone());
         Box::new(async move {
-            match send(request, options, &grant, &node, deadline, egress).await {
+            match send(request, options, &grant, &node, current).await {
                 Ok(r) => Ok(r),
                 Err(Refused::Denied(why)) => {
                     logs.note(&format!("denied outbound HTTP {what}: {why}"));
@@ -120,9 +111,9 @@ async fn send(
     options: Option<RequestOptions>,
     grant: &[HostPattern],
     node: &Outbound,
-    deadline: Instant,
-    egress: Arc<AtomicU64>,
+    current: Arc<Current>,
 ) -> Result<Sent, Refused> {
+    let deadline = current.deadline;
     let uri = request.uri().clone();
     let https = uri.scheme() == Some(&http::uri::Scheme::HTTPS);
     let scheme = if https { Scheme::Https } else { Scheme::Http };
@@ -153,7 +144,7 @@ async fn send(
     // Origin-form on the wire; the Host header (set by wasmtime-wasi-http) names the host.
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
     *request.uri_mut() = path.parse().map_err(|_| Refused::Failed(Error::HttpRequestUriInvalid))?;
-    let request = request.map(|b| Counted { inner: b, count: egress.clone() }.boxed_unsync());
+    let request = request.map(|b| Counted { inner: b, count: current.clone() }.boxed_unsync());
     let first_byte = options.as_ref().and_then(|o| o.first_byte_timeout).map_or(timeout, left);
     let response = if https {
         let name = rustls::pki_types::ServerName::try_from(host.clone())
@@ -169,7 +160,7 @@ async fn send(
     }
     .map_err(Refused::Failed)?;
     let (resp, io) = response;
-    let resp = resp.map(|b| Counted { inner: b.map_err(Error::from), count: egress }.boxed_unsync());
+    let resp = resp.map(|b| Counted { inner: b.map_err(Error::from), count: current }.boxed_unsync());
     // A response body that stalls is bounded by the invocation's deadline, which stops the guest.
     Ok((resp, io))
 }
@@ -206,10 +197,10 @@ where
     Ok((resp, io))
 }
 
-/// A body whose data bytes are added to a counter as they pass.
+/// A body whose data bytes are counted as egress of an invocation as they pass.
 struct Counted<B> {
     inner: B,
-    count: Arc<AtomicU64>,
+    count: Arc<Current>,
 }
 
 impl<B: http_body::Body<Data = Bytes> + Unpin> http_body::Body for Counted<B> {
@@ -224,7 +215,7 @@ impl<B: http_body::Body<Data = Bytes> + Unpin> http_body::Body for Counted<B> {
         if let Poll::Ready(Some(Ok(f))) = &p
             && let Some(d) = f.data_ref()
         {
-            self.count.fetch_add(d.len() as u64, Ordering::Relaxed);
+            self.count.meter.egress(d.len() as u64);
         }
         p
     }

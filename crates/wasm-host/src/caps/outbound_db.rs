@@ -7,7 +7,8 @@
 //! ([`super::net::check`]); the pools connect only to a checked address. A refusal is noted in the
 //! invocation's record and answered with the interface's error. Connections are pooled per owner
 //! (namespace + app) and address; a handle the guest drops goes back, reset, to the pool; every call is
-//! bounded by the invocation's deadline.
+//! bounded by the invocation's deadline and counted on its meter (`databases`: one operation per query,
+//! statement, command or publish; bytes of parameters, results, values and payloads).
 //!
 //! Spin SDKs import these interfaces whether the app uses them or not, so none needs a grant at deploy:
 //! without one, every `open` is refused at run time.
@@ -24,6 +25,7 @@ use std::sync::Arc;
 use std::time::Instant;
 use wasmtime::component::{HasData, Linker, ResourceTable};
 use wisp_core::outbound::Scheme;
+use wisp_core::usage::Service;
 use wisp_outbound_db::{DbError, Pools};
 
 pub use mqtt::MqttHandle;
@@ -79,8 +81,8 @@ pub const INTERFACES: &[&str] = &[
     "spin:postgres/postgres@4.0.0",
 ];
 
-/// An instance's slice of the capability: who owns its connections and the node's pools (the grant,
-/// deadline and record notes are outbound HTTP's, [`OutboundHttp`]).
+/// An instance's slice of the capability: who owns its connections and the node's pools (the grant, the
+/// current invocation and record notes are outbound HTTP's, [`OutboundHttp`]).
 pub(crate) struct OutboundDb {
     pub(crate) owner: Arc<str>,
     pub(crate) pools: Option<Arc<Pools>>,
@@ -179,8 +181,15 @@ impl Opening {
 }
 
 impl DbView<'_> {
+    /// The deadline of the invocation the instance serves now.
     fn deadline(&self) -> Instant {
-        self.net.deadline
+        self.net.current.deadline
+    }
+
+    /// Counts one call that reached a server, moving `bytes` of payload (parameters, results, values,
+    /// messages), on the current invocation's meter.
+    fn count(&self, bytes: usize) {
+        self.net.current.meter.count(Service::Databases, 1, bytes as u64);
     }
 
     fn max_result_bytes(&self) -> usize {
@@ -197,7 +206,7 @@ impl DbView<'_> {
             grant: self.net.grant.clone(),
             node: self.net.node.clone(),
             logs: self.net.logs.clone(),
-            deadline: self.net.deadline,
+            deadline: self.net.current.deadline,
             owner: self.db.owner.clone(),
             pools: self.db.pools.clone(),
         }

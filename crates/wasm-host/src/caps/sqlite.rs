@@ -8,10 +8,11 @@
 //! `open`, not at deploy.
 
 use super::Grant;
+use crate::meter::Current;
 use std::sync::Arc;
-use std::time::Instant;
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 use wisp_core::sql::SqlValue;
+use wisp_core::usage::Service;
 use wisp_store::sql::{Executed, Lease, SqlDatabases, SqlError};
 
 mod v2 {
@@ -48,7 +49,8 @@ pub struct Connection {
 pub(crate) struct Sql {
     pub(crate) grant: Arc<Grant>,
     pub(crate) dbs: Option<Arc<SqlDatabases>>,
-    pub(crate) deadline: Instant,
+    /// The invocation served now: its deadline bounds each statement; statements are counted on its meter.
+    pub(crate) current: Arc<Current>,
 }
 
 /// What the generated host traits are implemented on.
@@ -114,12 +116,16 @@ impl SqlView<'_> {
         params: Vec<SqlValue>,
     ) -> wasmtime::Result<Result<Executed, Failure>> {
         let dbs = self.sql.dbs.clone().expect("checked at open");
-        let deadline = self.sql.deadline;
+        let current = self.sql.current.clone();
+        let deadline = current.deadline;
+        let sent: usize = params.iter().map(SqlValue::payload_len).sum();
         let (scope, mut lease) = {
             let c = self.table.get_mut(conn)?;
             (c.scope.clone(), c.lease.take())
         };
         let out = dbs.execute(&mut lease, &scope, statement, params, deadline).await;
+        let got = out.as_ref().map_or(0, |done| done.result.payload_len());
+        current.meter.count(Service::Sql, 1, (sent + got) as u64);
         let c = self.table.get_mut(conn)?;
         c.lease = lease;
         Ok(match out {

@@ -4,6 +4,7 @@ use crate::body::{BoxError, DrivenBody, LimitedBody, ResponseBody, Running};
 use crate::engine::Shared;
 use crate::limits::{arm_deadline, capacity_error, classify, is_capacity, timeout_error};
 use crate::logs::LogPipe;
+use crate::meter::Current;
 use crate::pool::{Pool, Warm};
 use crate::report::{GuestEnd, Reporter, too_large};
 use crate::state::InstanceState;
@@ -17,8 +18,6 @@ use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-/// Longest a request that finds the node full waits for an instance being torn down to free its slot.
-const TEARDOWN_WAIT: Duration = Duration::from_millis(50);
 use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wisp_core::ErrorClass;
@@ -107,21 +106,15 @@ where
     let req = hyper::Request::from_parts(parts, body);
 
     let deadline = ctx.deadline;
-    let egress = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let current = Current::new(ctx.id.clone(), deadline);
     let (mut store, proxy, served) = match warm {
         Some(mut w) => {
-            w.store.data_mut().hooks.begin(deadline, egress.clone());
+            w.store.data_mut().begin(&current);
             (w.store, Some(w.proxy), w.served)
         }
         None => {
-            let store = InstanceState::store(
-                &shared.engine,
-                &shared.outbound,
-                &shared.services,
-                ctx,
-                &reporter.logs,
-                egress.clone(),
-            );
+            let store =
+                InstanceState::store(&shared.engine, &shared.outbound, &shared.services, ctx, &reporter.logs, &current);
             (store, None, 0)
         }
     };
@@ -173,17 +166,7 @@ where
         let mut instance = proxy;
         let run = async {
             if instance.is_none() {
-                // The pooling allocator may be full. A slot an instance's teardown is freeing right now comes
-                // first (wait for it, briefly); else make room by evicting the node's least recently used idle
-                // instance. Each is followed by one more try.
-                let mut made = pre.instantiate_async(&mut store).await;
-                if matches!(&made, Err(e) if is_capacity(e)) && evictor.teardowns.wait_one(TEARDOWN_WAIT).await {
-                    made = pre.instantiate_async(&mut store).await;
-                }
-                if matches!(&made, Err(e) if is_capacity(e)) && evictor.evict_one_idle() {
-                    made = pre.instantiate_async(&mut store).await;
-                }
-                instance = Some(made?);
+                instance = Some(super::instantiate_with_room(&evictor, &mut store, &pre).await?);
                 instantiate = t0.elapsed();
             }
             handler_start = Instant::now();
@@ -202,7 +185,8 @@ where
         let usage = crate::Usage {
             wall: end - t0,
             peak_memory_bytes: store.data().limiter.peak as u64,
-            egress_bytes: egress.load(Ordering::Relaxed),
+            egress_bytes: current.meter.egress_bytes(),
+            services: current.meter.services(),
             ..Default::default()
         };
         let outcome = match result {
@@ -295,9 +279,9 @@ pub(crate) async fn prewarm(
     let mut made = 0;
     while made < wanted && pool.missing() > 0 {
         let logs = LogPipe::new(ctx.limits.max_log_bytes as usize);
-        let mut store =
-            InstanceState::store(&shared.engine, &shared.outbound, &shared.services, ctx, &logs, Default::default());
         let deadline = ctx.deadline;
+        let current = Current::new(ctx.id.clone(), deadline);
+        let mut store = InstanceState::store(&shared.engine, &shared.outbound, &shared.services, ctx, &logs, &current);
         arm_deadline(&mut store, deadline, ctx.limits.timeout_ms);
         // Prewarming never evicts another function's idle instances: a full node just stops it.
         let proxy = match pre.instantiate_async(&mut store).await {

@@ -60,6 +60,7 @@ impl super::Kv {
         check_key(&key).map_err(err)?;
         let entry = self.backend().map_err(err)?.get(&prefix, &key).await.map_err(other).map_err(err)?;
         let (value, version) = entry.map(|e| (Some(e.value), Some(e.version))).unwrap_or_default();
+        self.count(value.as_ref().map_or(0, Vec::len));
         Ok(Cas { prefix, key, version, value })
     }
 }
@@ -149,6 +150,7 @@ impl atomics::Host for KvView<'_> {
             Ok(b) => b,
             Err(e) => return Ok(Err(atomics::CasError::StoreError(err(e)))),
         };
+        self.kv.count(value.len());
         match backend.swap(&cas.prefix, &cas.key, cas.version, value).await {
             Ok(true) => Ok(Ok(())),
             Ok(false) => match self.kv.read_cas(cas.prefix, cas.key).await {

@@ -87,6 +87,7 @@ impl q::HostConnection for DbView<'_> {
             q::Qos::ExactlyOnce => Qos::ExactlyOnce,
         };
         let deadline = self.deadline();
+        self.count(payload.len());
         let out = broker.publish(&topic, payload, qos, deadline).await;
         Ok(out.map_err(|e| self.mqtt_err(e)))
     }

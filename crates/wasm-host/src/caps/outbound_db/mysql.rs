@@ -132,6 +132,8 @@ impl m::HostConnection for DbView<'_> {
         let deadline = self.deadline();
         let out = lease.query(&statement, &params, deadline, max).await;
         self.table.get_mut(&conn)?.lease = Some(lease);
+        let sent: usize = params.iter().map(MyParam::payload_len).sum();
+        self.count(sent + out.as_ref().map_or(0, MyRowSet::payload_len));
         Ok(out.map(rows).map_err(db_err))
     }
 
@@ -149,6 +151,7 @@ impl m::HostConnection for DbView<'_> {
         let deadline = self.deadline();
         let out = lease.execute(&statement, &params, deadline).await;
         self.table.get_mut(&conn)?.lease = Some(lease);
+        self.count(params.iter().map(MyParam::payload_len).sum());
         Ok(out.map_err(db_err))
     }
 

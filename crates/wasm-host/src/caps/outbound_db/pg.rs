@@ -54,6 +54,8 @@ impl DbView<'_> {
         let deadline = self.deadline();
         let out = lease.query(&statement, &params, deadline, max).await;
         self.table.get_mut(conn)?.lease = Some(lease);
+        let sent: usize = params.iter().map(PgParam::payload_len).sum();
+        self.count(sent + out.as_ref().map_or(0, PgRowSet::payload_len));
         Ok(out)
     }
 
@@ -74,6 +76,7 @@ impl DbView<'_> {
         let deadline = self.deadline();
         let out = lease.execute(&statement, &params, deadline).await;
         self.table.get_mut(conn)?.lease = Some(lease);
+        self.count(params.iter().map(PgParam::payload_len).sum());
         Ok(out)
     }
 

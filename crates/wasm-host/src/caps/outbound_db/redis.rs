@@ -9,6 +9,13 @@ use wisp_core::outbound::Scheme;
 use wisp_outbound_db::DbError;
 use wisp_outbound_db::redis::{RedisLease, RedisParam, RedisResult, Target};
 
+/// Payload bytes an integer counts for.
+const INT: usize = 8;
+
+fn strings(values: &[String]) -> usize {
+    values.iter().map(String::len).sum()
+}
+
 /// A guest's Redis connection.
 pub struct RedisHandle {
     lease: Option<RedisLease>,
@@ -37,10 +44,13 @@ impl DbView<'_> {
         }
     }
 
-    /// Runs one command on the connection's lease, taken out of the table for the await.
+    /// Runs one command on the connection's lease, taken out of the table for the await, and counts it:
+    /// `sent` payload bytes, and what `got` says its answer carried.
     async fn redis_call<T>(
         &mut self,
         conn: &Resource<RedisHandle>,
+        sent: usize,
+        got: fn(&T) -> usize,
         op: impl AsyncFnOnce(&mut RedisLease, Instant) -> Result<T, DbError>,
     ) -> wasmtime::Result<Result<T, r::Error>> {
         let taken = self.table.get_mut(conn)?.lease.take();
@@ -50,6 +60,7 @@ impl DbView<'_> {
         let deadline = self.deadline();
         let out = op(&mut lease, deadline).await;
         self.table.get_mut(conn)?.lease = Some(lease);
+        self.count(sent + out.as_ref().map_or(0, got));
         Ok(out.map_err(|e| self.redis_err(e)))
     }
 }
@@ -81,7 +92,7 @@ impl r::HostConnection for DbView<'_> {
         channel: String,
         payload: Vec<u8>,
     ) -> wasmtime::Result<Result<(), r::Error>> {
-        self.redis_call(&conn, async |l, d| l.publish(&channel, &payload, d).await).await
+        self.redis_call(&conn, payload.len(), |_| 0, async |l, d| l.publish(&channel, &payload, d).await).await
     }
 
     async fn get(
@@ -89,7 +100,13 @@ impl r::HostConnection for DbView<'_> {
         conn: Resource<RedisHandle>,
         key: String,
     ) -> wasmtime::Result<Result<Option<Vec<u8>>, r::Error>> {
-        self.redis_call(&conn, async |l, d| l.get(&key, d).await).await
+        self.redis_call(
+            &conn,
+            0,
+            |v: &Option<Vec<u8>>| v.as_ref().map_or(0, Vec::len),
+            async |l, d| l.get(&key, d).await,
+        )
+        .await
     }
 
     async fn set(
@@ -98,15 +115,15 @@ impl r::HostConnection for DbView<'_> {
         key: String,
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<(), r::Error>> {
-        self.redis_call(&conn, async |l, d| l.set(&key, &value, d).await).await
+        self.redis_call(&conn, value.len(), |_| 0, async |l, d| l.set(&key, &value, d).await).await
     }
 
     async fn incr(&mut self, conn: Resource<RedisHandle>, key: String) -> wasmtime::Result<Result<i64, r::Error>> {
-        self.redis_call(&conn, async |l, d| l.incr(&key, d).await).await
+        self.redis_call(&conn, 0, |_| INT, async |l, d| l.incr(&key, d).await).await
     }
 
     async fn del(&mut self, conn: Resource<RedisHandle>, keys: Vec<String>) -> wasmtime::Result<Result<u32, r::Error>> {
-        self.redis_call(&conn, async |l, d| l.del(&keys, d).await).await
+        self.redis_call(&conn, 0, |_| INT, async |l, d| l.del(&keys, d).await).await
     }
 
     async fn sadd(
@@ -115,7 +132,7 @@ impl r::HostConnection for DbView<'_> {
         key: String,
         values: Vec<String>,
     ) -> wasmtime::Result<Result<u32, r::Error>> {
-        self.redis_call(&conn, async |l, d| l.sadd(&key, &values, d).await).await
+        self.redis_call(&conn, strings(&values), |_| INT, async |l, d| l.sadd(&key, &values, d).await).await
     }
 
     async fn smembers(
@@ -123,7 +140,7 @@ impl r::HostConnection for DbView<'_> {
         conn: Resource<RedisHandle>,
         key: String,
     ) -> wasmtime::Result<Result<Vec<String>, r::Error>> {
-        self.redis_call(&conn, async |l, d| l.smembers(&key, d).await).await
+        self.redis_call(&conn, 0, |m: &Vec<String>| strings(m), async |l, d| l.smembers(&key, d).await).await
     }
 
     async fn srem(
@@ -132,7 +149,7 @@ impl r::HostConnection for DbView<'_> {
         key: String,
         values: Vec<String>,
     ) -> wasmtime::Result<Result<u32, r::Error>> {
-        self.redis_call(&conn, async |l, d| l.srem(&key, &values, d).await).await
+        self.redis_call(&conn, strings(&values), |_| INT, async |l, d| l.srem(&key, &values, d).await).await
     }
 
     async fn execute(
@@ -149,7 +166,25 @@ impl r::HostConnection for DbView<'_> {
             })
             .collect();
         let max = self.max_result_bytes();
-        let out = self.redis_call(&conn, async |l, d| l.execute(&command, &args, d, max).await).await?;
+        let sent = args
+            .iter()
+            .map(|a| match a {
+                RedisParam::Int64(_) => INT,
+                RedisParam::Binary(b) => b.len(),
+            })
+            .sum();
+        let got = |results: &Vec<RedisResult>| {
+            results
+                .iter()
+                .map(|v| match v {
+                    RedisResult::Nil => 0,
+                    RedisResult::Status(s) => s.len(),
+                    RedisResult::Int64(_) => INT,
+                    RedisResult::Binary(b) => b.len(),
+                })
+                .sum()
+        };
+        let out = self.redis_call(&conn, sent, got, async |l, d| l.execute(&command, &args, d, max).await).await?;
         Ok(out.map(|results| {
             results
                 .into_iter()
