@@ -279,6 +279,23 @@ async fn connections_are_pooled_across_invocations_and_reset_between_them() {
     let next = ok_json(&s, &format!("/spin/pgsession?table={table}&url={url}")).await;
     assert_eq!(next["rows"][0], json!([["Int32", pid], ["Str", ""], ["Boolean", false], ["Int64", 0]]));
     assert_eq!(backends(&pg, &app_name).await, vec![pid as i32]);
+
+    // MySQL the same way: a user variable, a temporary table, an open transaction.
+    let table = format!("wisp_reset_{id}");
+    let left = ok_json(&s, &format!("/spin/mysqlsession?step=leave&table={table}")).await;
+    let conn = left["rows"][0][0].clone();
+    assert_eq!(left["rows"][0], json!([conn, ["Str", "leaked"], ["Int64", 1]]), "{left}");
+    assert_eq!(left["temp"], true);
+    let next = ok_json(&s, &format!("/spin/mysqlsession?table={table}")).await;
+    assert_eq!(next["rows"][0], json!([conn, ["Str", ""], ["Int64", 0]]), "the same connection, reset: {next}");
+    assert_eq!(next["temp"], false);
+
+    // Redis: a database selected by one invocation is not the next one's.
+    let key = format!("wisp:reset:{id}");
+    let left = ok_json(&s, &format!("/spin/redissession?step=leave&key={key}")).await;
+    assert_eq!(left["value"], json!({"hex": hex::encode("in database 3")}), "{left}");
+    let next = ok_json(&s, &format!("/spin/redissession?key={key}")).await;
+    assert_eq!(next, json!({"client": left["client"], "value": null}), "the same connection, back on database 0");
 }
 
 #[tokio::test(flavor = "multi_thread")]

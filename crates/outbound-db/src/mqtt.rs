@@ -77,19 +77,35 @@ pub enum Qos {
 
 type Waiter = oneshot::Sender<Result<(), String>>;
 
-/// One shared connection to a broker.
-pub struct Broker {
+/// What a connection's publishers and its event loop share.
+struct Shared {
     client: AsyncClient,
     /// Publishers waiting for their packet to be written, in the order they handed it to the client.
     queued: Mutex<VecDeque<(QoS, Waiter)>>,
     /// Publishers waiting for their acknowledgement, by packet id.
     acks: Mutex<HashMap<u16, Waiter>>,
-    /// Keeps `queued` in the order of the client's request channel.
-    order: tokio::sync::Mutex<()>,
     failed: Mutex<Option<String>>,
+    peer: SocketAddr,
+}
+
+impl Shared {
+    fn fail_all(&self, why: &str) {
+        *self.failed.lock() = Some(why.to_string());
+        for (_, w) in self.queued.lock().drain(..) {
+            let _ = w.send(Err(why.to_string()));
+        }
+        for (_, w) in self.acks.lock().drain() {
+            let _ = w.send(Err(why.to_string()));
+        }
+    }
+}
+
+/// One shared connection to a broker: guests hold it while they use it; its event loop runs in a task of
+/// its own, stopped when the last holder lets go.
+pub struct Broker {
+    shared: Arc<Shared>,
     driver: tokio::task::JoinHandle<()>,
     last_used: Mutex<Instant>,
-    peer: SocketAddr,
     _permit: Permit,
 }
 
@@ -101,23 +117,13 @@ impl Drop for Broker {
 
 impl Broker {
     fn alive(&self) -> bool {
-        self.failed.lock().is_none() && !self.driver.is_finished()
-    }
-
-    fn fail_all(&self, why: &str) {
-        *self.failed.lock() = Some(why.to_string());
-        for (_, w) in self.queued.lock().drain(..) {
-            let _ = w.send(Err(why.to_string()));
-        }
-        for (_, w) in self.acks.lock().drain() {
-            let _ = w.send(Err(why.to_string()));
-        }
+        self.shared.failed.lock().is_none() && !self.driver.is_finished()
     }
 
     /// Publishes `payload` to `topic` and waits for what `qos` promises, until `deadline`.
     pub async fn publish(&self, topic: &str, payload: Vec<u8>, qos: Qos, deadline: Instant) -> Result<(), DbError> {
         *self.last_used.lock() = Instant::now();
-        if let Some(why) = self.failed.lock().clone() {
+        if let Some(why) = self.shared.failed.lock().clone() {
             return Err(DbError::ConnectionFailed(format!(
                 "the connection to the MQTT broker broke: {why}; open a new one"
             )));
@@ -133,29 +139,21 @@ impl Broker {
             Qos::ExactlyOnce => QoS::ExactlyOnce,
         };
         let (tx, rx) = oneshot::channel();
-        let sent = tokio::time::timeout_at(deadline.into(), async {
-            let _order = self.order.lock().await;
-            self.queued.lock().push_back((qos, tx));
-            self.client.publish(topic, qos, false, payload).await
-        })
-        .await;
-        match sent {
-            Err(_) => {
-                return Err(DbError::Other(
-                    "the MQTT publish was stopped at the invocation's deadline (limits.timeout_ms)".into(),
-                ));
-            }
-            Ok(Err(e)) => {
-                // Not queued after all (a bad topic, or the event loop is gone): take our waiter back out.
-                self.queued.lock().pop_back();
-                return Err(match e {
-                    rumqttc::ClientError::Request(_) | rumqttc::ClientError::TryRequest(_) if !self.alive() => {
-                        DbError::ConnectionFailed("the connection to the MQTT broker broke; open a new one".into())
-                    }
-                    e => DbError::Other(format!("cannot publish to `{topic}`: {e}")),
+        {
+            // Queued in the order the client's request channel takes them: the waiter and its packet go in
+            // together, with no await between (a publish cut short never leaves a waiter without a packet).
+            let mut queued = self.shared.queued.lock();
+            if let Err(e) = self.shared.client.try_publish(topic, qos, false, payload) {
+                drop(queued);
+                return Err(if self.alive() {
+                    DbError::Other(format!(
+                        "cannot publish to `{topic}` now: {e} ({REQUESTS} publishes are waiting to be sent on this connection)"
+                    ))
+                } else {
+                    DbError::ConnectionFailed("the connection to the MQTT broker broke; open a new one".into())
                 });
             }
-            Ok(Ok(())) => {}
+            queued.push_back((qos, tx));
         }
         match tokio::time::timeout_at(deadline.into(), rx).await {
             Err(_) => Err(DbError::Other(
@@ -167,6 +165,9 @@ impl Broker {
         }
     }
 }
+
+/// How many publishes may wait to be sent on one connection.
+const REQUESTS: usize = 256;
 
 /// A key's connection, locked while it is being made (so one key never has two).
 type Slot = Arc<tokio::sync::Mutex<Option<Arc<Broker>>>>;
@@ -227,41 +228,30 @@ impl Evict for Brokers {
 }
 
 /// Drives a connection's event loop until it fails: writes, acknowledgements, keep-alive pings.
-async fn drive(
-    mut events: rumqttc::EventLoop,
-    broker: std::sync::Weak<Broker>,
-    start: oneshot::Receiver<()>,
-    connected: oneshot::Sender<Result<(), String>>,
-) {
-    // The broker's `Arc` exists once `start` fires.
-    if start.await.is_err() {
-        return;
-    }
+async fn drive(mut events: rumqttc::EventLoop, shared: Arc<Shared>, connected: oneshot::Sender<Result<(), String>>) {
     let mut connected = Some(connected);
     loop {
-        let event = events.poll().await;
-        let Some(b) = broker.upgrade() else { return };
-        match event {
+        match events.poll().await {
             Ok(Event::Incoming(Incoming::ConnAck(_))) => {
                 if let Some(c) = connected.take() {
                     let _ = c.send(Ok(()));
                 }
             }
             Ok(Event::Outgoing(Outgoing::Publish(pkid))) => {
-                let Some((qos, waiter)) = b.queued.lock().pop_front() else { continue };
+                let Some((qos, waiter)) = shared.queued.lock().pop_front() else { continue };
                 if qos == QoS::AtMostOnce {
                     let _ = waiter.send(Ok(()));
                 } else {
-                    b.acks.lock().insert(pkid, waiter);
+                    shared.acks.lock().insert(pkid, waiter);
                 }
             }
             Ok(Event::Incoming(Incoming::PubAck(ack))) => {
-                if let Some(w) = b.acks.lock().remove(&ack.pkid) {
+                if let Some(w) = shared.acks.lock().remove(&ack.pkid) {
                     let _ = w.send(Ok(()));
                 }
             }
             Ok(Event::Incoming(Incoming::PubComp(comp))) => {
-                if let Some(w) = b.acks.lock().remove(&comp.pkid) {
+                if let Some(w) = shared.acks.lock().remove(&comp.pkid) {
                     let _ = w.send(Ok(()));
                 }
             }
@@ -269,17 +259,17 @@ async fn drive(
             Err(e) => {
                 let why = match e {
                     rumqttc::ConnectionError::Io(ref io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
-                        format!("connection to {} refused: is the broker running on that port?", b.peer)
+                        format!("connection to {} refused: is the broker running on that port?", shared.peer)
                     }
                     rumqttc::ConnectionError::ConnectionRefused(code) => {
-                        format!("the MQTT broker at {} refused the connection: {code:?}", b.peer)
+                        format!("the MQTT broker at {} refused the connection: {code:?}", shared.peer)
                     }
                     e => format!("{e}"),
                 };
                 if let Some(c) = connected.take() {
                     let _ = c.send(Err(why.clone()));
                 }
-                b.fail_all(&why);
+                shared.fail_all(&why);
                 return;
             }
         }
@@ -313,7 +303,7 @@ impl Pools {
         };
         if let Some(b) = slot.as_ref()
             && b.alive()
-            && addrs.contains(&b.peer)
+            && addrs.contains(&b.shared.peer)
         {
             *b.last_used.lock() = Instant::now();
             return Ok(b.clone());
@@ -326,21 +316,21 @@ impl Pools {
             options.set_credentials(username, password);
             options.set_keep_alive(Duration::from_secs(keep_alive_secs.clamp(1, u64::from(u16::MAX))));
             options.set_clean_session(true);
-            let (client, events) = AsyncClient::new(options, 64);
+            let (client, events) = AsyncClient::new(options, REQUESTS);
             let (connected_tx, connected) = oneshot::channel();
-            let (start, started) = oneshot::channel();
-            let broker = Arc::new_cyclic(|weak: &std::sync::Weak<Broker>| Broker {
+            let shared = Arc::new(Shared {
                 client,
                 queued: Mutex::new(VecDeque::new()),
                 acks: Mutex::new(HashMap::new()),
-                order: tokio::sync::Mutex::new(()),
                 failed: Mutex::new(None),
-                driver: tokio::spawn(drive(events, weak.clone(), started, connected_tx)),
-                last_used: Mutex::new(Instant::now()),
                 peer,
+            });
+            let broker = Arc::new(Broker {
+                driver: tokio::spawn(drive(events, shared.clone(), connected_tx)),
+                shared,
+                last_used: Mutex::new(Instant::now()),
                 _permit: permit,
             });
-            let _ = start.send(());
             let budget = left(deadline, self.config.connect_timeout);
             match tokio::time::timeout(budget, connected).await {
                 Ok(Ok(Ok(()))) => {

@@ -239,6 +239,36 @@ class IncomingHandler(http.IncomingHandler):
                 out["missing"] = failure(e.value)
             return out
 
+    def mysqlsession(self, q: dict) -> dict:
+        """As pgsession, for MySQL: a user variable, a temporary table, an open transaction."""
+        table = q["table"]
+        with mysql.open(q.get("url") or variables.get("mysql_url")) as db:
+            if q.get("step") == "leave":
+                db.execute(f"CREATE TABLE IF NOT EXISTS {table} (x INT)", [])
+                db.execute("SET @wisp_leak = 'leaked'", [])
+                db.execute("CREATE TEMPORARY TABLE wisp_leak (x INT)", [])
+                db.execute("START TRANSACTION", [])
+                db.execute(f"INSERT INTO {table} VALUES (1)", [])
+            out = rowset(db.query(
+                f"SELECT CONNECTION_ID() AS id, CAST(COALESCE(@wisp_leak, '') AS CHAR) AS setting, (SELECT COUNT(*) FROM {table}) AS n", []
+            ))
+            try:
+                db.query("SELECT COUNT(*) FROM wisp_leak", [])
+                out["temp"] = True
+            except Err:
+                out["temp"] = False
+            return out
+
+    def redissession(self, q: dict) -> dict:
+        """Redis connection state one invocation leaves (another database selected) that the next must not see."""
+        key = q["key"]
+        with redis.open(q.get("url") or variables.get("redis_url")) as db:
+            if q.get("step") == "leave":
+                db.execute("SELECT", [redis_param("3")])
+                db.execute("SET", [redis_param(key), redis_param("in database 3"), redis_param("EX"), redis_param("60")])
+            me = db.execute("CLIENT", [redis_param("ID")])
+            return {"client": show(me[0]), "value": plain(db.get(key))}
+
     def redis(self, q: dict) -> dict:
         """fermyon:spin/redis@2.0.0 through spin_sdk.redis."""
         key = q["key"]
@@ -299,6 +329,8 @@ DATABASE_ROUTES = {
     "/pgpid": IncomingHandler.pgpid,
     "/pgsession": IncomingHandler.pgsession,
     "/mysql": IncomingHandler.my,
+    "/mysqlsession": IncomingHandler.mysqlsession,
+    "/redissession": IncomingHandler.redissession,
     "/redis": IncomingHandler.redis,
     "/mqtt": IncomingHandler.mqtt,
     "/dbopen": IncomingHandler.dbopen,
