@@ -343,3 +343,41 @@ async fn addresses_outside_the_grant_are_refused_with_the_interfaces_errors() {
     assert_eq!(v, json!({"error": "Error_InvalidAddress", "value": null}));
     assert!(last_record(&s).await.contains("rediss:// (Redis over TLS) is not supported"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn broker_schemes_this_node_cannot_serve_and_bad_pool_settings_are_refused_saying_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(&dir.path().join("data"));
+    let bytes = std::fs::read(common::guest("hello-c")).unwrap();
+    let (status, msg) = s
+        .deploy_bytes("tls", bytes, json!({"routes": ["/tls"], "allowed_outbound_hosts": ["rediss://cache.internal"]}))
+        .await
+        .unwrap_err();
+    assert_eq!(status, 400);
+    assert!(
+        msg.contains("`rediss://cache.internal`: rediss:// (Redis over TLS) is not supported yet: use redis://"),
+        "{msg}"
+    );
+
+    let cfg = dir.path().join("node.toml");
+    for (text, says) in [
+        (
+            "[outbound_db]\nmax_connections_per_app = 0\n",
+            "outbound_db.max_connections_per_app = 0 is out of range: allowed 1..=100000",
+        ),
+        ("[outbound_db]\nmax_idle = 5\n", "unknown field `max_idle`"),
+    ] {
+        std::fs::write(&cfg, text).unwrap();
+        let out = std::process::Command::new(common::wisp_bin())
+            .args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path().join("other"))
+            .arg("--config")
+            .arg(&cfg)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("node.toml") && err.contains(says), "{err}");
+    }
+}
