@@ -78,7 +78,9 @@ membomb-c  c-proxy   tests/guests/membomb-c  tests/guests/common
 logs-c     c-reactor tests/guests/logs-c     tests/guests/common
 sleep-c    c-proxy   tests/guests/sleep-c    tests/guests/common
 hostile-c  c-proxy   tests/guests/hostile-c  -
+files-c    c-proxy   tests/guests/files-c    -
 flood-wagi wagi      tests/guests/flood-wagi -
+files-wagi wagi      tests/guests/files-wagi -
 "
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

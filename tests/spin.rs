@@ -172,9 +172,14 @@ async fn spin_manifest_keys_wisp_cannot_honour_are_errors_that_say_so() {
         )
         .unwrap()
     };
-    write("files = [\"static/**\"]\n");
+    // `files` are mounted (tests/files.rs), but only from the app directory: a URL is an error.
+    write("files = [{ source = \"https://example.com/site.tar\", destination = \"/site\" }]\n");
     let out = s.cli(&["deploy", manifest.to_str().unwrap()]);
-    assert!(stderr(&out).contains("[component.x]: `files` is not supported yet"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("[component.x]: files entry { source = \"https://example.com/site.tar\", destination = \"/site\" }: \"https://example.com/site.tar\" is a URL; wisp mounts files of the app directory only"),
+        "{}",
+        stderr(&out)
+    );
     write("sqlite_databases = [\"Main DB\"]\n");
     let out = s.cli(&["deploy", manifest.to_str().unwrap()]);
     assert!(stderr(&out).contains("sqlite_databases entry \"Main DB\" is not a label"), "{}", stderr(&out));

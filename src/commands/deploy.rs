@@ -1,5 +1,7 @@
 //! `wisp deploy`: upload, validate + compile, switch traffic — for an app (wisp.toml) or one .wasm.
 
+mod files;
+
 use crate::Global;
 use crate::client::{Client, api_error};
 use anyhow::{Context, bail};
@@ -73,6 +75,8 @@ struct Plan {
     name: Name,
     source: PathBuf,
     spec: FunctionSpec,
+    /// Its `files`, resolved: guest path → the file to upload (uploaded with the code).
+    files: BTreeMap<String, PathBuf>,
     /// Single-file deploys keep the stored scaling: the spec is sent without it, and only the scaling keys
     /// given as flags are changed afterwards. `None`: a manifest, whose scaling replaces what is stored.
     scaling_patch: Option<serde_json::Map<String, serde_json::Value>>,
@@ -214,11 +218,19 @@ fn plan(a: &Args) -> anyhow::Result<(Vec<Plan>, Option<Name>, Option<AppMigratio
         let configs = m.resolved_config(&given).map_err(|e| anyhow::anyhow!("{label}: {e}"))?;
         let base = manifest_path.parent().unwrap_or(Path::new("."));
         let ns = m.namespace();
+        let files = (m.functions.iter())
+            .map(|f| {
+                files::resolve(base, &f.files, &f.exclude_files)
+                    .map_err(|e| anyhow::anyhow!("{label}: function `{}`: {e:#}", f.name))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let plans = m
             .functions
             .into_iter()
             .zip(configs)
-            .map(|(f, resolved)| Plan {
+            .zip(files)
+            .map(|((f, resolved), files)| Plan {
+                files,
                 scaling_patch: None,
                 name: f.name,
                 source: base.join(&f.source),
@@ -237,6 +249,7 @@ fn plan(a: &Args) -> anyhow::Result<(Vec<Plan>, Option<Name>, Option<AppMigratio
                     publish_topics: f.publish_topics,
                     config: resolved.config,
                     spin_headers: f.spin_headers,
+                    files: BTreeMap::new(), // the digests, once uploaded
                     events: f.events,
                     triggers: f.triggers,
                 },
@@ -304,10 +317,12 @@ fn plan(a: &Args) -> anyhow::Result<(Vec<Plan>, Option<Name>, Option<AppMigratio
         publish_topics: a.publish_topics.clone(),
         config: BTreeMap::new(),
         spin_headers: false,
+        files: BTreeMap::new(),
         events: Default::default(),
         triggers: Vec::new(),
     };
-    Ok((vec![Plan { name, source: a.path.clone(), spec, scaling_patch: Some(scaling_patch) }], None, None))
+    let plan = Plan { name, source: a.path.clone(), spec, files: BTreeMap::new(), scaling_patch: Some(scaling_patch) };
+    Ok((vec![plan], None, None))
 }
 
 /// A function's `secrets` grant with the secret variables its configuration names added (each once).
@@ -336,6 +351,23 @@ fn human_bytes(n: usize) -> String {
     }
 }
 
+/// Uploads `bytes` (sha256 `sha`; a file a function mounts if `file`) unless the server has them. True if
+/// they were uploaded now.
+async fn upload(client: &Client, bytes: Vec<u8>, sha: &str, file: bool) -> anyhow::Result<bool> {
+    let head = client.send(client.request(Method::HEAD, &format!("/_wisp/v1/artifacts/{sha}"))).await?;
+    if head.status().is_success() {
+        return Ok(false);
+    }
+    let path = if file { "/_wisp/v1/artifacts?kind=file" } else { "/_wisp/v1/artifacts" };
+    let resp = client.send(client.request(Method::POST, path).body(bytes)).await?;
+    if !resp.status().is_success() {
+        let status = resp.status();
+        let body = resp.bytes().await.unwrap_or_default();
+        bail!("rejected: {}", api_error(status, &body));
+    }
+    Ok(true)
+}
+
 async fn deploy_one(client: &Client, mut p: Plan) -> anyhow::Result<()> {
     let bytes =
         std::fs::read(&p.source).with_context(|| format!("function `{}`: reading {}", p.name, p.source.display()))?;
@@ -345,21 +377,16 @@ async fn deploy_one(client: &Client, mut p: Plan) -> anyhow::Result<()> {
 
     // 1. upload (skipped when the server already has these bytes)
     let pb = spinner(format!("{}: uploading {shown} ({})", p.name, human_bytes(size)));
-    let head = client.send(client.request(Method::HEAD, &format!("/_wisp/v1/artifacts/{sha}"))).await?;
-    let uploaded = if head.status().is_success() {
-        "already uploaded"
-    } else {
-        let resp = client.send(client.request(Method::POST, "/_wisp/v1/artifacts").body(bytes)).await?;
-        if !resp.status().is_success() {
-            let status = resp.status();
-            let body = resp.bytes().await.unwrap_or_default();
-            pb.finish_and_clear();
-            bail!("function `{}`: upload of {shown} rejected: {}", p.name, api_error(status, &body));
-        }
-        "uploaded"
-    };
+    let uploaded = upload(client, bytes, &sha, false).await;
     pb.finish_and_clear();
+    let uploaded = match uploaded.with_context(|| format!("function `{}`: upload of {shown}", p.name))? {
+        true => "uploaded",
+        false => "already uploaded",
+    };
     println!("✓ {}: {uploaded} {shown} ({}, sha256 {})", p.name, human_bytes(size), &sha[..12]);
+    if !p.files.is_empty() {
+        p.spec.files = files::upload_all(client, p.name.as_str(), &p.files).await?;
+    }
 
     // 2. validate + compile + switch
     p.spec.artifact = sha;

@@ -5,7 +5,7 @@
 //! | method | path | what |
 //! |---|---|---|
 //! | GET | /_wisp/v1/status | node status |
-//! | POST | /_wisp/v1/artifacts | upload raw `.wasm` bytes → `{sha256, size, kind, existed}` |
+//! | POST | /_wisp/v1/artifacts[?kind=file] | upload raw `.wasm` bytes (or, `kind=file`, a file a function mounts) → `{sha256, size, kind, existed}` |
 //! | HEAD | /_wisp/v1/artifacts/{sha256} | 200 if stored, 404 if not |
 //! | GET | /_wisp/v1/namespaces/{ns}/functions | list |
 //! | PUT | /_wisp/v1/namespaces/{ns}/functions/{name} | deploy a [`FunctionSpec`] |
@@ -230,8 +230,31 @@ async fn status(State(api): State<Arc<Api>>) -> Json<StatusBody> {
     })
 }
 
-async fn upload(State(api): State<Arc<Api>>, body: Bytes) -> ApiResult<impl IntoResponse> {
-    let info = api.registry.put_artifact(body).await?;
+/// `POST /_wisp/v1/artifacts` query.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UploadQuery {
+    /// `file`: a file a function mounts, stored as it is; absent: code.
+    #[serde(default)]
+    kind: Option<String>,
+}
+
+async fn upload(
+    State(api): State<Arc<Api>>,
+    Query(q): Query<UploadQuery>,
+    body: Bytes,
+) -> ApiResult<impl IntoResponse> {
+    let upload = match q.kind.as_deref() {
+        None => wisp_registry::Upload::Code,
+        Some("file") => wisp_registry::Upload::File,
+        Some(other) => {
+            return Err(ApiError::new(
+                ErrorClass::InvalidInput,
+                format!("kind={other}: an upload is code (no kind) or `kind=file`"),
+            ));
+        }
+    };
+    let info = api.registry.put_artifact(body, upload).await?;
     let status = if info.existed { StatusCode::OK } else { StatusCode::CREATED };
     Ok((status, Json(info)))
 }
@@ -370,6 +393,9 @@ pub struct RevisionView {
     pub artifact: String,
     /// Names of its environment variables.
     pub env_keys: Vec<String>,
+    /// The files it mounts: guest path → artifact sha256.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub files: std::collections::BTreeMap<String, String>,
     /// Limits.
     pub limits: wisp_core::Limits,
     /// Creation time, unix ms.
@@ -383,6 +409,7 @@ impl From<wisp_core::RevisionRecord> for RevisionView {
             kind: r.kind.to_string(),
             artifact: r.artifact,
             env_keys: r.env.into_keys().collect(),
+            files: r.files,
             limits: r.limits,
             created_at_ms: r.created_at_ms,
         }

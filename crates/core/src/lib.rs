@@ -10,6 +10,7 @@ pub mod cgi;
 pub mod config;
 pub mod error;
 pub mod events;
+pub mod files;
 pub mod invocation;
 pub mod kv;
 pub mod limits;

@@ -14,6 +14,8 @@
 //! limits = { timeout_ms = 5000, memory_mb = 64 }
 //! scaling = { instance_mode = "reuse" }  # "fresh" (default) or "reuse"
 //! events = { retry_attempts = 2, path = "/" }  # async delivery (see `events::EventConfig`)
+//! files = ["static/**/*", { source = "assets", destination = "/assets" }]  # read-only (see `files`)
+//! exclude_files = ["static/**/*.map"]
 //!
 //! [[function.trigger]]        # event sources (see `trigger`)
 //! type = "cron"
@@ -97,6 +99,13 @@ pub struct FunctionManifest {
     /// Event sources (`[[function.trigger]]` tables, see [`crate::trigger`]).
     #[serde(rename = "trigger", default)]
     pub triggers: Vec<crate::trigger::TriggerSpec>,
+    /// Files of the app the guest sees read-only (globs, paths, `{ source, destination }`; see
+    /// [`crate::files`]); resolved and uploaded by the deploy.
+    #[serde(default)]
+    pub files: Vec<crate::files::FileMount>,
+    /// Globs of app paths left out of what `files` brings in.
+    #[serde(default)]
+    pub exclude_files: Vec<String>,
     /// Add Spin's `spin-*` request headers: set by [`crate::spin`] for the components of a `spin.toml`, not a
     /// `wisp.toml` key.
     #[serde(skip)]
@@ -199,9 +208,11 @@ impl FunctionManifest {
             publish_topics: self.publish_topics.clone(),
             config: self.config.keys().map(|k| (k.clone(), String::new())).collect(),
             spin_headers: self.spin_headers,
+            files: BTreeMap::new(),
             events: self.events.clone(),
             triggers: self.triggers.clone(),
         };
+        crate::files::check_mounts(&self.files, &self.exclude_files).map_err(SpecError::Files)?;
         spec.validate()
     }
 }
@@ -231,6 +242,9 @@ routes = ["/cart", "shop.example.com/"]
 env = { CURRENCY = "EUR" }
 limits = { timeout_ms = 5000 }
 
+files = ["static/**/*", { source = "assets", destination = "/assets" }]
+exclude_files = ["static/*.map"]
+
 [[function]]
 name = "legacy"
 kind = "wagi"
@@ -249,6 +263,14 @@ source = "legacy.wasm"
         assert_eq!(cart.limits.timeout_ms, 5000);
         assert_eq!(cart.limits.memory_mb, crate::limits::DEFAULT_MEMORY_MB);
         assert_eq!(m.functions[1].kind, FunctionKind::Wagi);
+        assert_eq!(
+            cart.files,
+            [
+                crate::files::FileMount::Pattern("static/**/*".into()),
+                crate::files::FileMount::Placement { source: "assets".into(), destination: "/assets".into() }
+            ]
+        );
+        assert_eq!(cart.exclude_files, ["static/*.map"]);
     }
 
     /// Golden error messages: each names the file, the place, and what is allowed.
@@ -257,7 +279,7 @@ source = "legacy.wasm"
         let table: &[(&str, &str)] = &[
             (
                 "[app]\nname = \"a\"\n[[function]]\nname = \"f\"\nsource = \"f.wasm\"\ntimeout = 5\n",
-                "wisp.toml: TOML parse error at line 6, column 1\n  |\n6 | timeout = 5\n  | ^^^^^^^\nunknown field `timeout`, expected one of `name`, `kind`, `source`, `routes`, `env`, `limits`, `scaling`, `allowed_outbound_hosts`, `key_value_stores`, `sqlite_databases`, `secrets`, `publish_topics`, `config`, `events`, `trigger`",
+                "wisp.toml: TOML parse error at line 6, column 1\n  |\n6 | timeout = 5\n  | ^^^^^^^\nunknown field `timeout`, expected one of `name`, `kind`, `source`, `routes`, `env`, `limits`, `scaling`, `allowed_outbound_hosts`, `key_value_stores`, `sqlite_databases`, `secrets`, `publish_topics`, `config`, `events`, `trigger`, `files`, `exclude_files`",
             ),
             (
                 "[app]\nname = \"a\"\n[[function]]\nname = \"f\"\nsource = \"f.wasm\"\nkind = \"lambda\"\n",
@@ -282,6 +304,14 @@ source = "legacy.wasm"
             (
                 "[app]\nname = \"a\"\n[[function]]\nname = \"f\"\nsource = \"f.wasm\"\nlimits = { memory_mb = 0 }\n",
                 "wisp.toml: function `f` (the 1st [[function]] table): limits.memory_mb = 0 is out of range: allowed 1..=4096",
+            ),
+            (
+                "[app]\nname = \"a\"\n[[function]]\nname = \"f\"\nsource = \"f.wasm\"\nfiles = [\"../shared/*\"]\n",
+                "wisp.toml: function `f` (the 1st [[function]] table): files entry \"../shared/*\": \"../shared/*\" has a `..` segment; files come from the app directory (the manifest's) and below",
+            ),
+            (
+                "[app]\nname = \"a\"\n[[function]]\nname = \"f\"\nsource = \"f.wasm\"\nfiles = [{ source = \"a\", destination = \"a\" }]\n",
+                "wisp.toml: function `f` (the 1st [[function]] table): files entry { source = \"a\", destination = \"a\" }: destination: guest path \"a\" is not absolute; start it with `/`",
             ),
             (
                 "[app]\nname = \"a\"\n[[function]]\nname = \"f\"\n",

@@ -83,6 +83,10 @@ pub struct FunctionSpec {
     /// `spin up` does: set for components deployed from a `spin.toml`. Part of the revision.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub spin_headers: bool,
+    /// Files the guest sees read-only: guest path → sha256 of an uploaded artifact (see [`crate::files`]).
+    /// Part of the revision.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub files: BTreeMap<String, String>,
     /// Delivery of asynchronous invocations and trigger events (traffic config: not part of the revision).
     #[serde(default, skip_serializing_if = "crate::events::EventConfig::is_default")]
     pub events: crate::events::EventConfig,
@@ -115,6 +119,9 @@ pub enum SpecError {
     /// An `allowed_outbound_hosts` entry does not parse.
     #[error(transparent)]
     Outbound(#[from] crate::outbound::PatternError),
+    /// The `files` map (or a manifest's `files` entries) is unusable.
+    #[error("{0}")]
+    Files(String),
 }
 
 /// Whether `s` is a lowercase hex sha256 digest.
@@ -156,6 +163,7 @@ impl FunctionSpec {
             )));
         }
         crate::config::check(&self.config).map_err(SpecError::Scaling)?;
+        crate::files::check_map(&self.files).map_err(SpecError::Files)?;
         let mut seen = std::collections::HashSet::new();
         for r in &self.routes {
             if !seen.insert(r) {
@@ -166,7 +174,7 @@ impl FunctionSpec {
     }
 
     /// The revision id this spec's code + config would get: sha256 over the canonical JSON of kind, artifact,
-    /// env, limits and capability grants. Routes are traffic, not revision content. (An empty grant is left
+    /// env, limits, capability grants and mounted files. Routes are traffic, not revision content. (An empty grant is left
     /// out, so revisions from before grants existed keep their ids.)
     pub fn revision_id(&self) -> String {
         #[derive(Serialize)]
@@ -189,6 +197,8 @@ impl FunctionSpec {
             config: &'a BTreeMap<String, String>,
             #[serde(skip_serializing_if = "std::ops::Not::not")]
             spin_headers: bool,
+            #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+            files: &'a BTreeMap<String, String>,
         }
         let content = Content {
             kind: self.kind,
@@ -202,6 +212,7 @@ impl FunctionSpec {
             publish_topics: &self.publish_topics,
             config: &self.config,
             spin_headers: self.spin_headers,
+            files: &self.files,
         };
         // BTreeMap and struct field order make this JSON canonical.
         let json = serde_json::to_vec(&content).expect("plain data serialises");
@@ -258,6 +269,9 @@ pub struct RevisionRecord {
     /// Whether requests get Spin's `spin-*` headers.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub spin_headers: bool,
+    /// Files its instances see read-only: guest path → artifact sha256.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub files: BTreeMap<String, String>,
     /// Creation time, unix milliseconds.
     #[serde(default)]
     pub created_at_ms: u64,
@@ -336,6 +350,7 @@ mod tests {
             publish_topics: Vec::new(),
             config: BTreeMap::new(),
             spin_headers: false,
+            files: BTreeMap::new(),
             events: Default::default(),
             triggers: Vec::new(),
         }
@@ -356,6 +371,13 @@ mod tests {
         let mut e = spec();
         e.allowed_outbound_hosts.push("https://api.example.com".into());
         assert_ne!(a.revision_id(), e.revision_id());
+        // Mounted files are revision content: another file, or other bytes at a path, is a new revision.
+        let mut f = spec();
+        f.files.insert("/static/a.txt".into(), "b".repeat(64));
+        assert_ne!(a.revision_id(), f.revision_id());
+        let mut g = f.clone();
+        g.files.insert("/static/a.txt".into(), "c".repeat(64));
+        assert_ne!(f.revision_id(), g.revision_id());
         // Pinned: a spec without grants keeps the id it had before grants existed.
         #[derive(Serialize)]
         struct Before<'a> {

@@ -7,9 +7,10 @@
 //! (`:id`) and `/*` are errors; `private = true` gives no route); `[component.<id>]` →
 //! function `<id>`: `source` (a local file), `allowed_outbound_hosts` (and the deprecated
 //! `allowed_http_hosts`), `key_value_stores`, `environment`, `variables` (the component's configuration,
-//! `{{ name }}` templates). Spin's `spin-*` request headers are added for these functions. Keys wisp cannot
-//! honour (`files`, a `source` URL, other trigger types, WAGI's `executor` options) are errors that say so;
-//! `build`, `description`, `exclude_files` and the rest of Spin's tooling keys are ignored.
+//! `{{ name }}` templates), `files` and `exclude_files` (mounted read-only, see [`crate::files`]). Spin's
+//! `spin-*` request headers are added for these functions. Keys wisp cannot honour (a `source` URL, a
+//! URL in `files`, other trigger types, WAGI's `executor` options) are errors that say so; `build`,
+//! `description` and the rest of Spin's tooling keys are ignored.
 
 use crate::manifest::{AppSection, FunctionManifest, Manifest, ManifestError};
 use crate::{Name, RoutePattern};
@@ -60,7 +61,9 @@ struct Component {
     #[serde(default)]
     variables: BTreeMap<String, String>,
     #[serde(default)]
-    files: Vec<toml::Value>,
+    files: Vec<crate::files::FileMount>,
+    #[serde(default)]
+    exclude_files: Vec<String>,
 }
 
 /// Whether `text` is a Spin manifest (it has `spin_manifest_version`).
@@ -132,9 +135,7 @@ pub fn parse(text: &str, file: &str) -> Result<Manifest, ManifestError> {
                 )));
             }
         };
-        if !c.files.is_empty() {
-            return Err(err(format!("{at}: `files` is not supported yet (wisp gives guests no filesystem)")));
-        }
+        crate::files::check_mounts(&c.files, &c.exclude_files).map_err(|e| err(format!("{at}: {e}")))?;
         let mut hosts = c.allowed_outbound_hosts;
         for h in c.allowed_http_hosts {
             // Spin 1's `allowed_http_hosts`: a bare host (any of http/https), or a URL.
@@ -161,6 +162,8 @@ pub fn parse(text: &str, file: &str) -> Result<Manifest, ManifestError> {
             config: c.variables,
             events: Default::default(),
             triggers: Vec::new(),
+            files: c.files,
+            exclude_files: c.exclude_files,
             spin_headers: true,
         };
         functions.push(f);
@@ -200,6 +203,24 @@ mod tests {
         };
         assert_eq!(routes("a"), ["/api", "=/hello"]);
         assert_eq!(routes("b"), ["/"]);
+        // Spin's `files`: kept for the deploy to resolve; what can be checked without the app directory is.
+        let with_files = |files: &str| {
+            parse(&format!("{}files = {files}\nexclude_files = [\"static/*.map\"]\n", manifest("")), "spin.toml")
+        };
+        let m = with_files(r#"["static/**/*", { source = "assets", destination = "/assets" }]"#).unwrap();
+        let b = m.functions.iter().find(|f| f.name.as_str() == "b").unwrap();
+        assert_eq!(b.files.len(), 2);
+        assert_eq!(b.exclude_files, ["static/*.map"]);
+        for (files, want) in [
+            (r#"["/etc/*"]"#, "spin.toml: [component.b]: files entry \"/etc/*\": \"/etc/*\" is absolute"),
+            (
+                r#"[{ source = "https://example.com/a.tgz", destination = "/a" }]"#,
+                "is a URL; wisp mounts files of the app directory only",
+            ),
+        ] {
+            let e = with_files(files).unwrap_err().to_string();
+            assert!(e.starts_with(want) || e.contains(want), "{files}: {e}");
+        }
         for bad in ["/users/:id", "/files/*"] {
             let e = parse(&manifest(&format!("[[trigger.http]]\nroute = \"{bad}\"\ncomponent = \"a\"")), "spin.toml")
                 .unwrap_err();

@@ -1,8 +1,9 @@
 //! What an invocation used of the platform services, as its record keeps it: one operation and byte count
 //! per service. Bytes are the payload moved between the guest and the service — values read and written
 //! (key-value), statement parameters and result cells (SQL), object bytes (blobs), message payloads
-//! (messaging), parameters, results and payloads (outbound databases and brokers) — not protocol overhead;
-//! keys and names are not counted. Metering reads these from the invocation's report.
+//! (messaging), parameters, results and payloads (outbound databases and brokers), bytes read from the
+//! function's files (files; an op is a file or directory opened) — not protocol overhead; keys and names are
+//! not counted. Metering reads these from the invocation's report.
 
 use serde::{Deserialize, Serialize};
 
@@ -19,12 +20,14 @@ pub enum Service {
     Messaging,
     /// Outbound databases and brokers (Spin's redis, postgres, mysql, mqtt).
     Databases,
+    /// The function's mounted files (`wasi:filesystem`, read-only).
+    Files,
 }
 
 impl Service {
     /// Every service, in the order [`ServiceUsage`] lists them.
-    pub const ALL: [Service; 5] =
-        [Service::KeyValue, Service::Sql, Service::Blobs, Service::Messaging, Service::Databases];
+    pub const ALL: [Service; 6] =
+        [Service::KeyValue, Service::Sql, Service::Blobs, Service::Messaging, Service::Databases, Service::Files];
 
     /// Its position in [`Service::ALL`].
     pub const fn index(self) -> usize {
@@ -59,6 +62,9 @@ pub struct ServiceUsage {
     /// Outbound databases and brokers.
     #[serde(default, skip_serializing_if = "Count::is_zero")]
     pub databases: Count,
+    /// The function's files.
+    #[serde(default, skip_serializing_if = "Count::is_zero")]
+    pub files: Count,
 }
 
 impl Count {
@@ -77,6 +83,7 @@ impl ServiceUsage {
             Service::Blobs => self.blobs,
             Service::Messaging => self.messaging,
             Service::Databases => self.databases,
+            Service::Files => self.files,
         }
     }
 
@@ -88,6 +95,7 @@ impl ServiceUsage {
             Service::Blobs => &mut self.blobs,
             Service::Messaging => &mut self.messaging,
             Service::Databases => &mut self.databases,
+            Service::Files => &mut self.files,
         }
     }
 
@@ -98,7 +106,7 @@ impl ServiceUsage {
 
     /// The services used, for people: `kv 3 ops 15 B, sql 1 op 40 B` (empty when none was).
     pub fn summary(&self) -> String {
-        let names = ["kv", "sql", "blobs", "messaging", "databases"];
+        let names = ["kv", "sql", "blobs", "messaging", "databases", "files"];
         Service::ALL
             .iter()
             .zip(names)

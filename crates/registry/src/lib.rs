@@ -1,6 +1,7 @@
 //! The registry turns uploads and specs into servable code:
 //!
-//! 1. [`Registry::put_artifact`] stores bytes by sha256 (idempotent) after a header check.
+//! 1. [`Registry::put_artifact`] stores bytes by sha256 (idempotent) after a header check (code), or as they
+//!    are (a file a function mounts, [`Upload::File`]).
 //! 2. [`Registry::deploy`] validates the spec, checks route conflicts against every other function, makes
 //!    sure the artifact is validated and precompiled for this engine (the compiled cache, keyed by engine
 //!    build + config + artifact digest; compiled before the deploy lock is taken), records an immutable
@@ -12,6 +13,8 @@
 //!    unless the cache is missing or was made by another engine.
 
 #![warn(missing_docs)]
+
+mod files;
 
 use bytes::Bytes;
 use std::collections::HashMap;
@@ -45,6 +48,19 @@ pub enum DeployError {
     /// The artifact was never uploaded.
     #[error("artifact {0} has not been uploaded; upload it first (POST /_wisp/v1/artifacts)")]
     UnknownArtifact(String),
+    /// A file the spec mounts was never uploaded.
+    #[error(
+        "file {path:?}: artifact {sha} has not been uploaded; upload it first (POST /_wisp/v1/artifacts?kind=file)"
+    )]
+    UnknownFile {
+        /// Its guest path.
+        path: String,
+        /// The artifact it names.
+        sha: String,
+    },
+    /// The files a spec mounts are over a limit.
+    #[error("{0}")]
+    FilesTooLarge(String),
     /// The artifact is too large.
     #[error("the artifact is {size} bytes, over this node's limit of {limit} bytes")]
     TooLarge {
@@ -75,8 +91,10 @@ impl DeployError {
     pub fn class(&self) -> ErrorClass {
         match self {
             DeployError::Spec(_) | DeployError::Artifact(_) | DeployError::Grant(_) => ErrorClass::InvalidInput,
-            DeployError::UnknownArtifact(_) | DeployError::NotFound(_) => ErrorClass::NotFound,
-            DeployError::TooLarge { .. } => ErrorClass::PayloadTooLarge,
+            DeployError::UnknownArtifact(_) | DeployError::UnknownFile { .. } | DeployError::NotFound(_) => {
+                ErrorClass::NotFound
+            }
+            DeployError::TooLarge { .. } | DeployError::FilesTooLarge(_) => ErrorClass::PayloadTooLarge,
             DeployError::RouteConflict(_) => ErrorClass::Conflict,
             DeployError::Store(StoreError::Conflict { .. }) => ErrorClass::Conflict,
             DeployError::Store(StoreError::InvalidKey(_)) => ErrorClass::InvalidInput,
@@ -92,10 +110,19 @@ pub struct ArtifactInfo {
     pub sha256: String,
     /// Its size.
     pub size: usize,
-    /// `component` or `module`.
+    /// `component`, `module` or `file`.
     pub kind: &'static str,
     /// Whether identical bytes were already stored.
     pub existed: bool,
+}
+
+/// What an upload is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upload {
+    /// Code: a component or core module (checked to be WebAssembly).
+    Code,
+    /// A file a function mounts (any bytes, at most [`wisp_core::files::DEFAULT_MAX_FILE_BYTES`]).
+    File,
 }
 
 /// What a deploy did.
@@ -140,14 +167,18 @@ pub struct Registry {
     /// loaded module (its mapped native code and `InstancePre`), so 10,000 functions of one artifact cost
     /// one load. Kept for the node's life, like the artifacts themselves.
     loaded: std::sync::Mutex<HashMap<(FunctionKind, String), Code>>,
+    /// Functions' files materialised on this node.
+    files: files::Files,
 }
 
 use wisp_store::now_ms;
 
 impl Registry {
-    /// A registry over `store`, compiling with `host`, caching native code under `cache_dir/<engine key>/`.
+    /// A registry over `store`, compiling with `host`, caching native code under `cache_dir/<engine key>/`
+    /// and functions' files in `files/` beside `cache_dir`.
     pub fn new(store: Store, host: Host, cache_dir: PathBuf, max_artifact_bytes: usize) -> Self {
         let compiled_dir = cache_dir.join(host.engine_key());
+        let files = files::Files::new(cache_dir.parent().unwrap_or(&cache_dir).join("files"));
         Registry {
             store,
             host,
@@ -155,6 +186,7 @@ impl Registry {
             max_artifact_bytes,
             deploy_lock: Mutex::new(None),
             loaded: Default::default(),
+            files,
         }
     }
 
@@ -163,15 +195,20 @@ impl Registry {
         &self.host
     }
 
-    /// Stores an artifact by digest. Rejects non-WebAssembly and oversize uploads.
-    pub async fn put_artifact(&self, bytes: Bytes) -> Result<ArtifactInfo, DeployError> {
-        if bytes.len() > self.max_artifact_bytes {
-            return Err(DeployError::TooLarge { size: bytes.len(), limit: self.max_artifact_bytes });
+    /// Stores an artifact by digest. Rejects oversize uploads, and code that is not WebAssembly.
+    pub async fn put_artifact(&self, bytes: Bytes, upload: Upload) -> Result<ArtifactInfo, DeployError> {
+        let limit = match upload {
+            Upload::Code => self.max_artifact_bytes,
+            Upload::File => self.max_artifact_bytes.min(wisp_core::files::DEFAULT_MAX_FILE_BYTES as usize),
+        };
+        if bytes.len() > limit {
+            return Err(DeployError::TooLarge { size: bytes.len(), limit });
         }
-        let kind = match artifact_kind(&bytes) {
-            Some(wisp_wasm_host::ArtifactKind::Component) => "component",
-            Some(wisp_wasm_host::ArtifactKind::CoreModule) => "module",
-            None => return Err(ArtifactError::NotWasm.into()),
+        let kind = match (upload, artifact_kind(&bytes)) {
+            (Upload::File, _) => "file",
+            (Upload::Code, Some(wisp_wasm_host::ArtifactKind::Component)) => "component",
+            (Upload::Code, Some(wisp_wasm_host::ArtifactKind::CoreModule)) => "module",
+            (Upload::Code, None) => return Err(ArtifactError::NotWasm.into()),
         };
         let sha256 = sha256_hex(&bytes);
         let size = bytes.len();
@@ -211,6 +248,16 @@ impl Registry {
         let (code, compiled) = self.ensure_compiled(spec.kind, &spec.artifact).await?;
         wisp_wasm_host::caps::check_grants(&code.imports(), &spec, wisp_wasm_host::caps::CAPABILITIES)
             .map_err(DeployError::Grant)?;
+        // Files: every one uploaded, the tree materialised on this node (once; before the lock, like code).
+        for (path, sha) in &spec.files {
+            if !self.store.blobs.exists(ARTIFACTS, sha).await? {
+                return Err(DeployError::UnknownFile { path: path.clone(), sha: sha.clone() });
+            }
+        }
+        let code = match spec.files.is_empty() {
+            true => code,
+            false => code.with_files(self.files.root(&*self.store.blobs, &spec.files).await?),
+        };
         let (compile, preinit) = compiled.map_or((None, None), |(t, p)| (Some(t), p));
 
         let mut guard = self.deploy_lock.lock().await;
@@ -263,6 +310,7 @@ impl Registry {
                 publish_topics: spec.publish_topics.clone(),
                 config: spec.config.clone(),
                 spin_headers: spec.spin_headers,
+                files: spec.files.clone(),
                 created_at_ms: now,
             },
         };
@@ -417,8 +465,18 @@ impl Registry {
         let all = self.list(None).await?;
         // The route index comes from the same listing, so the first deploy need not read every record again.
         *self.deploy_lock.lock().await = Some(index_routes(&all));
+        self.files.clean();
         for (record, stored) in all {
-            match self.ensure_compiled(record.revision.kind, &record.revision.artifact).await {
+            let loaded = match self.ensure_compiled(record.revision.kind, &record.revision.artifact).await {
+                Ok((code, compiled)) if !record.revision.files.is_empty() => {
+                    match self.files.root(&*self.store.blobs, &record.revision.files).await {
+                        Ok(files) => Ok((code.with_files(files), compiled)),
+                        Err(e) => Err(e),
+                    }
+                }
+                other => other,
+            };
+            match loaded {
                 Ok((code, compiled)) => {
                     if let Some((t, _)) = compiled {
                         tracing::warn!(function = %record.key, ms = t.as_millis() as u64, "compiled cache miss: recompiled at start-up");

@@ -487,6 +487,7 @@ impl Scheduler {
             owner: active.owner.clone(),
             topics: active.topics.clone(),
             config: active.config.clone(),
+            files: active.code.files().cloned(),
         };
         active.code.prewarm(&active.pool, &ctx).await
     }
@@ -724,6 +725,7 @@ impl Scheduler {
             owner: active.owner.clone(),
             topics: active.topics.clone(),
             config: active.config.clone(),
+            files: active.code.files().cloned(),
         };
         let records = active.records.clone();
         let counters = active.counters.clone();

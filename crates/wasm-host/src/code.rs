@@ -25,6 +25,7 @@ pub struct Code {
     pub(crate) shared: Arc<Shared>,
     pub(crate) inner: CodeInner,
     load_time: Duration,
+    files: Option<crate::FilesRoot>,
 }
 
 impl Code {
@@ -53,6 +54,17 @@ impl Code {
     /// The node's tracked background tasks.
     pub fn tasks(&self) -> &crate::Tasks {
         &self.shared.tasks
+    }
+
+    /// This code with a function's files: its instances see them read-only at `/` (the code itself is
+    /// shared, not copied).
+    pub fn with_files(&self, files: crate::FilesRoot) -> Code {
+        Code { files: Some(files), ..self.clone() }
+    }
+
+    /// The files this code's instances see, if any: what the scheduler puts in each [`InvocationCtx`].
+    pub fn files(&self) -> Option<&crate::FilesRoot> {
+        self.files.as_ref()
     }
 
     /// How long loading took: mapping the precompiled artifact and resolving its imports (`InstancePre`).
@@ -94,7 +106,7 @@ pub(crate) fn load(shared: &Arc<Shared>, kind: FunctionKind, cwasm: &Path) -> an
             CodeInner::Wagi(WagiCode::new(wagi_pre(shared, &module)?, &module))
         }
     };
-    Ok(Code { shared: shared.clone(), inner, load_time: started.elapsed() })
+    Ok(Code { shared: shared.clone(), inner, load_time: started.elapsed(), files: None })
 }
 
 impl Code {

@@ -147,9 +147,13 @@ impl Shared {
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut http_linker)
             .map_err(anyhow::Error::from)
             .context("linking wasi:http")?;
-        crate::caps::filesystem::link(&mut http_linker, crate::caps::filesystem::EmptyRoot::new()?, |s, line| {
-            s.hooks.logs.note(line)
-        })
+        crate::caps::filesystem::link(
+            &mut http_linker,
+            crate::caps::filesystem::EmptyRoot::new()?,
+            |s, line| s.hooks.logs.note(line),
+            |s| s.files.as_ref(),
+            |s| &s.hooks.current,
+        )
         .context("linking the guests' filesystem")?;
         crate::caps::keyvalue::link(&mut http_linker, HttpState::kv_view).context("linking wasi:keyvalue")?;
         crate::caps::sqlite::link(&mut http_linker, HttpState::sql_view).context("linking spin sqlite")?;

@@ -27,6 +27,7 @@ mod tasks;
 
 pub use body::{BoxError, ResponseBody, full_body};
 pub use caps::config::ConfigVariables;
+pub use caps::filesystem::FilesRoot;
 pub use caps::outbound::OutboundConfig;
 pub use code::Code;
 pub use compile::{ArtifactError, ArtifactKind, Compiled, artifact_kind};
@@ -133,6 +134,9 @@ pub struct InvocationCtx {
     pub topics: Arc<caps::messaging::TopicGrant>,
     /// The revision's configuration, served through `wasi:config/store` (built once per revision).
     pub config: Arc<ConfigVariables>,
+    /// The function's files, seen read-only at `/` (opened once per revision; see [`Code::files`]). None:
+    /// the node's empty root.
+    pub files: Option<FilesRoot>,
 }
 
 pub use report::{InvokeError, Phases, Report, ReportSink, Usage};

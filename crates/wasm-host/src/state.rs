@@ -1,6 +1,7 @@
 //! The state an instance's store holds — one constructor per guest world, so every capability's per-instance
 //! state is built in one place: the WASI context (captured stdout/stderr, env, sockets denied and noted, no
-//! directories of its own — the linker's [`crate::caps::filesystem`] hands out the node's empty root), the
+//! directories of its own — the linker's [`crate::caps::filesystem`] hands out the function's files or the node's
+//! empty root), the
 //! capped resource table, the outbound HTTP capability and the memory limiter.
 
 use crate::InvocationCtx;
@@ -30,6 +31,8 @@ pub(crate) struct InstanceState {
     db: OutboundDb,
     msg: Messaging,
     config: Arc<crate::ConfigVariables>,
+    /// The function's files (see [`crate::caps::filesystem`]).
+    pub(crate) files: Option<crate::FilesRoot>,
     pub(crate) limiter: Limiter,
 }
 
@@ -63,6 +66,7 @@ impl InstanceState {
             sql: Sql { grant: ctx.sql.clone(), dbs: services.sql.clone(), current: current.clone() },
             msg: Messaging { grant: ctx.topics.clone(), topics: services.topics.clone(), current: current.clone() },
             config: ctx.config.clone(),
+            files: ctx.files.clone(),
             limiter: Limiter::new(ctx.limits.memory_bytes()),
         };
         let mut store = Store::new(engine, state);
@@ -128,9 +132,9 @@ impl WasiHttpView for InstanceState {
     }
 }
 
-/// The WASI context of an instance: captured stdout/stderr, the function's env, no preopens (see
-/// [`crate::caps::filesystem`]), and every
-/// socket address denied (and noted in the captured output).
+/// The WASI context of an instance: captured stdout/stderr, the function's env, no preopens (the linker's
+/// [`crate::caps::filesystem`] hands out the directories; WAGI's executor preopens the function's files),
+/// and every socket address denied (and noted in the captured output).
 pub(crate) fn wasi_ctx(ctx: &InvocationCtx, logs: &LogPipe) -> WasiCtxBuilder {
     let mut b = WasiCtxBuilder::new();
     b.stdout(logs.clone()).stderr(logs.clone());

@@ -5,10 +5,10 @@
 //! and an entry in [`CAPABILITIES`].
 //!
 //! Capabilities today: outbound HTTP ([`outbound`]), outbound databases and brokers ([`outbound_db`], over
-//! the same address check, [`net`]), key-value ([`keyvalue`]), SQL ([`sqlite`]), messaging to the node's
-//! topics ([`messaging`]) and configuration ([`config`]). The WASI base (clocks, random, io, cli streams and
-//! env, sockets — every address denied —, filesystem — one empty root, every open denied ([`filesystem`]))
-//! is linked for every instance.
+//! the same address check, [`net`]), key-value ([`keyvalue`]), SQL ([`sqlite`]),
+//! messaging to the node's topics ([`messaging`]) and configuration ([`config`]). The WASI base (clocks, random, io, cli streams and
+//! env, sockets — every address denied —, filesystem — the function's files read-only, or one empty root
+//! where every open is denied ([`filesystem`])) is linked for every instance.
 
 pub mod config;
 pub(crate) mod filesystem;

@@ -65,6 +65,12 @@ where
     let (mut to_guest, stdin) = tokio::io::duplex(STDIN_BUFFER_BYTES);
     let declared = parts.headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let mut b = wasi_ctx(&ctx, &logs);
+    if let Some(files) = &ctx.files {
+        // Preview1 keeps its own preopens: one open(2) per invocation, for WAGI functions with files only.
+        b.preopened_dir(files.path(), "/", wasmtime_wasi::filesystem::FsPerms::ReadOnly).map_err(|e| {
+            InvokeError::new(wisp_core::ErrorClass::Internal, format!("opening the function's files: {e:#}"))
+        })?;
+    }
     b.stdout(stdout.clone()).stdin(AsyncStdinStream::new(stdin)).args(&[&*ctx.function]);
     for (k, v) in cgi_env(&parts, &ctx, declared.as_deref()) {
         b.env(k, v);
