@@ -65,6 +65,20 @@ async fn postgres() -> tokio_postgres::Client {
     client
 }
 
+/// Drops this run's tables from the shared `test` databases.
+async fn drop_tables(pg: &tokio_postgres::Client, pg_tables: &[String], mysql_tables: &[String]) {
+    for t in pg_tables {
+        pg.batch_execute(&format!("DROP TABLE IF EXISTS {t}")).await.unwrap();
+    }
+    for t in mysql_tables {
+        let out = std::process::Command::new("mysql")
+            .args(["-h", "127.0.0.1", "-u", "root", "test", "-e", &format!("DROP TABLE IF EXISTS {t}")])
+            .output()
+            .expect("the mysql client");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
 /// Connections to PostgreSQL with this application name, now.
 async fn backends(pg: &tokio_postgres::Client, app_name: &str) -> Vec<i32> {
     let rows = pg
@@ -198,6 +212,8 @@ async fn a_spin_sdk_app_uses_postgres_mysql_redis_and_mqtt() {
         let got = tokio::time::timeout(Duration::from_secs(30), received.recv()).await.expect("delivered").unwrap();
         assert_eq!(got, format!("m{qos}").into_bytes());
     }
+    let tables = ["pg", "pg3", "pg4"].map(|k| format!("wisp_{k}_{id}"));
+    drop_tables(&postgres().await, &tables, &[format!("wisp_my_{id}")]).await;
 }
 
 /// Subscribes to `topic` on Mosquitto (127.0.0.1:1883) and returns once the broker confirmed; payloads arrive
@@ -296,6 +312,7 @@ async fn connections_are_pooled_across_invocations_and_reset_between_them() {
     assert_eq!(left["value"], json!({"hex": hex::encode("in database 3")}), "{left}");
     let next = ok_json(&s, &format!("/spin/redissession?key={key}")).await;
     assert_eq!(next, json!({"client": left["client"], "value": null}), "the same connection, back on database 0");
+    drop_tables(&pg, std::slice::from_ref(&table), std::slice::from_ref(&table)).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
