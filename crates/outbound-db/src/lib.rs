@@ -21,6 +21,7 @@
 pub mod mqtt;
 pub mod mysql;
 pub mod pg;
+mod pg_codec;
 mod pg_values;
 mod pool;
 pub mod redis;

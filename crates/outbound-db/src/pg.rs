@@ -2,7 +2,8 @@
 //! (`connect_raw`). No TLS: an address that requires it (`sslmode=require`) is refused with a message
 //! saying so; `prefer` (the default) and `disable` connect in plain text.
 
-use crate::pg_values::{Encoded, PgColumn, PgDbError, PgParam, PgRowSet, PgType, decode, encode};
+use crate::pg_codec::{Encoded, decode, encode};
+use crate::pg_values::{PgColumn, PgDbError, PgParam, PgRowSet, PgType};
 use crate::pool::{Lease, Pooled, Pools, tcp};
 use crate::{DbError, redact};
 use futures::TryStreamExt as _;
