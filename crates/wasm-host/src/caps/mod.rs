@@ -69,6 +69,14 @@ pub const CAPABILITIES: &[CapabilityInfo] = &[
         example: "[\"https://api.example.com\"]",
     },
     CapabilityInfo {
+        grant_key: "allowed_outbound_hosts",
+        interfaces: outbound_db::INTERFACES,
+        // Spin SDKs import these whether the app uses them or not: an ungranted `open` is refused at run time.
+        import_needs_grant: false,
+        granted: |spec| !spec.allowed_outbound_hosts.is_empty(),
+        example: "[\"postgres://db.internal:5432\"]",
+    },
+    CapabilityInfo {
         grant_key: "key_value_stores",
         interfaces: keyvalue::INTERFACES,
         import_needs_grant: true,
