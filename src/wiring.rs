@@ -27,6 +27,8 @@ pub struct NodeConfig {
     pub sql: wisp_store::sql::SqlLimits,
     /// Limits of guests' blobs (`<data-dir>/blobs`).
     pub blobs: wisp_store::guest_blob::BlobLimits,
+    /// Pools of guests' connections to their databases and brokers.
+    pub outbound_db: wisp_outbound_db::PoolConfig,
     pub data_dir: PathBuf,
     pub host: HostConfig,
     pub gateway: GatewayConfig,
@@ -79,6 +81,7 @@ pub async fn build(config: NodeConfig) -> anyhow::Result<Node> {
         kv: Some(guest_kv.clone()),
         sql: Some(sql.clone()),
         blobs: Some(blobs.clone()),
+        outbound_db: Some(wisp_outbound_db::Pools::new(config.outbound_db)),
         topics: topics.clone(),
     };
     let host = Host::with_services(config.host, services)?;

@@ -14,8 +14,8 @@ pub struct Args {
     #[arg(long, env = "WISP_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
     /// Runtime configuration of the node's capability backends (TOML, one section per capability; unknown
-    /// sections and keys are errors). Sections: `[outbound_http]` (`timeout_ms`), `[key_value]` (`backend`,
-    /// `url`, `prefix`), `[sqlite]` (`max_database_mb`, `max_rows`, `max_result_mb`), `[blobstore]`
+    /// sections and keys are errors). Sections: `[outbound_http]` (`timeout_ms`), `[outbound_db]`, `[key_value]`
+    /// (`backend`, `url`, `prefix`), `[sqlite]` (`max_database_mb`, `max_rows`, `max_result_mb`), `[blobstore]`
     /// (`backend`, `max_object_mb`, `max_app_mb`).
     #[arg(long, env = "WISP_CONFIG")]
     config: Option<std::path::PathBuf>,
@@ -118,6 +118,7 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
         kv: runtime.kv_backend(),
         sql: runtime.sql_limits(),
         blobs: runtime.blob_limits(),
+        outbound_db: runtime.outbound_db(),
         data_dir: g.data_dir.clone(),
         host: HostConfig {
             max_instances: a.max_instances,
@@ -197,6 +198,7 @@ struct RuntimeConfig {
     sqlite: SqliteSection,
     #[serde(default)]
     blobstore: BlobstoreSection,
+    outbound_db: OutboundDbSection,
     /// The key-value backend Spin's tables name (read by [`crate::spin_runtime`] from the same file).
     #[serde(skip)]
     spin_kv: Option<crate::spin_runtime::KvBackend>,
@@ -261,6 +263,60 @@ impl Default for BlobstoreSection {
             backend: BlobBackendKind::Filesystem,
             max_object_mb: default_max_object_mb(),
             max_app_mb: default_max_app_mb(),
+        }
+    }
+}
+
+/// `[outbound_db]`: the pools of guests' connections to their PostgreSQL, MySQL, Redis and MQTT servers
+/// (kept per namespace + app + address, reset before reuse).
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OutboundDbSection {
+    /// Most connections the node keeps open (in use and idle).
+    #[serde(default = "default_db_max_connections")]
+    max_connections: usize,
+    /// Most connections one app keeps open.
+    #[serde(default = "default_db_max_connections_per_app")]
+    max_connections_per_app: usize,
+    /// How long an unused pooled connection is kept, seconds.
+    #[serde(default = "default_db_max_idle_seconds")]
+    max_idle_seconds: u64,
+    /// Longest connect (and wait for a free connection), never past the invocation's deadline.
+    #[serde(default = "default_db_connect_timeout_ms")]
+    connect_timeout_ms: u64,
+    /// Largest query result handed to a guest, MiB.
+    #[serde(default = "default_db_max_result_mb")]
+    max_result_mb: usize,
+}
+
+fn default_db_max_connections() -> usize {
+    wisp_outbound_db::DEFAULT_MAX_CONNECTIONS
+}
+
+fn default_db_max_connections_per_app() -> usize {
+    wisp_outbound_db::DEFAULT_MAX_CONNECTIONS_PER_APP
+}
+
+fn default_db_max_idle_seconds() -> u64 {
+    wisp_outbound_db::DEFAULT_MAX_IDLE_SECONDS
+}
+
+fn default_db_connect_timeout_ms() -> u64 {
+    wisp_outbound_db::DEFAULT_CONNECT_TIMEOUT_MS
+}
+
+fn default_db_max_result_mb() -> usize {
+    wisp_outbound_db::DEFAULT_MAX_RESULT_MB
+}
+
+impl Default for OutboundDbSection {
+    fn default() -> Self {
+        OutboundDbSection {
+            max_connections: default_db_max_connections(),
+            max_connections_per_app: default_db_max_connections_per_app(),
+            max_idle_seconds: default_db_max_idle_seconds(),
+            connect_timeout_ms: default_db_connect_timeout_ms(),
+            max_result_mb: default_db_max_result_mb(),
         }
     }
 }
@@ -384,6 +440,21 @@ impl RuntimeConfig {
                 anyhow::bail!("--config {}: blobstore.{key} = {v} is out of range: allowed 1..={max}", path.display());
             }
         }
+        let d = &c.outbound_db;
+        for (key, v, max) in [
+            ("max_connections", d.max_connections as u64, 100_000),
+            ("max_connections_per_app", d.max_connections_per_app as u64, 100_000),
+            ("max_idle_seconds", d.max_idle_seconds, 86_400),
+            ("connect_timeout_ms", d.connect_timeout_ms, 900_000),
+            ("max_result_mb", d.max_result_mb as u64, 4096),
+        ] {
+            if !(1..=max).contains(&v) {
+                anyhow::bail!(
+                    "--config {}: outbound_db.{key} = {v} is out of range: allowed 1..={max}",
+                    path.display()
+                );
+            }
+        }
         match (&c.key_value.backend, &c.key_value.url) {
             (KvBackendKind::Redis, None) => anyhow::bail!(
                 "--config {}: key_value.backend = \"redis\" needs key_value.url, e.g. \"redis://127.0.0.1:6379\"",
@@ -400,6 +471,18 @@ impl RuntimeConfig {
             _ => {}
         }
         Ok(c)
+    }
+
+    /// The settings of the pools of guests' outbound connections.
+    fn outbound_db(&self) -> wisp_outbound_db::PoolConfig {
+        let d = &self.outbound_db;
+        wisp_outbound_db::PoolConfig {
+            max_connections: d.max_connections,
+            max_connections_per_app: d.max_connections_per_app,
+            max_idle: Duration::from_secs(d.max_idle_seconds),
+            connect_timeout: Duration::from_millis(d.connect_timeout_ms),
+            max_result_bytes: d.max_result_mb << 20,
+        }
     }
 
     /// The limits of guests' SQL databases.

@@ -60,9 +60,15 @@ pub fn check_labels(field: &str, stores: &[String]) -> Result<(), String> {
 /// stores of its own: `-fn-<name>`) and label, each ending in `/`. Labels, names and app names cannot contain
 /// `/`, so no two stores share a prefix.
 pub fn scope(namespace: &str, app: Option<&str>, function: &str, label: &str) -> String {
+    format!("{}/{label}/", owner(namespace, app, function))
+}
+
+/// Who owns a function's resources: its namespace and app (`<ns>/app/<app>`), or for a function deployed
+/// on its own, the function (`<ns>/fn/<name>`). Store scopes and pooled outbound connections are keyed by it.
+pub fn owner(namespace: &str, app: Option<&str>, function: &str) -> String {
     match app {
-        Some(app) => format!("{namespace}/app/{app}/{label}/"),
-        None => format!("{namespace}/fn/{function}/{label}/"),
+        Some(app) => format!("{namespace}/app/{app}"),
+        None => format!("{namespace}/fn/{function}"),
     }
 }
 

@@ -1,10 +1,11 @@
-//! `allowed_outbound_hosts`: which hosts a function may send HTTP requests to. Default: none.
+//! `allowed_outbound_hosts`: which hosts a function may connect to. Default: none.
 //!
 //! A pattern is `scheme://host[:port]`:
-//! - scheme `http`, `https` or `*` (either);
+//! - scheme `http`, `https`, `postgres` (or `postgresql`), `mysql`, `redis`, `mqtt`, or `*` (any of them);
 //! - host a DNS name (`api.example.com`), `*.example.com` (any subdomain, not the name itself), `*` (any
 //!   host), or an IP literal (`127.0.0.1`, `[::1]`);
-//! - port a number or `*`; left out, the scheme's default (80 / 443; both for `*://`).
+//! - port a number or `*`; left out, the scheme's default (80, 443, 5432, 3306, 6379, 1883; for `*://`, the
+//!   default of the scheme a connection uses).
 //!
 //! Allowed is not reachable: after DNS resolution the host refuses loopback, link-local (incl. the cloud
 //! metadata address 169.254.169.254), private, unique-local and the node's own addresses, unless a pattern
@@ -13,14 +14,81 @@
 use std::fmt;
 use std::net::IpAddr;
 
-/// A URL scheme a pattern allows.
+/// The scheme of an outbound connection: what a guest asks to reach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scheme {
+    /// HTTP.
+    Http,
+    /// HTTPS.
+    Https,
+    /// PostgreSQL (`postgres://` or `postgresql://`).
+    Postgres,
+    /// MySQL or MariaDB.
+    Mysql,
+    /// Redis (plain TCP).
+    Redis,
+    /// MQTT (plain TCP).
+    Mqtt,
+}
+
+impl Scheme {
+    /// Every scheme, for messages.
+    pub const ALL: [Scheme; 6] =
+        [Scheme::Http, Scheme::Https, Scheme::Postgres, Scheme::Mysql, Scheme::Redis, Scheme::Mqtt];
+
+    /// The port a pattern or address without one means.
+    pub fn default_port(self) -> u16 {
+        match self {
+            Scheme::Http => 80,
+            Scheme::Https => 443,
+            Scheme::Postgres => 5432,
+            Scheme::Mysql => 3306,
+            Scheme::Redis => 6379,
+            Scheme::Mqtt => 1883,
+        }
+    }
+
+    /// Its name in patterns and URLs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+            Scheme::Postgres => "postgres",
+            Scheme::Mysql => "mysql",
+            Scheme::Redis => "redis",
+            Scheme::Mqtt => "mqtt",
+        }
+    }
+
+    /// The scheme named `name` (any case), if it is one; `Err` with a reason for one wisp knows but does
+    /// not serve (TLS variants of the brokers' schemes).
+    pub fn parse(name: &str) -> Result<Option<Scheme>, &'static str> {
+        Ok(Some(match name.to_ascii_lowercase().as_str() {
+            "http" => Scheme::Http,
+            "https" => Scheme::Https,
+            "postgres" | "postgresql" => Scheme::Postgres,
+            "mysql" => Scheme::Mysql,
+            "redis" => Scheme::Redis,
+            "mqtt" => Scheme::Mqtt,
+            "rediss" => return Err("rediss:// (Redis over TLS) is not supported yet: use redis://"),
+            "mqtts" | "ssl" => return Err("mqtts:// (MQTT over TLS) is not supported yet: use mqtt://"),
+            _ => return Ok(None),
+        }))
+    }
+}
+
+impl fmt::Display for Scheme {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The scheme part of a pattern.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SchemeMatch {
-    /// `http://`.
-    Http,
-    /// `https://`.
-    Https,
-    /// `*://`: either.
+    /// This scheme.
+    One(Scheme),
+    /// `*://`: any.
     Any,
 }
 
@@ -40,7 +108,7 @@ pub enum HostMatch {
 /// The port part of a pattern.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PortMatch {
-    /// The scheme's default port.
+    /// The default port of the connection's scheme.
     Default,
     /// This port.
     Port(u16),
@@ -62,7 +130,7 @@ pub struct HostPattern {
 /// An entry that does not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "allowed_outbound_hosts entry `{entry}`: {reason} (write `scheme://host[:port]`, e.g. `https://api.example.com`, `http://*.internal:8080` or `http://127.0.0.1:9000`)"
+    "allowed_outbound_hosts entry `{entry}`: {reason} (write `scheme://host[:port]`, e.g. `https://api.example.com`, `http://*.internal:8080`, `postgres://127.0.0.1:5432` or `redis://cache.internal`)"
 )]
 pub struct PatternError {
     /// The entry.
@@ -78,11 +146,11 @@ impl HostPattern {
         let Some((scheme, rest)) = entry.split_once("://") else {
             return fail("it has no scheme");
         };
-        let scheme = match scheme.to_ascii_lowercase().as_str() {
-            "http" => SchemeMatch::Http,
-            "https" => SchemeMatch::Https,
-            "*" => SchemeMatch::Any,
-            _ => return fail("the scheme must be http, https or *"),
+        let scheme = match Scheme::parse(scheme) {
+            Ok(Some(s)) => SchemeMatch::One(s),
+            Ok(None) if scheme == "*" => SchemeMatch::Any,
+            Ok(None) => return fail("the scheme must be http, https, postgres, mysql, redis, mqtt or *"),
+            Err(why) => return fail(why),
         };
         let rest = rest.strip_suffix('/').unwrap_or(rest);
         if rest.is_empty() {
@@ -143,18 +211,17 @@ impl HostPattern {
         Ok(HostPattern { scheme, host, port })
     }
 
-    /// Whether a request to `scheme://host:port` is allowed by this pattern (`host` lowercase, an IP
+    /// Whether a connection to `scheme://host:port` is allowed by this pattern (`host` lowercase, an IP
     /// literal without brackets).
-    pub fn allows(&self, https: bool, host: &str, port: u16) -> bool {
-        let scheme = match self.scheme {
-            SchemeMatch::Http => !https,
-            SchemeMatch::Https => https,
-            SchemeMatch::Any => true,
-        };
+    pub fn allows(&self, scheme: Scheme, host: &str, port: u16) -> bool {
         let port = match self.port {
             PortMatch::Any => true,
             PortMatch::Port(p) => p == port,
-            PortMatch::Default => port == if https { 443 } else { 80 },
+            PortMatch::Default => port == scheme.default_port(),
+        };
+        let scheme = match self.scheme {
+            SchemeMatch::One(s) => s == scheme,
+            SchemeMatch::Any => true,
         };
         let host = match &self.host {
             HostMatch::Any => true,
@@ -177,12 +244,10 @@ impl HostPattern {
 
 impl fmt::Display for HostPattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let scheme = match self.scheme {
-            SchemeMatch::Http => "http",
-            SchemeMatch::Https => "https",
-            SchemeMatch::Any => "*",
-        };
-        write!(f, "{scheme}://")?;
+        match self.scheme {
+            SchemeMatch::One(s) => write!(f, "{s}://")?,
+            SchemeMatch::Any => f.write_str("*://")?,
+        }
         match &self.host {
             HostMatch::Name(n) => f.write_str(n)?,
             HostMatch::Subdomains(s) => write!(f, "*.{s}")?,
@@ -275,7 +340,7 @@ mod tests {
         }
         for (input, reason) in [
             ("api.example.com", "it has no scheme"),
-            ("ftp://x", "the scheme must be http, https or *"),
+            ("ftp://x", "the scheme must be http, https, postgres, mysql, redis, mqtt or *"),
             ("http://", "it has no host"),
             ("http://x/path", "give only a scheme, a host and a port (no path, query or user)"),
             ("http://u@x", "give only a scheme, a host and a port (no path, query or user)"),
@@ -292,17 +357,68 @@ mod tests {
     #[test]
     fn matching() {
         let p = |s| HostPattern::parse(s).unwrap();
-        assert!(p("https://api.example.com").allows(true, "api.example.com", 443));
-        assert!(!p("https://api.example.com").allows(false, "api.example.com", 80));
-        assert!(!p("https://api.example.com").allows(true, "api.example.com", 8443));
-        assert!(!p("https://api.example.com").allows(true, "evil.com", 443));
-        assert!(p("http://*.internal:8080").allows(false, "a.b.internal", 8080));
-        assert!(!p("http://*.internal:8080").allows(false, "internal", 8080));
-        assert!(!p("http://*.internal:8080").allows(false, "xinternal", 8080));
-        assert!(p("*://x.com").allows(true, "x.com", 443) && p("*://x.com").allows(false, "x.com", 80));
-        assert!(p("http://127.0.0.1:*").allows(false, "127.0.0.1", 9999));
+        assert!(p("https://api.example.com").allows(Scheme::Https, "api.example.com", 443));
+        assert!(!p("https://api.example.com").allows(Scheme::Http, "api.example.com", 80));
+        assert!(!p("https://api.example.com").allows(Scheme::Https, "api.example.com", 8443));
+        assert!(!p("https://api.example.com").allows(Scheme::Https, "evil.com", 443));
+        assert!(p("http://*.internal:8080").allows(Scheme::Http, "a.b.internal", 8080));
+        assert!(!p("http://*.internal:8080").allows(Scheme::Http, "internal", 8080));
+        assert!(!p("http://*.internal:8080").allows(Scheme::Http, "xinternal", 8080));
+        assert!(p("*://x.com").allows(Scheme::Https, "x.com", 443) && p("*://x.com").allows(Scheme::Http, "x.com", 80));
+        assert!(p("http://127.0.0.1:*").allows(Scheme::Http, "127.0.0.1", 9999));
         assert!(p("http://127.0.0.1:*").names_ip("127.0.0.1".parse().unwrap()));
         assert!(!p("http://*:*").names_ip("127.0.0.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn database_and_broker_schemes() {
+        use Scheme::*;
+        let p = |s| HostPattern::parse(s).unwrap();
+        // (pattern, scheme, host, port, allowed)
+        for (pattern, scheme, host, port, allowed) in [
+            ("postgres://db.internal", Postgres, "db.internal", 5432, true),
+            ("postgres://db.internal", Postgres, "db.internal", 5433, false),
+            ("postgresql://db.internal:6000", Postgres, "db.internal", 6000, true),
+            ("postgres://db.internal", Mysql, "db.internal", 5432, false),
+            ("postgres://db.internal", Http, "db.internal", 80, false),
+            ("mysql://127.0.0.1", Mysql, "127.0.0.1", 3306, true),
+            ("mysql://127.0.0.1", Mysql, "127.0.0.1", 3307, false),
+            ("mysql://127.0.0.1:*", Mysql, "127.0.0.1", 3307, true),
+            ("redis://cache", Redis, "cache", 6379, true),
+            ("redis://cache", Redis, "cache", 6380, false),
+            ("redis://*.cache.internal:*", Redis, "a.cache.internal", 7000, true),
+            ("mqtt://broker", Mqtt, "broker", 1883, true),
+            ("mqtt://broker", Mqtt, "broker", 8883, false),
+            ("mqtt://broker:*", Redis, "broker", 6379, false),
+            // `*://` with no port: the default port of the connection's own scheme.
+            ("*://db", Postgres, "db", 5432, true),
+            ("*://db", Redis, "db", 6379, true),
+            ("*://db", Redis, "db", 5432, false),
+            ("*://db:*", Mqtt, "db", 1, true),
+            // HTTP keeps its meaning.
+            ("http://x", Http, "x", 80, true),
+            ("https://x", Https, "x", 443, true),
+            ("http://x", Https, "x", 443, false),
+        ] {
+            assert_eq!(p(pattern).allows(scheme, host, port), allowed, "{pattern} vs {scheme}://{host}:{port}");
+        }
+        for (input, shown) in [
+            ("postgres://127.0.0.1:5432", "postgres://127.0.0.1:5432"),
+            ("PostgreSQL://db", "postgres://db"),
+            ("mysql://[::1]", "mysql://[::1]"),
+            ("redis://*:*", "redis://*:*"),
+            ("mqtt://broker.example.com", "mqtt://broker.example.com"),
+        ] {
+            assert_eq!(p(input).to_string(), shown, "{input}");
+        }
+        for (input, reason) in [
+            ("rediss://cache", "rediss:// (Redis over TLS) is not supported yet: use redis://"),
+            ("mqtts://broker", "mqtts:// (MQTT over TLS) is not supported yet: use mqtt://"),
+            ("mongodb://x", "the scheme must be http, https, postgres, mysql, redis, mqtt or *"),
+        ] {
+            assert_eq!(HostPattern::parse(input).unwrap_err().reason, reason, "{input}");
+        }
+        assert_eq!(Scheme::ALL.map(Scheme::default_port), [80, 443, 5432, 3306, 6379, 1883]);
     }
 
     #[test]

@@ -50,6 +50,8 @@ pub struct Active {
     sql: Arc<wisp_wasm_host::caps::Grant>,
     /// The blob grant, scoped the same way.
     blobs: Arc<wisp_wasm_host::caps::Grant>,
+    /// Who owns its pooled outbound connections (namespace + app).
+    owner: Arc<str>,
     /// The topics of its namespace it may publish to.
     topics: Arc<wisp_wasm_host::caps::messaging::TopicGrant>,
     /// The revision's configuration (`wasi:config/store`).
@@ -322,6 +324,11 @@ impl Scheduler {
             let kv = kv_grant(&record);
             let sql = sql_grant(&record);
             let blobs = blob_grant(&record);
+            let owner = Arc::from(wisp_core::kv::owner(
+                record.key.namespace.as_str(),
+                record.app.as_ref().map(|a| a.as_str()),
+                record.key.name.as_str(),
+            ));
             let topics = topic_grant(&record);
             let config = self.config_of(&record);
             let active = Active {
@@ -334,6 +341,7 @@ impl Scheduler {
                 kv,
                 sql,
                 blobs,
+                owner,
                 topics,
                 config,
                 name,
@@ -487,6 +495,7 @@ impl Scheduler {
             kv: active.kv.clone(),
             sql: active.sql.clone(),
             blobs: active.blobs.clone(),
+            owner: active.owner.clone(),
             topics: active.topics.clone(),
             config: active.config.clone(),
             files: active.code.files().cloned(),
@@ -725,6 +734,7 @@ impl Scheduler {
             kv: active.kv.clone(),
             sql: active.sql.clone(),
             blobs: active.blobs.clone(),
+            owner: active.owner.clone(),
             topics: active.topics.clone(),
             config: active.config.clone(),
             files: active.code.files().cloned(),

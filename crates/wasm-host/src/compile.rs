@@ -66,7 +66,7 @@ pub enum ArtifactError {
     },
 }
 
-const PROVIDED_COMPONENT: &str = "wasi:cli, wasi:clocks, wasi:filesystem, wasi:http, wasi:io, wasi:random and wasi:sockets @0.2, wasi:keyvalue/{store,atomics,batch}@0.2.0-draft and @0.2.0-draft2, wasi:config/store@0.2.0-rc.1 and @0.2.0-draft-2024-09-27, wasi:blobstore/{blobstore,container,types}@0.2.0-draft, fermyon:spin/{key-value,variables,sqlite}@2.0.0, spin:sqlite/sqlite@3.0.0, wasi:messaging/{types,producer}@0.2.0-draft; other interfaces of the fermyon:spin, spin, wasi:keyvalue, wasi:config, wasi:blobstore and wasi:messaging packages are linked to trap when called";
+const PROVIDED_COMPONENT: &str = "wasi:cli, wasi:clocks, wasi:filesystem, wasi:http, wasi:io, wasi:random and wasi:sockets @0.2, wasi:keyvalue/{store,atomics,batch}@0.2.0-draft and @0.2.0-draft2, wasi:config/store@0.2.0-rc.1 and @0.2.0-draft-2024-09-27, wasi:blobstore/{blobstore,container,types}@0.2.0-draft, fermyon:spin/{key-value,variables,sqlite,postgres,mysql,redis,mqtt,rdbms-types}@2.0.0, spin:sqlite/sqlite@3.0.0, spin:postgres/postgres@3.0.0 and @4.0.0, wasi:messaging/{types,producer}@0.2.0-draft; other interfaces of the fermyon:spin, spin, wasi:keyvalue, wasi:config, wasi:blobstore and wasi:messaging packages are linked to trap when called";
 const PROVIDED_MODULE: &str = "wasi_snapshot_preview1";
 /// WASI 0.2 packages, served whole by wasmtime-wasi and wasmtime-wasi-http (any 0.2.x).
 const WASI_PACKAGES: &[&str] =
@@ -83,6 +83,7 @@ fn served_interfaces() -> impl Iterator<Item = &'static str> {
         .chain(crate::caps::config::INTERFACES.iter().copied())
         .chain(crate::caps::sqlite::INTERFACES.iter().copied())
         .chain(crate::caps::blobstore::INTERFACES.iter().copied())
+        .chain(crate::caps::outbound_db::INTERFACES.iter().copied())
         .chain(crate::caps::messaging::INTERFACES.iter().copied())
 }
 
@@ -342,7 +343,11 @@ mod tests {
         assert_eq!(import_plan("wasi:blobstore/container@0.2.0-draft"), ImportPlan::Served);
         assert_eq!(import_plan("wasi:blobstore/blobstore@0.1.0"), ImportPlan::Trap);
         assert_eq!(import_plan("fermyon:spin/llm@2.0.0"), ImportPlan::Trap);
-        assert_eq!(import_plan("spin:postgres/postgres@4.0.0"), ImportPlan::Trap);
+        assert_eq!(import_plan("spin:postgres/postgres@4.0.0"), ImportPlan::Served);
+        assert_eq!(import_plan("spin:postgres/postgres@3.0.0"), ImportPlan::Served);
+        assert_eq!(import_plan("fermyon:spin/redis@2.0.0"), ImportPlan::Served);
+        assert_eq!(import_plan("fermyon:spin/mqtt@2.0.0"), ImportPlan::Served);
+        assert_eq!(import_plan("spin:postgres/postgres@4.2.0"), ImportPlan::Trap);
         assert_eq!(import_plan("wasi:keyvalue/watcher@0.2.0-draft2"), ImportPlan::Trap);
         assert_eq!(import_plan("acme:billing/charge@1.0.0"), ImportPlan::Unsatisfied);
         assert_eq!(import_plan("wasi:http/types@0.3.0-rc-2025-09-16"), ImportPlan::Unsatisfied);

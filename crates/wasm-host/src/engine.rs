@@ -158,6 +158,8 @@ impl Shared {
         crate::caps::keyvalue::link(&mut http_linker, HttpState::kv_view).context("linking wasi:keyvalue")?;
         crate::caps::sqlite::link(&mut http_linker, HttpState::sql_view).context("linking spin sqlite")?;
         crate::caps::blobstore::link(&mut http_linker, HttpState::blob_view).context("linking wasi:blobstore")?;
+        crate::caps::outbound_db::link(&mut http_linker, HttpState::db_view)
+            .context("linking spin postgres, mysql, redis and mqtt")?;
         crate::caps::messaging::link(&mut http_linker, HttpState::messaging_view).context("linking wasi:messaging")?;
         crate::caps::config::link(&mut http_linker, HttpState::config_view, |s| HttpState::config_view(s).rc1())
             .context("linking wasi:config")?;

@@ -129,6 +129,9 @@ pub struct InvocationCtx {
     pub sql: Arc<caps::Grant>,
     /// The blob grant: the containers it may use and their scopes (built once per revision).
     pub blobs: Arc<caps::Grant>,
+    /// Who owns the function's pooled outbound connections: its namespace and app
+    /// ([`wisp_core::kv::owner`]).
+    pub owner: Arc<str>,
     /// The messaging grant: the topics of its namespace it may publish to (built once per revision).
     pub topics: Arc<caps::messaging::TopicGrant>,
     /// The revision's configuration, served through `wasi:config/store` (built once per revision).
@@ -150,6 +153,8 @@ pub struct Services {
     pub sql: Option<Arc<wisp_store::sql::SqlDatabases>>,
     /// Guests' blobs.
     pub blobs: Option<Arc<dyn wisp_store::guest_blob::BlobBackend>>,
+    /// Pools of guests' connections to their databases and brokers (PostgreSQL, MySQL, Redis, MQTT).
+    pub outbound_db: Option<Arc<wisp_outbound_db::Pools>>,
     /// The node's topics, where guests' messages go (connected once the topic index exists).
     pub topics: Arc<caps::messaging::TopicSlot>,
 }

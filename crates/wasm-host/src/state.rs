@@ -9,6 +9,7 @@ use crate::caps::blobstore::{BlobView, Blobs};
 use crate::caps::keyvalue::{Kv, KvView};
 use crate::caps::messaging::{Messaging, MessagingView};
 use crate::caps::outbound::{Outbound, OutboundHttp};
+use crate::caps::outbound_db::{DbView, OutboundDb};
 use crate::caps::sqlite::{Sql, SqlView};
 use crate::limits::{FIELD_SIZE_LIMIT, Limiter, resource_table_cap};
 use crate::logs::LogPipe;
@@ -29,6 +30,7 @@ pub(crate) struct InstanceState {
     kv: Kv,
     sql: Sql,
     blobs: Blobs,
+    db: OutboundDb,
     msg: Messaging,
     config: Arc<crate::ConfigVariables>,
     /// The function's files (see [`crate::caps::filesystem`]).
@@ -61,6 +63,7 @@ impl InstanceState {
                 logs: logs.clone(),
                 current: current.clone(),
             },
+            db: OutboundDb { owner: ctx.owner.clone(), pools: services.outbound_db.clone() },
             kv: Kv { grant: ctx.kv.clone(), backend: services.kv.clone(), current: current.clone() },
             sql: Sql { grant: ctx.sql.clone(), dbs: services.sql.clone(), current: current.clone() },
             blobs: Blobs {
@@ -105,6 +108,12 @@ impl InstanceState {
     /// The blob capability's view of this instance.
     pub(crate) fn blob_view(&mut self) -> BlobView<'_> {
         BlobView::new(&self.blobs, &mut self.table)
+    }
+
+    /// The outbound databases' view of this instance (its grant, notes and current invocation are
+    /// outbound HTTP's).
+    pub(crate) fn db_view(&mut self) -> DbView<'_> {
+        DbView::new(&self.db, &self.hooks, &mut self.table)
     }
 
     /// Puts a message into the table, for the host to hand to a messaging handler.

@@ -1,9 +1,11 @@
 """A Spin app written against the Spin Python SDK 3.4.1, unchanged from how it runs under `spin up`:
-key-value, variables, SQLite and outbound HTTP through the SDK's own modules."""
+key-value, variables, SQLite, outbound HTTP, PostgreSQL, MySQL, Redis and MQTT through the SDK's own modules."""
 
 import json
+from enum import Enum
+from urllib.parse import unquote
 
-from spin_sdk import http, key_value, llm, variables
+from spin_sdk import http, key_value, llm, mqtt, mysql, postgres, redis, variables
 from spin_sdk.http import Request, Response, send
 from spin_sdk.wit.types import Err
 
@@ -13,6 +15,9 @@ from spin_sdk.wit.types import Err
 from spin_sdk.wit.imports import atomics, wasi_keyvalue_store
 from spin_sdk.wit.imports import fermyon_spin_sqlite as sqlite2
 from spin_sdk.wit.imports import spin_sqlite_sqlite as sqlite3
+from spin_sdk.wit.imports import rdbms_types as rt
+from spin_sdk.wit.imports import spin_postgres_postgres_3_0_0 as pg3
+from spin_sdk.wit.imports import spin_postgres_postgres_4_0_0 as pg4
 
 
 class IncomingHandler(http.IncomingHandler):
@@ -35,6 +40,11 @@ class IncomingHandler(http.IncomingHandler):
                 return self.sql(request, sqlite2)
             if path == "/sqlopen":
                 return self.sql_open(query(request).get("db", "default"))
+            if path in DATABASE_ROUTES:
+                try:
+                    return text(200, json.dumps(DATABASE_ROUTES[path](self, query(request))))
+                except Err as e:  # a host error, as the SDK raises it: its variant and message
+                    return text(500, json.dumps(failure(e.value)))
             if path == "/llm":  # an interface wisp does not serve: the call traps
                 return text(200, llm.infer("llama2-chat", "hi").text)
             if path == "/fetch":
@@ -114,9 +124,259 @@ class IncomingHandler(http.IncomingHandler):
             return text(403, type(getattr(e, "value", e)).__name__)
 
 
+    # ---------------------------------------------------------------- outbound databases and brokers ---
+    # Addresses come from the app's variables, or from `?url=` (percent-encoded) to try another one.
+
+    def pg(self, q: dict) -> dict:
+        """fermyon:spin/postgres@2.0.0 through spin_sdk.postgres: a parameterised insert and select."""
+        table = q["table"]
+        with postgres.open(q.get("url") or variables.get("pg_url")) as db:
+            db.execute(
+                f"CREATE TABLE IF NOT EXISTS {table} (id serial PRIMARY KEY, name text NOT NULL, n bigint,"
+                " small smallint, score double precision, ok boolean, data bytea, note text)",
+                [],
+            )
+            name = q.get("name", "o'hara; DROP TABLE x")
+            changed = db.execute(
+                f"INSERT INTO {table} (name, n, small, score, ok, data, note) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                [rt.ParameterValue_Str(name), rt.ParameterValue_Int64(2**40), rt.ParameterValue_Int16(-7),
+                 rt.ParameterValue_Floating64(2.5), rt.ParameterValue_Boolean(True),
+                 rt.ParameterValue_Binary(b"\x00\xffwisp"), rt.ParameterValue_DbNull()],
+            )
+            # An int32 for a bigint comparison: the server parses it as the column's type.
+            rows = db.query(
+                f"SELECT name, n, small, score, ok, data, note FROM {table} WHERE name = $1 AND n > $2",
+                [rt.ParameterValue_Str(name), rt.ParameterValue_Int32(5)],
+            )
+            return {"changed": changed, **rowset(rows)}
+
+    def pg3(self, q: dict) -> dict:
+        """spin:postgres/postgres@3.0.0: dates and times."""
+        table = q["table"]
+        with pg3.Connection.open(q.get("url") or variables.get("pg_url")) as db:
+            db.execute(f"CREATE TABLE IF NOT EXISTS {table} (d date, t time, ts timestamp, tz timestamptz)", [])
+            db.execute(
+                f"INSERT INTO {table} VALUES ($1, $2, $3, $4)",
+                [pg3.ParameterValue_Date((2024, 2, 29)), pg3.ParameterValue_Time((23, 59, 58, 123456000)),
+                 pg3.ParameterValue_Datetime((1999, 12, 31, 23, 59, 59, 0)), pg3.ParameterValue_Timestamp(86400)],
+            )
+            return rowset(db.query(f"SELECT d, t, ts, tz FROM {table}", []))
+
+    def pg4(self, q: dict) -> dict:
+        """spin:postgres/postgres@4.0.0: the types v4 adds, and what has no mapping."""
+        table = q["table"]
+        inc, exc = pg4.RangeBoundKind.INCLUSIVE, pg4.RangeBoundKind.EXCLUSIVE
+        with pg4.Connection.open(q.get("url") or variables.get("pg_url")) as db:
+            db.execute(
+                f"CREATE TABLE IF NOT EXISTS {table} (u uuid, j jsonb, dec numeric(30, 4), r int4range,"
+                " tags text[], ns bigint[], iv interval, at timestamptz)",
+                [],
+            )
+            db.execute(
+                f"INSERT INTO {table} VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                [pg4.ParameterValue_Uuid("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"),
+                 pg4.ParameterValue_Jsonb(b'{"a": [1, 2]}'),
+                 pg4.ParameterValue_Decimal("12345678901234567890.1234"),
+                 pg4.ParameterValue_RangeInt32(((1, inc), (10, exc))),
+                 pg4.ParameterValue_ArrayStr(["a", None, 'q"uote']),
+                 pg4.ParameterValue_ArrayInt64([2**40, None]),
+                 pg4.ParameterValue_Interval(pg4.Interval(micros=1500000, days=2, months=14)),
+                 pg4.ParameterValue_Datetime((2024, 1, 2, 3, 4, 5, 600000000))],
+            )
+            out = rowset(db.query(f"SELECT u, j, dec, r, tags, ns, iv, at, '10.0.0.1'::inet AS addr FROM {table}", []))
+            try:
+                db.query("SELECT * FROM wisp_no_such_table", [])
+            except Err as e:
+                out["missing"] = failure(e.value)
+            return out
+
+    def pgpid(self, q: dict) -> dict:
+        """The server process behind this invocation's connection: the same across invocations when pooled."""
+        with postgres.open(q.get("url") or variables.get("pg_url")) as db:
+            return rowset(db.query("SELECT pg_backend_pid() AS pid", []))
+
+    def pgsession(self, q: dict) -> dict:
+        """Session state one invocation leaves behind (a setting, a temporary table, an open transaction) that
+        the next one on the same pooled connection must not see."""
+        table = q["table"]
+        with postgres.open(q.get("url") or variables.get("pg_url")) as db:
+            if q.get("step") == "leave":
+                db.execute(f"CREATE TABLE IF NOT EXISTS {table} (x int)", [])
+                db.query("SELECT set_config('wisp.leak', 'leaked', false)", [])
+                db.execute("CREATE TEMP TABLE wisp_leak (x int)", [])
+                db.execute("BEGIN", [])
+                db.execute(f"INSERT INTO {table} VALUES (1)", [])
+            return rowset(db.query(
+                "SELECT pg_backend_pid() AS pid, coalesce(current_setting('wisp.leak', true), '') AS setting,"
+                f" to_regclass('pg_temp.wisp_leak') IS NOT NULL AS temp, (SELECT count(*) FROM {table}) AS uncommitted",
+                [],
+            ))
+
+    def my(self, q: dict) -> dict:
+        """fermyon:spin/mysql@2.0.0 through spin_sdk.mysql."""
+        table = q["table"]
+        with mysql.open(q.get("url") or variables.get("mysql_url")) as db:
+            db.execute(
+                f"CREATE TABLE IF NOT EXISTS {table} (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(100),"
+                " big BIGINT UNSIGNED, score DOUBLE, tiny TINYINT, data BLOB, price DECIMAL(10, 2), at DATETIME,"
+                " note TEXT)",
+                [],
+            )
+            db.execute(
+                f"INSERT INTO {table} (name, big, score, tiny, data, price, at, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [rt.ParameterValue_Str("zoë's"), rt.ParameterValue_Uint64(2**63 + 1), rt.ParameterValue_Floating64(-1.25),
+                 rt.ParameterValue_Int8(-3), rt.ParameterValue_Binary(b"\x00\x01"), rt.ParameterValue_Str("12.50"),
+                 rt.ParameterValue_Str("2024-02-29 12:34:56"), rt.ParameterValue_DbNull()],
+            )
+            rows = db.query(
+                f"SELECT id, name, big, score, tiny, data, price, at, note FROM {table} WHERE name = ?",
+                [rt.ParameterValue_Str("zoë's")],
+            )
+            out = rowset(rows)
+            try:
+                db.query("SELECT * FROM wisp_no_such_table", [])
+            except Err as e:
+                out["missing"] = failure(e.value)
+            return out
+
+    def mysqlsession(self, q: dict) -> dict:
+        """As pgsession, for MySQL: a user variable, a temporary table, an open transaction."""
+        table = q["table"]
+        with mysql.open(q.get("url") or variables.get("mysql_url")) as db:
+            if q.get("step") == "leave":
+                db.execute(f"CREATE TABLE IF NOT EXISTS {table} (x INT)", [])
+                db.execute("SET @wisp_leak = 'leaked'", [])
+                db.execute("CREATE TEMPORARY TABLE wisp_leak (x INT)", [])
+                db.execute("START TRANSACTION", [])
+                db.execute(f"INSERT INTO {table} VALUES (1)", [])
+            out = rowset(db.query(
+                f"SELECT CONNECTION_ID() AS id, CAST(COALESCE(@wisp_leak, '') AS CHAR) AS setting, (SELECT COUNT(*) FROM {table}) AS n", []
+            ))
+            try:
+                db.query("SELECT COUNT(*) FROM wisp_leak", [])
+                out["temp"] = True
+            except Err:
+                out["temp"] = False
+            return out
+
+    def redissession(self, q: dict) -> dict:
+        """Redis connection state one invocation leaves (another database selected) that the next must not see."""
+        key = q["key"]
+        with redis.open(q.get("url") or variables.get("redis_url")) as db:
+            if q.get("step") == "leave":
+                db.execute("SELECT", [redis_param("3")])
+                db.execute("SET", [redis_param(key), redis_param("in database 3"), redis_param("EX"), redis_param("60")])
+            me = db.execute("CLIENT", [redis_param("ID")])
+            return {"client": show(me[0]), "value": plain(db.get(key))}
+
+    def redis(self, q: dict) -> dict:
+        """fermyon:spin/redis@2.0.0 through spin_sdk.redis."""
+        key = q["key"]
+        with redis.open(q.get("url") or variables.get("redis_url")) as db:
+            db.set(key, b"value \x00 bytes")
+            got = db.get(key)
+            missing = db.get(key + ":missing")
+            n = [db.incr(key + ":n") for _ in range(3)]
+            added = db.sadd(key + ":set", ["a", "b", "a"])
+            removed = db.srem(key + ":set", ["b", "z"])
+            members = db.smembers(key + ":set")
+            try:
+                db.incr(key)
+                wrong = None
+            except Err as e:
+                wrong = failure(e.value)
+            appended = db.execute("APPEND", [redis_param(key + ":log"), redis_param("abc")])
+            listed = db.execute("MGET", [redis_param(key + ":log"), redis_param(key + ":missing")])
+            deleted = db.del_([key, key + ":n", key + ":set", key + ":log", key + ":missing"])
+            if "channel" in q:
+                db.publish(q["channel"], q.get("message", "hello").encode())
+            return {"got": plain(got), "missing": missing, "n": n, "added": added, "removed": removed,
+                    "members": members, "wrong": wrong, "appended": [show(v) for v in appended],
+                    "listed": [show(v) for v in listed], "deleted": deleted}
+
+    def mqtt(self, q: dict) -> dict:
+        """fermyon:spin/mqtt@2.0.0 through spin_sdk.mqtt: open, publish with a QoS."""
+        qos = [mqtt.Qos.AT_MOST_ONCE, mqtt.Qos.AT_LEAST_ONCE, mqtt.Qos.EXACTLY_ONCE][int(q.get("qos", "1"))]
+        with mqtt.open(q.get("url") or variables.get("mqtt_url"), "", "", 30) as conn:
+            conn.publish(q["topic"], q.get("message", "hello").encode(), qos)
+        return {"published": q["topic"]}
+
+    def dbopen(self, q: dict) -> dict:
+        """Opens a connection of one kind to `url` and runs one trivial call."""
+        kind, url = q["kind"], q["url"]
+        if kind == "pg":
+            with postgres.open(url) as db:
+                db.query("SELECT 1", [])
+        elif kind == "pg4":
+            with pg4.Connection.open(url) as db:
+                db.query("SELECT 1", [])
+        elif kind == "mysql":
+            with mysql.open(url) as db:
+                db.query("SELECT 1", [])
+        elif kind == "redis":
+            with redis.open(url) as db:
+                db.get("wisp:nothing")
+        elif kind == "mqtt":
+            with mqtt.open(url, "", "", 30) as conn:
+                conn.publish("wisp/nothing", b"", mqtt.Qos.AT_MOST_ONCE)
+        return {"opened": kind}
+
+
+DATABASE_ROUTES = {
+    "/pg": IncomingHandler.pg,
+    "/pg3": IncomingHandler.pg3,
+    "/pg4": IncomingHandler.pg4,
+    "/pgpid": IncomingHandler.pgpid,
+    "/pgsession": IncomingHandler.pgsession,
+    "/mysql": IncomingHandler.my,
+    "/mysqlsession": IncomingHandler.mysqlsession,
+    "/redissession": IncomingHandler.redissession,
+    "/redis": IncomingHandler.redis,
+    "/mqtt": IncomingHandler.mqtt,
+    "/dbopen": IncomingHandler.dbopen,
+}
+
+
+def redis_param(s: str):
+    from spin_sdk.wit.imports import redis as r
+    return r.RedisParameter_Binary(s.encode())
+
+
+def plain(x):
+    """A value of the SDK's bindings as JSON: bytes as hex, tuples as lists, enums and records by name."""
+    if isinstance(x, bytes):
+        return {"hex": x.hex()}
+    if isinstance(x, (list, tuple)):
+        return [plain(i) for i in x]
+    if isinstance(x, Enum):
+        return x.name
+    if hasattr(x, "__dataclass_fields__"):
+        return {k: plain(getattr(x, k)) for k in x.__dataclass_fields__}
+    return x
+
+
+def show(v):
+    """A variant case as [case, value]: `DbValue_Int32(7)` is ["Int32", 7]."""
+    case = type(v).__name__.split("_", 1)[1]
+    return [case, plain(getattr(v, "value", None))]
+
+
+def rowset(rows) -> dict:
+    def kind(t):
+        return t.name if isinstance(t, Enum) else show(t)
+
+    return {"columns": [[c.name, kind(c.data_type)] for c in rows.columns],
+            "rows": [[show(v) for v in row] for row in rows.rows]}
+
+
+def failure(e) -> dict:
+    """A host error: its variant and what it says."""
+    return {"error": type(e).__name__, "value": plain(getattr(e, "value", None))}
+
+
 def query(request: Request) -> dict:
     _, _, qs = request.uri.partition("?")
-    return dict(p.split("=", 1) for p in qs.split("&") if "=" in p)
+    return {k: unquote(v) for k, v in (p.split("=", 1) for p in qs.split("&") if "=" in p)}
 
 
 def cell(value):

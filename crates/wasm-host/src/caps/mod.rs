@@ -4,18 +4,20 @@
 //! the state each instance gets. Adding one is a file here, a field in [`crate::state`]'s instance state,
 //! and an entry in [`CAPABILITIES`].
 //!
-//! Capabilities today: outbound HTTP ([`outbound`]), key-value ([`keyvalue`]), SQL ([`sqlite`]), blobs
-//! ([`blobstore`]), messaging to the node's topics ([`messaging`]) and configuration ([`config`]). The WASI
-//! base (clocks, random, io, cli streams and env, sockets — every address denied —, filesystem — the
-//! function's files read-only, or one empty root where every open is denied ([`filesystem`])) is linked for
-//! every instance.
+//! Capabilities today: outbound HTTP ([`outbound`]), outbound databases and brokers ([`outbound_db`], over
+//! the same address check, [`net`]), key-value ([`keyvalue`]), SQL ([`sqlite`]), blobs ([`blobstore`]),
+//! messaging to the node's topics ([`messaging`]) and configuration ([`config`]). The WASI base (clocks,
+//! random, io, cli streams and env, sockets — every address denied —, filesystem — the function's files
+//! read-only, or one empty root where every open is denied ([`filesystem`])) is linked for every instance.
 
 pub mod blobstore;
 pub mod config;
 pub(crate) mod filesystem;
 pub mod keyvalue;
 pub mod messaging;
+pub(crate) mod net;
 pub mod outbound;
+pub mod outbound_db;
 pub mod sqlite;
 
 use wisp_core::FunctionSpec;
@@ -71,6 +73,14 @@ pub const CAPABILITIES: &[CapabilityInfo] = &[
         import_needs_grant: false,
         granted: |spec| !spec.allowed_outbound_hosts.is_empty(),
         example: "[\"https://api.example.com\"]",
+    },
+    CapabilityInfo {
+        grant_key: "allowed_outbound_hosts",
+        interfaces: outbound_db::INTERFACES,
+        // Spin SDKs import these whether the app uses them or not: an ungranted `open` is refused at run time.
+        import_needs_grant: false,
+        granted: |spec| !spec.allowed_outbound_hosts.is_empty(),
+        example: "[\"postgres://db.internal:5432\"]",
     },
     CapabilityInfo {
         grant_key: "key_value_stores",

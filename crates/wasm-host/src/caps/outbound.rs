@@ -1,22 +1,23 @@
 //! The outbound HTTP capability: `wasi:http/outgoing-handler`, granted per function by
 //! `allowed_outbound_hosts` (default: nothing). Every request the guest sends — including each hop of a
-//! redirect it follows, which is a new request — is checked against the grant, its host resolved, every
-//! address checked ([`wisp_core::outbound::restricted`], the node's own listen addresses), and the
-//! connection made to an address that was checked, so DNS cannot rebind between check and connect. Timeouts
+//! redirect it follows, which is a new request — passes [`super::net::check`] (the grant, DNS resolution,
+//! every address against the restricted ranges and the node's own listen addresses), and the connection is
+//! made to an address that was checked, so DNS cannot rebind between check and connect. Timeouts
 //! are the node's (`[outbound_http] timeout_ms`) and never run past the invocation's deadline. Bytes both
 //! ways are counted into the invocation's usage (egress).
 
+use super::net::Refusal;
 use crate::logs::LogPipe;
 use crate::meter::Current;
 use bytes::Bytes;
 use http_body_util::BodyExt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
-use wisp_core::outbound::{HostPattern, restricted};
+use wisp_core::outbound::{HostPattern, Scheme};
 
 /// The WIT interface this capability implements.
 pub(crate) const INTERFACE: &str = "wasi:http/outgoing-handler";
@@ -115,48 +116,21 @@ async fn send(
     let deadline = current.deadline;
     let uri = request.uri().clone();
     let https = uri.scheme() == Some(&http::uri::Scheme::HTTPS);
+    let scheme = if https { Scheme::Https } else { Scheme::Http };
     let host = uri.host().ok_or(Refused::Failed(Error::HttpRequestUriInvalid))?;
     let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
-    let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-    let allowing: Vec<&HostPattern> = grant.iter().filter(|p| p.allows(https, &host, port)).collect();
-    if allowing.is_empty() {
-        return Err(Refused::Denied(if grant.is_empty() {
-            "the function has no allowed_outbound_hosts; add e.g. `allowed_outbound_hosts = [\"https://api.example.com\"]`".into()
-        } else {
-            let list: Vec<String> = grant.iter().map(|p| p.to_string()).collect();
-            format!("not in the function's allowed_outbound_hosts ({})", list.join(", "))
-        }));
-    }
+    let port = uri.port_u16().unwrap_or(scheme.default_port());
     let left = |cap: Duration| cap.min(deadline.saturating_duration_since(Instant::now()));
     let timeout = left(node.config.timeout);
-    // Resolve, then keep only addresses that may be reached; connect to one of those.
-    let addrs: Vec<SocketAddr> = match host.parse::<IpAddr>() {
-        Ok(ip) => vec![SocketAddr::new(ip, port)],
-        Err(_) => match tokio::time::timeout(timeout, tokio::net::lookup_host((host.as_str(), port))).await {
-            Err(_) => return Err(Refused::Failed(Error::DnsTimeout)),
-            Ok(Err(_)) => return Err(Refused::Failed(Error::DnsError { rcode: None, info_code: None })),
-            Ok(Ok(a)) => a.collect(),
-        },
+    // Allowed, resolved, every address checked; connect to one of those.
+    let allowed = match super::net::check(grant, scheme, &host, port, &node.config.own_addresses, timeout).await {
+        Ok(a) => a,
+        Err(Refusal::NotAllowed(why)) => return Err(Refused::Denied(why)),
+        Err(Refusal::Prohibited(why)) => return Err(Refused::Prohibited(why)),
+        Err(Refusal::DnsTimeout) => return Err(Refused::Failed(Error::DnsTimeout)),
+        Err(Refusal::Dns(_)) => return Err(Refused::Failed(Error::DnsError { rcode: None, info_code: None })),
     };
-    let mut why_not = None;
-    let allowed: Vec<SocketAddr> = addrs
-        .into_iter()
-        .filter(|a| {
-            let named = allowing.iter().any(|p| p.names_ip(a.ip()));
-            let own = node.config.own_addresses.iter().any(|o| o.port() == a.port() && (o.ip() == a.ip() || o.ip().is_unspecified()));
-            let reason = if own { Some("the node's own listen address") } else { restricted(a.ip()) };
-            match reason {
-                Some(r) if !named => {
-                    why_not = Some(format!("{host} resolves to {} ({r}), which a function may reach only if allowed_outbound_hosts names that IP", a.ip()));
-                    false
-                }
-                _ => true,
-            }
-        })
-        .collect();
-    let Some(addr) = allowed.first().copied() else {
-        return Err(Refused::Prohibited(why_not.unwrap_or_else(|| format!("{host} has no address"))));
-    };
+    let addr = allowed[0];
     let connect = options.as_ref().and_then(|o| o.connect_timeout).map_or(timeout, left);
     let tcp = match tokio::time::timeout(connect, tokio::net::TcpStream::connect(addr)).await {
         Err(_) => return Err(Refused::Failed(Error::ConnectionTimeout)),
