@@ -52,6 +52,10 @@ wisp is up. Try:
   WISP_URL=$url WISP_DATA_DIR=$data $bin dlq ls events
   WISP_URL=$url WISP_DATA_DIR=$data $bin publish greetings -d 'hi from a topic'   # topic trigger
   curl -i --data 'hi from a webhook' $url/hooks/events                            # webhook trigger
+  curl -i --data 'two apples' $url/orders/orders                          # wasi:messaging: publish to a topic
+  curl $url/orders/last/orders                                              # what the messaging handler got
+  curl -T README.md $url/blobs/readme && curl -s $url/blobs/readme | head -3   # wasi:blobstore, streamed
+  WISP_URL=$url WISP_DATA_DIR=$data $bin blob ls --app examples                  # the same container from the CLI
   WISP_URL=$url WISP_DATA_DIR=$data $bin status        # triggers: the cron tick every 30 s, topic, webhook
   WISP_URL=$url WISP_DATA_DIR=$data $bin logs hello-py
   WISP_URL=$url WISP_DATA_DIR=$data $bin status hello-c

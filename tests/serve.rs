@@ -65,8 +65,27 @@ async fn examples_app_serves_every_language() {
         "primes-wagi",
         "kv-py",
         "events",
+        "orders",
+        "orders-handler",
+        "blobs",
     ] {
         assert!(ls.contains(name), "ls lacks {name}:\n{ls}");
+    }
+    // The demo's platform services: a blob streamed in and out, a message reaching its handler.
+    let r = s.http.put(format!("{}/blobs/note", s.url)).body("a blob").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(s.get("/blobs/note").await, (200, "a blob".to_string()));
+    let r = s.http.post(format!("{}/orders/orders", s.url)).body("two apples").send().await.unwrap();
+    assert_eq!(r.status(), 202);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let (status, body) = s.get("/orders/last/orders").await;
+        if status == 200 {
+            assert!(body.contains("\"data\": \"two apples\""), "{body}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the message never reached orders-handler");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     // `wisp invoke` bypasses routes.
     let inv = s.cli(&["invoke", "hello-py"]);

@@ -198,6 +198,7 @@ struct RuntimeConfig {
     sqlite: SqliteSection,
     #[serde(default)]
     blobstore: BlobstoreSection,
+    #[serde(default)]
     outbound_db: OutboundDbSection,
     /// The key-value backend Spin's tables name (read by [`crate::spin_runtime`] from the same file).
     #[serde(skip)]
