@@ -9,6 +9,7 @@
 
 #![warn(missing_docs)]
 
+mod activate;
 pub mod admission;
 mod records;
 
@@ -24,7 +25,7 @@ use wisp_core::invocation::Trigger;
 use wisp_core::{FunctionKey, FunctionRecord, InstanceMode, RoutePattern, Scaling};
 use wisp_router::RouteTable;
 use wisp_wasm_host::{
-    BoxError, Code, Input, Invocation, InvocationCtx, InvokeError, Outcome, Pool, PoolConfig, Report, ResponseBody,
+    BoxError, Code, Input, Invocation, InvocationCtx, InvokeError, Outcome, Pool, Report, ResponseBody,
 };
 
 pub use records::{DEFAULT_LOG_RING, InvocationRecord, PhaseStats, PhaseSummary, cap_text};
@@ -39,24 +40,11 @@ pub struct Active {
     /// The store revision of `record`: a change older than what serves is ignored.
     stored: u64,
     code: Code,
-    env: Arc<[(String, String)]>,
     /// The function's namespace, shared by its invocations.
     namespace: Arc<str>,
-    /// The revision's outbound HTTP grant, parsed once.
-    outbound: Arc<[wisp_core::outbound::HostPattern]>,
-    /// The key-value grant, scoped to the function's namespace and app.
-    kv: Arc<wisp_wasm_host::caps::Grant>,
-    /// The SQL grant, scoped the same way.
-    sql: Arc<wisp_wasm_host::caps::Grant>,
-    /// The blob grant, scoped the same way.
-    blobs: Arc<wisp_wasm_host::caps::Grant>,
-    /// Who owns its pooled outbound connections (namespace + app).
-    owner: Arc<str>,
-    /// The topics of its namespace it may publish to.
-    topics: Arc<wisp_wasm_host::caps::messaging::TopicGrant>,
-    /// The revision's configuration (`wasi:config/store`).
-    config: Arc<wisp_wasm_host::ConfigVariables>,
-    name: Arc<str>,
+    /// What every invocation's context shares — env, limits, grants, configuration, files — built once per
+    /// revision ([`activate::context`]); `dispatch` fills in the id, route and deadline.
+    ctx: InvocationCtx,
     records: Arc<Records>,
     counters: Arc<Counters>,
     pool: Arc<Pool>,
@@ -175,39 +163,6 @@ fn provisioned(active: &Active) -> u64 {
     if s.mode(active.record.revision.kind) == InstanceMode::Reuse { u64::from(s.min_instances) } else { 0 }
 }
 
-/// The key-value grant of `record`'s revision, scoped to its namespace and app.
-fn kv_grant(record: &FunctionRecord) -> Arc<wisp_wasm_host::caps::Grant> {
-    grant(record, &record.revision.key_value_stores)
-}
-
-/// The SQL grant of `record`'s revision, scoped like its key-value grant.
-fn sql_grant(record: &FunctionRecord) -> Arc<wisp_wasm_host::caps::Grant> {
-    grant(record, &record.revision.sqlite_databases)
-}
-
-/// The blob grant of `record`'s revision, scoped like its key-value grant.
-fn blob_grant(record: &FunctionRecord) -> Arc<wisp_wasm_host::caps::Grant> {
-    grant(record, &record.revision.blob_containers)
-}
-
-/// The messaging grant of `record`'s revision: topics of its namespace.
-fn topic_grant(record: &FunctionRecord) -> Arc<wisp_wasm_host::caps::messaging::TopicGrant> {
-    Arc::new(wisp_wasm_host::caps::messaging::TopicGrant::new(
-        record.key.namespace.as_str(),
-        record.key.name.as_str(),
-        &record.revision.publish_topics,
-    ))
-}
-
-fn grant(record: &FunctionRecord, labels: &[String]) -> Arc<wisp_wasm_host::caps::Grant> {
-    Arc::new(wisp_wasm_host::caps::Grant::new(
-        record.key.namespace.as_str(),
-        record.app.as_ref().map(|a| a.as_str()),
-        record.key.name.as_str(),
-        labels,
-    ))
-}
-
 /// A routed request's target.
 pub struct Target {
     /// The function.
@@ -284,190 +239,6 @@ impl Scheduler {
         Ok(())
     }
 
-    /// Makes `record` (stored at store revision `stored`) serve with `code`, replacing any previous revision
-    /// of the same function in one atomic swap (in-flight requests finish on the code they started with). A
-    /// record older than the one serving is ignored: what serves follows the store.
-    pub fn activate(&self, record: FunctionRecord, stored: u64, code: Code) {
-        let key = record.key.clone();
-        self.update(&key, |functions| {
-            let key = record.key.clone();
-            let prev = functions.get(&key);
-            if prev.is_some_and(|p| p.stored > stored) {
-                tracing::warn!(function = %key, stored, "ignoring an activation older than what serves");
-                return;
-            }
-            let gate = self.gate_for(prev, &record);
-            let (records, counters, scaler) = match prev {
-                Some(prev) => {
-                    prev.scaler.lock().autoscaler.set_config(record.scaling.autoscaler());
-                    (prev.records.clone(), prev.counters.clone(), prev.scaler.clone())
-                }
-                None => (
-                    Arc::new(Records::new(self.budget.clone(), self.ring_size, records::DEFAULT_FUNCTION_RECORD_BYTES)),
-                    Default::default(),
-                    Arc::new(Mutex::new(Scaler::new(&record.scaling))),
-                ),
-            };
-            let env: Arc<[(String, String)]> =
-                record.revision.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<Vec<_>>().into();
-            let name = Arc::from(record.key.name.as_str());
-            let pool = code.new_pool(PoolConfig::new(&record.scaling, record.revision.kind));
-            // Validated at deploy; a stored grant that no longer parses grants nothing.
-            let outbound: Arc<[wisp_core::outbound::HostPattern]> =
-                wisp_core::outbound::parse_all(&record.revision.allowed_outbound_hosts)
-                    .unwrap_or_else(|e| {
-                        tracing::error!(function = %key, error = %e, "unusable outbound grant; outbound HTTP denied");
-                        Vec::new()
-                    })
-                    .into();
-            let namespace = Arc::from(record.key.namespace.as_str());
-            let kv = kv_grant(&record);
-            let sql = sql_grant(&record);
-            let blobs = blob_grant(&record);
-            let owner = Arc::from(wisp_core::kv::owner(
-                record.key.namespace.as_str(),
-                record.app.as_ref().map(|a| a.as_str()),
-                record.key.name.as_str(),
-            ));
-            let topics = topic_grant(&record);
-            let config = self.config_of(&record);
-            let active = Active {
-                record,
-                stored,
-                code,
-                env,
-                namespace,
-                outbound,
-                kv,
-                sql,
-                blobs,
-                owner,
-                topics,
-                config,
-                name,
-                records,
-                counters,
-                pool,
-                gate,
-                scaler,
-            };
-            functions.insert(key, Arc::new(active));
-        });
-    }
-
-    /// The admission gate for `record`: the function's existing one, adjusted in place to the new settings
-    /// (its in-flight count, queue, meter and reservation carry over; no second reservation), or a new one.
-    fn gate_for(&self, prev: Option<&Arc<Active>>, record: &FunctionRecord) -> Arc<admission::Gate> {
-        match prev {
-            Some(prev) => {
-                if prev.record.scaling != record.scaling {
-                    prev.gate.reconfigure(&record.scaling);
-                }
-                prev.gate.clone()
-            }
-            None => Arc::new(admission::Gate::new(self.node.clone(), &record.scaling)),
-        }
-    }
-
-    /// Sets where granted secrets come from (once, before functions are activated).
-    pub fn set_secret_source(&self, source: SecretSource) {
-        let _ = self.secrets.set(source);
-    }
-
-    /// The configuration `record`'s instances get: the revision's config, plus the values of the secrets it
-    /// is granted (a granted secret that is not set is left out, and logged by name).
-    fn config_of(&self, record: &FunctionRecord) -> Arc<wisp_wasm_host::ConfigVariables> {
-        let mut secrets: Vec<(&str, String)> = Vec::new();
-        if let (Some(source), Some(app)) = (self.secrets.get(), &record.app) {
-            for name in &record.revision.secrets {
-                match source(record.key.namespace.as_str(), app.as_str(), name) {
-                    Some(v) => secrets.push((name, v)),
-                    None => tracing::warn!(function = %record.key, secret = %name, "granted secret is not set"),
-                }
-            }
-        }
-        // Templates naming secret variables (`{{ name }}`, kept in the revision) are resolved from the
-        // granted secrets here; a value they do not resolve is served as it is.
-        let values: std::collections::BTreeMap<String, String> =
-            secrets.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
-        let config: Vec<(&str, std::borrow::Cow<'_, str>)> = record
-            .revision
-            .config
-            .iter()
-            .map(|(k, v)| {
-                let v = if v.contains("{{") {
-                    wisp_core::config::resolve(v, &values).map_or(std::borrow::Cow::Borrowed(v.as_str()), Into::into)
-                } else {
-                    std::borrow::Cow::Borrowed(v.as_str())
-                };
-                (k.as_str(), v)
-            })
-            .collect();
-        let config = config.iter().map(|(k, v)| (*k, v.as_ref()));
-        Arc::new(config.chain(secrets.iter().map(|(k, v)| (*k, v.as_str()))).collect())
-    }
-
-    /// After a secret of `app` in `namespace` changed: every active function of the app granted secrets gets
-    /// its configuration rebuilt and a new warm pool (instances made with the old values are dropped as
-    /// they finish, never reused). Returns the functions changed, for the caller to prewarm.
-    pub fn refresh_secrets(&self, namespace: &str, app: &str) -> Vec<FunctionKey> {
-        let affected: Vec<FunctionKey> = self
-            .live
-            .load()
-            .functions
-            .values()
-            .filter(|a| {
-                a.record.key.namespace.as_str() == namespace
-                    && a.record.app.as_ref().is_some_and(|x| x.as_str() == app)
-                    && !a.record.revision.secrets.is_empty()
-            })
-            .map(|a| a.record.key.clone())
-            .collect();
-        for key in &affected {
-            self.update(key, |functions| {
-                let Some(prev) = functions.get(key) else { return };
-                let record = &prev.record;
-                let active = Active {
-                    config: self.config_of(record),
-                    pool: prev.code.new_pool(PoolConfig::new(&record.scaling, record.revision.kind)),
-                    ..(**prev).clone()
-                };
-                functions.insert(key.clone(), Arc::new(active));
-            });
-        }
-        affected
-    }
-
-    /// Applies a changed record of the same revision (scaling, routes) without reloading code; the warm pool
-    /// stays (emptied if the mode became `fresh`).
-    pub fn update_record(&self, record: FunctionRecord, stored: u64) {
-        let key = record.key.clone();
-        self.update(&key, |functions| {
-            let Some(prev) = functions.get(&record.key) else { return };
-            if prev.stored > stored {
-                tracing::warn!(function = %record.key, stored, "ignoring a change older than what serves");
-                return;
-            }
-            if prev.record.revision.id != record.revision.id {
-                tracing::error!(function = %record.key, "update_record with a different revision; ignored");
-                return;
-            }
-            prev.pool.set_config(PoolConfig::new(&record.scaling, record.revision.kind));
-            prev.scaler.lock().autoscaler.set_config(record.scaling.autoscaler());
-            let active = Active {
-                gate: self.gate_for(Some(prev), &record),
-                record: record.clone(),
-                stored,
-                kv: kv_grant(&record),
-                sql: sql_grant(&record),
-                blobs: blob_grant(&record),
-                topics: topic_grant(&record),
-                ..(**prev).clone()
-            };
-            functions.insert(record.key.clone(), Arc::new(active));
-        });
-    }
-
     /// Creates the provisioned warm instances (`scaling.min_instances`) of an active function; returns how
     /// many were made. Called after every deploy, scaling change and start.
     pub async fn prewarm(&self, key: &FunctionKey) -> Result<usize, InvokeError> {
@@ -484,21 +255,11 @@ impl Scheduler {
     async fn create_warm(active: &Active) -> Result<usize, InvokeError> {
         let ctx = InvocationCtx {
             id: Arc::from("prewarm"),
-            function: active.name.clone(),
-            env: active.env.clone(),
-            limits: active.record.revision.limits,
             route_prefix: Arc::from("/"),
             // Prewarming (instantiation, the guest's start functions) runs under the function's timeout.
             deadline: std::time::Instant::now()
                 + std::time::Duration::from_millis(active.record.revision.limits.timeout_ms),
-            outbound: active.outbound.clone(),
-            kv: active.kv.clone(),
-            sql: active.sql.clone(),
-            blobs: active.blobs.clone(),
-            owner: active.owner.clone(),
-            topics: active.topics.clone(),
-            config: active.config.clone(),
-            files: active.code.files().cloned(),
+            ..active.ctx.clone()
         };
         active.code.prewarm(&active.pool, &ctx).await
     }
@@ -662,7 +423,7 @@ impl Scheduler {
         Invocation {
             id: Arc::from(uuid::Uuid::now_v7().simple().to_string()),
             namespace: active.namespace.clone(),
-            function: active.name.clone(),
+            function: active.ctx.function.clone(),
             trigger,
             input,
             deadline: std::time::Instant::now()
@@ -723,22 +484,7 @@ impl Scheduler {
             Input::Http { route_prefix, .. } => route_prefix.clone(),
             Input::Event(_) => Arc::from("/"),
         };
-        let ctx = InvocationCtx {
-            id: id.clone(),
-            function: active.name.clone(),
-            env: active.env.clone(),
-            limits: active.record.revision.limits,
-            route_prefix,
-            deadline,
-            outbound: active.outbound.clone(),
-            kv: active.kv.clone(),
-            sql: active.sql.clone(),
-            blobs: active.blobs.clone(),
-            owner: active.owner.clone(),
-            topics: active.topics.clone(),
-            config: active.config.clone(),
-            files: active.code.files().cloned(),
-        };
+        let ctx = InvocationCtx { id: id.clone(), route_prefix, deadline, ..active.ctx.clone() };
         let records = active.records.clone();
         let counters = active.counters.clone();
         let revision = wisp_core::spec::short_id(&active.record.revision.id).to_string();
