@@ -283,6 +283,12 @@ async fn connections_are_pooled_across_invocations_and_reset_between_them() {
         ok_json(&s, &format!("/spin/pgpid?url={url}")).await;
     }
     assert_eq!(backends(&pg, &app_name).await, open, "no connection was opened for sequential requests");
+    // The node's status shows its pooled connections: at least these, idle between requests.
+    let status = s.status().await;
+    let n = |k: &str| status["outbound_connections"][k].as_u64().unwrap();
+    assert!(n("open") >= open.len() as u64 && n("idle") >= open.len() as u64, "{status}");
+    let out = s.cli(&["status"]);
+    assert!(common::stdout(&out).contains("outbound connections (databases, brokers): "), "{}", common::stdout(&out));
 
     // What one invocation leaves on its connection — a session setting, a temporary table, an open
     // transaction with an insert — the next one on the same connection does not see.

@@ -25,6 +25,8 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
             } else {
                 println!("wisp {} up {}s — {} functions active", s.version, s.uptime_seconds, s.functions);
                 println!("engine {} — {} compilations since start", s.engine, s.compilations);
+                let c = &s.outbound_connections;
+                println!("outbound connections (databases, brokers): {} open, {} idle", c.open, c.idle);
                 print_triggers(&s.triggers);
             }
         }

@@ -224,6 +224,18 @@ pub struct StatusBody {
     /// Every trigger's state.
     #[serde(default)]
     pub triggers: Vec<TriggerView>,
+    /// Guests' connections to their databases and brokers.
+    #[serde(default)]
+    pub outbound_connections: OutboundConnections,
+}
+
+/// Guests' pooled connections to their databases and brokers (PostgreSQL, MySQL, Redis, MQTT).
+#[derive(Serialize, Deserialize, Default)]
+pub struct OutboundConnections {
+    /// Open now, in use and idle.
+    pub open: usize,
+    /// Of those, idle in a pool for the next invocation of their app.
+    pub idle: usize,
 }
 
 /// A trigger's state, as `GET /_wisp/v1/status` and `/_wisp/v1/triggers` show it.
@@ -241,6 +253,10 @@ async fn status(State(api): State<Arc<Api>>) -> Json<StatusBody> {
         compilations: api.registry.host().compilations(),
         functions: api.scheduler.len(),
         triggers: api.triggers.status(),
+        outbound_connections: {
+            let (open, idle) = api.registry.host().outbound_connections();
+            OutboundConnections { open, idle }
+        },
     })
 }
 

@@ -52,6 +52,12 @@ impl Host {
         self.shared.compilations.load(Ordering::Relaxed)
     }
 
+    /// Guests' pooled connections to their databases and brokers: open now (in use and idle), and of those
+    /// idle in a pool.
+    pub fn outbound_connections(&self) -> (usize, usize) {
+        self.shared.services.outbound_db.as_ref().map_or((0, 0), |p| p.counts())
+    }
+
     /// Checks that a function's limits fit this node.
     pub fn check_limits(&self, limits: &wisp_core::Limits) -> Result<(), ArtifactError> {
         if limits.memory_mb > self.shared.config.max_memory_mb {
