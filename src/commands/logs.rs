@@ -50,8 +50,14 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
             ms(r.response_us),
             r.revision
         );
-        if r.egress_bytes > 0 || !r.services.is_zero() {
-            let mut used = vec![format!("memory {} KiB", r.peak_memory_bytes / 1024)];
+        if r.memory_limit_bytes > 0 {
+            let wall = std::time::Duration::from_micros(r.wall_us);
+            let mut used = vec![
+                format!("cpu {:.3} ms", r.cpu_us as f64 / 1000.0),
+                format!("{:.6} GB-s", wisp_core::usage::gb_seconds(r.memory_limit_bytes, wall)),
+                format!("memory {} KiB of {} MiB", r.peak_memory_bytes / 1024, r.memory_limit_bytes >> 20),
+                format!("in {} B, out {} B", r.bytes_in, r.bytes_out),
+            ];
             if r.egress_bytes > 0 {
                 used.push(format!("egress {} B", r.egress_bytes));
             }

@@ -6,6 +6,22 @@
 //! not counted. Metering reads these from the invocation's report.
 
 use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// Milliseconds billed for a wall time: rounded up to the next whole millisecond (Lambda's rule).
+pub fn billed_ms(wall: Duration) -> u64 {
+    wall.as_nanos().div_ceil(1_000_000) as u64
+}
+
+/// GB-seconds of an invocation: its memory limit in GiB (Lambda's GB) times its wall time rounded up to 1 ms.
+pub fn gb_seconds(memory_limit_bytes: u64, wall: Duration) -> f64 {
+    memory_limit_bytes as f64 / (1u64 << 30) as f64 * billed_ms(wall) as f64 / 1000.0
+}
+
+/// CPU milliseconds (Cloudflare's unit), fractional.
+pub fn cpu_ms(cpu: Duration) -> f64 {
+    cpu.as_secs_f64() * 1000.0
+}
 
 /// A platform service whose use is counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,6 +139,18 @@ impl ServiceUsage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn billing_rules() {
+        assert_eq!(billed_ms(Duration::ZERO), 0);
+        assert_eq!(billed_ms(Duration::from_nanos(1)), 1);
+        assert_eq!(billed_ms(Duration::from_micros(1000)), 1);
+        assert_eq!(billed_ms(Duration::from_micros(1001)), 2);
+        // 128 MiB for 1.2 ms: billed 2 ms = 0.125 GiB × 0.002 s.
+        assert_eq!(gb_seconds(128 << 20, Duration::from_micros(1200)), 0.125 * 0.002);
+        assert_eq!(gb_seconds(1 << 30, Duration::from_secs(1)), 1.0);
+        assert_eq!(cpu_ms(Duration::from_micros(2500)), 2.5);
+    }
 
     #[test]
     fn only_used_services_are_serialised_and_read_back() {

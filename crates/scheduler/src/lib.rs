@@ -517,6 +517,11 @@ impl Scheduler {
                 logs_truncated: report.logs.truncated,
                 peak_memory_bytes: report.usage.peak_memory_bytes,
                 egress_bytes: report.usage.egress_bytes,
+                wall_us: report.usage.wall.as_micros() as u64,
+                cpu_us: report.usage.cpu.as_micros() as u64,
+                memory_limit_bytes: report.usage.memory_limit_bytes,
+                bytes_in: report.usage.bytes_in,
+                bytes_out: report.usage.bytes_out,
                 services: report.usage.services,
             };
             if rec.cold {

@@ -58,6 +58,21 @@ pub struct InvocationRecord {
     /// Outbound HTTP body bytes, both ways.
     #[serde(default)]
     pub egress_bytes: u64,
+    /// Wall time the guest ran (instantiate to done), microseconds.
+    #[serde(default)]
+    pub wall_us: u64,
+    /// Thread CPU time of the guest and of host work done for it, microseconds.
+    #[serde(default)]
+    pub cpu_us: u64,
+    /// The function's memory limit, bytes.
+    #[serde(default)]
+    pub memory_limit_bytes: u64,
+    /// Request body bytes the guest read.
+    #[serde(default)]
+    pub bytes_in: u64,
+    /// Response body bytes the guest produced.
+    #[serde(default)]
+    pub bytes_out: u64,
     /// Operations and payload bytes of each platform service it used.
     #[serde(default, skip_serializing_if = "wisp_core::usage::ServiceUsage::is_zero")]
     pub services: wisp_core::usage::ServiceUsage,
@@ -256,6 +271,11 @@ mod tests {
             logs_truncated: false,
             peak_memory_bytes: 0,
             egress_bytes: 0,
+            wall_us: 0,
+            cpu_us: 0,
+            memory_limit_bytes: 0,
+            bytes_in: 0,
+            bytes_out: 0,
             services: Default::default(),
         }
     }

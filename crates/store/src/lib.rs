@@ -9,6 +9,7 @@
 
 #![warn(missing_docs)]
 
+pub mod cpu;
 pub mod embedded;
 pub mod embedded_queue;
 pub mod fs_blobs;

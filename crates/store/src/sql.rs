@@ -202,25 +202,44 @@ impl SqlDatabases {
         params: Vec<SqlValue>,
         deadline: Instant,
     ) -> Result<Executed, SqlError> {
+        self.execute_timed(lease, scope, statement, params, deadline).await.0
+    }
+
+    /// [`SqlDatabases::execute`], also answering the thread CPU time the statement took (on its blocking
+    /// thread), for the invocation's meter.
+    pub async fn execute_timed(
+        self: &Arc<Self>,
+        lease: &mut Option<Lease>,
+        scope: &str,
+        statement: String,
+        params: Vec<SqlValue>,
+        deadline: Instant,
+    ) -> (Result<Executed, SqlError>, std::time::Duration) {
         let held = lease.take();
         let me = self.clone();
         let scope = scope.to_string();
-        let (back, result) = tokio::task::spawn_blocking(move || {
-            let held = match held {
-                Some(l) => l,
-                None => match me.lease(&scope) {
-                    Ok(l) => l,
-                    Err(e) => return (None, Err(e)),
-                },
-            };
-            let conn = held.conn.as_ref().expect("a lease holds its connection until dropped");
-            let result = run(conn, &statement, &params, deadline, &me.limits);
-            (Some(held), result)
+        let ran = tokio::task::spawn_blocking(move || {
+            crate::cpu::timed(|| {
+                let held = match held {
+                    Some(l) => l,
+                    None => match me.lease(&scope) {
+                        Ok(l) => l,
+                        Err(e) => return (None, Err(e)),
+                    },
+                };
+                let conn = held.conn.as_ref().expect("a lease holds its connection until dropped");
+                let result = run(conn, &statement, &params, deadline, &me.limits);
+                (Some(held), result)
+            })
         })
-        .await
-        .map_err(|e| SqlError::Failed(format!("the statement's task failed: {e}")))?;
-        *lease = back;
-        result
+        .await;
+        match ran {
+            Ok(((back, result), cpu)) => {
+                *lease = back;
+                (result, cpu)
+            }
+            Err(e) => (Err(SqlError::Failed(format!("the statement's task failed: {e}"))), std::time::Duration::ZERO),
+        }
     }
 
     /// Applies the `migrations` not yet applied to the database at `scope`, in order, in one transaction;

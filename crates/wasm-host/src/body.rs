@@ -27,6 +27,8 @@ pub(crate) struct LimitedBody<B> {
     pub remaining: u64,
     pub limit: u64,
     pub exceeded: Arc<AtomicBool>,
+    /// Where the bytes passed are counted (the invocation's `bytes_in`).
+    pub current: Arc<crate::meter::Current>,
 }
 
 impl<B> Body for LimitedBody<B>
@@ -50,6 +52,7 @@ where
                         )))));
                     }
                     this.remaining -= n;
+                    this.current.meter.bytes_in(n);
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
@@ -70,6 +73,83 @@ where
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+/// A guest's response body, shared by the response that streams it and the guest's end: before the
+/// invocation is reported, [`Tap::drain`] takes out what the guest wrote that the client has not been handed
+/// yet (the body's buffered frames), so the report counts every byte the guest produced. Every data frame is
+/// counted once, when it leaves the guest's body, as the invocation's `bytes_out`.
+pub(crate) struct Tap<B: Body>(Arc<std::sync::Mutex<TapState<B>>>);
+
+struct TapState<B: Body> {
+    inner: B,
+    /// Frames taken out by a drain, not yet passed on.
+    ahead: std::collections::VecDeque<Result<Frame<Bytes>, B::Error>>,
+    /// `inner` has ended.
+    ended: bool,
+    current: Arc<crate::meter::Current>,
+}
+
+impl<B: Body> Clone for Tap<B> {
+    fn clone(&self) -> Self {
+        Tap(self.0.clone())
+    }
+}
+
+impl<B: Body<Data = Bytes> + Unpin> Tap<B> {
+    pub(crate) fn new(inner: B, current: Arc<crate::meter::Current>) -> Self {
+        Tap(Arc::new(std::sync::Mutex::new(TapState { inner, ahead: Default::default(), ended: false, current })))
+    }
+
+    /// Takes out every frame the body holds ready now (the guest is done writing), counting them.
+    pub(crate) fn drain(&self) {
+        let mut s = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        while !s.ended {
+            match s.poll_inner(&mut cx) {
+                Poll::Ready(Some(frame)) => s.ahead.push_back(frame),
+                Poll::Ready(None) => s.ended = true,
+                Poll::Pending => break,
+            }
+        }
+    }
+}
+
+impl<B: Body<Data = Bytes> + Unpin> TapState<B> {
+    fn poll_inner(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        let p = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(f))) = &p
+            && let Some(d) = f.data_ref()
+        {
+            self.current.meter.bytes_out(d.len() as u64);
+        }
+        p
+    }
+}
+
+impl<B: Body<Data = Bytes> + Unpin> Body for Tap<B> {
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        let mut s = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(frame) = s.ahead.pop_front() {
+            return Poll::Ready(Some(frame));
+        }
+        if s.ended {
+            return Poll::Ready(None);
+        }
+        let p = s.poll_inner(cx);
+        if let Poll::Ready(None) = p {
+            s.ended = true;
+        }
+        p
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let s = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if s.ahead.is_empty() { s.inner.size_hint() } else { SizeHint::default() }
     }
 }
 

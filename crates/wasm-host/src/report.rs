@@ -42,20 +42,22 @@ pub struct Report {
     pub usage: Usage,
 }
 
-/// What one invocation used: the choke points that measure it are in the executors (metering, the
-/// metering issue, turns these into GB-seconds, CPU-ms and egress per tenant). Fields not measured yet are
-/// zero: `cpu`, `bytes_in`, `bytes_out`.
+/// What one invocation used, measured by the executors (metering turns it into GB-seconds, CPU-ms and
+/// egress per tenant).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Usage {
     /// Wall-clock time the guest ran (instantiate to done).
     pub wall: Duration,
-    /// CPU time of the guest (not measured yet).
+    /// Thread CPU time of the guest and the host work done inside its polls (instantiation, host calls),
+    /// and of host work done for it on other threads (SQL statements); never time spent waiting.
     pub cpu: Duration,
     /// Most linear memory the instance held at once, bytes (all its memories together).
     pub peak_memory_bytes: u64,
-    /// Request body bytes read by the guest (not measured yet).
+    /// The function's memory limit, bytes (what GB-seconds are billed on).
+    pub memory_limit_bytes: u64,
+    /// Request body bytes the guest read.
     pub bytes_in: u64,
-    /// Response body bytes written by the guest (not measured yet).
+    /// Response body bytes the guest produced (those still buffered when it finished included).
     pub bytes_out: u64,
     /// Bytes of outbound HTTP requests and responses (bodies), both ways.
     pub egress_bytes: u64,

@@ -123,7 +123,8 @@ impl SqlView<'_> {
             let c = self.table.get_mut(conn)?;
             (c.scope.clone(), c.lease.take())
         };
-        let out = dbs.execute(&mut lease, &scope, statement, params, deadline).await;
+        let (out, cpu) = dbs.execute_timed(&mut lease, &scope, statement, params, deadline).await;
+        current.meter.cpu(cpu);
         let got = out.as_ref().map_or(0, |done| done.result.payload_len());
         current.meter.count(Service::Sql, 1, (sent + got) as u64);
         let c = self.table.get_mut(conn)?;

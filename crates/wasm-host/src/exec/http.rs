@@ -1,10 +1,10 @@
 //! The `wasi:http` executor: serving a request with a component, on a warm instance or a fresh one.
 
-use crate::body::{BoxError, DrivenBody, LimitedBody, ResponseBody, Running};
+use crate::body::{BoxError, DrivenBody, LimitedBody, ResponseBody, Running, Tap};
 use crate::engine::Shared;
 use crate::limits::{arm_deadline, capacity_error, classify, is_capacity, timeout_error};
 use crate::logs::LogPipe;
-use crate::meter::Current;
+use crate::meter::{CpuTimed, Current};
 use crate::pool::{Pool, Warm};
 use crate::report::{GuestEnd, Reporter, too_large};
 use crate::state::InstanceState;
@@ -97,16 +97,17 @@ where
     if !parts.headers.contains_key(http::header::HOST) && parts.uri.authority().is_none() {
         parts.headers.insert(http::header::HOST, http::HeaderValue::from_static("localhost"));
     }
+    let deadline = ctx.deadline;
+    let current = Current::new(ctx.id.clone(), deadline);
     let body = LimitedBody {
         inner: body,
         remaining: limits.max_body_bytes,
         limit: limits.max_body_bytes,
         exceeded: exceeded.clone(),
+        current: current.clone(),
     };
     let req = hyper::Request::from_parts(parts, body);
 
-    let deadline = ctx.deadline;
-    let current = Current::new(ctx.id.clone(), deadline);
     let (mut store, proxy, served) = match warm {
         Some(mut w) => {
             w.store.data_mut().begin(&current);
@@ -129,6 +130,9 @@ where
     let set_status = status.clone();
     let head_at = Arc::new(std::sync::OnceLock::<Instant>::new());
     let set_head_at = head_at.clone();
+    // The response body, which the guest's end drains before reporting (see `Tap`).
+    let tapped = Arc::new(std::sync::OnceLock::new());
+    let (tap_slot, tap_current) = (tapped.clone(), current.clone());
     let setup: wasmtime::Result<_> = (|| {
         let scheme = wasmtime_wasi_http::p2::bindings::http::types::Scheme::Http;
         let req = store.data_mut().http().new_incoming_request(scheme, req)?;
@@ -137,6 +141,13 @@ where
             if let Ok(resp) = &r {
                 set_status.store(resp.status().as_u16(), Ordering::Relaxed);
             }
+            let r = r.map(|resp| {
+                resp.map(|b| {
+                    let tap = Tap::new(b, tap_current);
+                    let _ = tap_slot.set(tap.clone());
+                    tap
+                })
+            });
             let _ = tx.send(r);
         })?;
         wasmtime::Result::Ok((req, out))
@@ -154,6 +165,7 @@ where
     // streaming after the head went out. It reports the invocation when done, and returns a clean
     // instance to the pool.
     let pre = pre.clone();
+    let taps = tapped.clone();
     let pool = pool.clone();
     let evictor = shared.clone();
     let tasks = shared.tasks.clone();
@@ -173,7 +185,7 @@ where
             let proxy = instance.as_ref().expect("instantiated above");
             proxy.wasi_http_incoming_handler().call_handle(&mut store, wreq, wout).await
         };
-        let result = match tokio::time::timeout_at(deadline.into(), run).await {
+        let result = match tokio::time::timeout_at(deadline.into(), CpuTimed::new(run, &current)).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(classify(&e, store.data().limiter.exceeded, limits.timeout_ms)),
             Err(_) => Err(timeout_error(limits.timeout_ms)),
@@ -182,13 +194,10 @@ where
         let head = head_at.get().copied().unwrap_or(end).clamp(handler_start, end);
         let phases = Phases { instantiate, init: Duration::ZERO, handler: head - handler_start, response: end - head };
         let answered = status.load(Ordering::Relaxed);
-        let usage = crate::Usage {
-            wall: end - t0,
-            peak_memory_bytes: store.data().limiter.peak as u64,
-            egress_bytes: current.meter.egress_bytes(),
-            services: current.meter.services(),
-            ..Default::default()
-        };
+        if let Some(tap) = taps.get() {
+            tap.drain();
+        }
+        let usage = current.usage(end - t0, store.data().limiter.peak as u64, limits.memory_bytes() as u64);
         let outcome = match result {
             _ if exceeded.load(Ordering::Relaxed) => Err(too_large(limits.max_body_bytes)),
             Err(e) => Err(e),

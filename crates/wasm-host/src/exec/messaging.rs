@@ -12,7 +12,7 @@ use crate::caps::messaging::bindings::{MessagingCorePre, wasi::messaging::types:
 use crate::engine::Shared;
 use crate::limits::{arm_deadline, classify, timeout_error};
 use crate::logs::LogPipe;
-use crate::meter::Current;
+use crate::meter::{CpuTimed, Current};
 use crate::report::Reporter;
 use crate::state::InstanceState;
 use crate::{EVENT_RESULT_BYTES, EventDelivery, InvocationCtx, InvokeError, Outcome, Phases, ReportSink};
@@ -66,19 +66,13 @@ pub(crate) async fn handle(
         let msg = store.data_mut().push_message(message(delivery))?;
         guest.wasi_messaging_incoming_handler().call_handle(&mut store, msg).await
     };
-    let result = match tokio::time::timeout_at(ctx.deadline.into(), run).await {
+    let result = match tokio::time::timeout_at(ctx.deadline.into(), CpuTimed::new(run, &current)).await {
         Ok(Ok(answer)) => Ok(answer.map_err(failure)),
         Ok(Err(e)) => Err(classify(&e, store.data().limiter.exceeded, limits.timeout_ms)),
         Err(_) => Err(timeout_error(limits.timeout_ms)),
     };
     let end = Instant::now();
-    reporter.usage = crate::Usage {
-        wall: end - t0,
-        peak_memory_bytes: store.data().limiter.peak as u64,
-        egress_bytes: current.meter.egress_bytes(),
-        services: current.meter.services(),
-        ..Default::default()
-    };
+    reporter.usage = current.usage(end - t0, store.data().limiter.peak as u64, limits.memory_bytes() as u64);
     let phases = Phases { instantiate, init: Duration::ZERO, handler: end - handler_start, response: Duration::ZERO };
     shared.teardowns.spawn(&shared.tasks, store);
     let (status, body) = match result {

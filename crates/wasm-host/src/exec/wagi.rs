@@ -6,6 +6,7 @@ use crate::body::{BoxError, ResponseBody, full_body};
 use crate::engine::Shared;
 use crate::limits::{arm_deadline, classify, is_capacity, timeout_error};
 use crate::logs::LogPipe;
+use crate::meter::{CpuTimed, Current};
 use crate::report::{Reporter, too_large};
 use crate::state::{WagiState, wasi_ctx};
 use crate::{InvocationCtx, InvokeError, Phases, ReportSink};
@@ -83,6 +84,7 @@ where
     // stalls its body holds the invocation only until then.
     let limit = limits.max_body_bytes;
     let mut body_failure: Option<InvokeError> = None;
+    let current = Current::new(ctx.id.clone(), deadline);
     let pump = async {
         let mut sent = 0u64;
         while let Some(frame) = body.frame().await {
@@ -106,6 +108,7 @@ where
             if to_guest.write_all(&data).await.is_err() {
                 break; // the module stopped reading stdin
             }
+            current.meter.bytes_in(data.len() as u64);
         }
         drop(to_guest); // EOF on stdin
         std::future::pending::<()>().await
@@ -131,6 +134,8 @@ where
         phases.handler = t.elapsed();
         r
     };
+    let t0 = Instant::now();
+    let run = CpuTimed::new(run, &current);
     let result = tokio::time::timeout_at(deadline.into(), async {
         tokio::select! {
             biased;
@@ -139,6 +144,7 @@ where
         }
     })
     .await;
+    reporter.usage = current.usage(t0.elapsed(), store.data().limiter.peak as u64, limits.memory_bytes() as u64);
     let outcome = match result {
         Err(_) => Err(timeout_error(limits.timeout_ms)),
         Ok(Ok(())) => Ok(()),
@@ -168,7 +174,9 @@ where
         );
         return reporter.fail(e, phases);
     }
-    match parse_cgi(stdout.take().bytes) {
+    let out = stdout.take().bytes;
+    reporter.usage.bytes_out = out.len() as u64;
+    match parse_cgi(out) {
         Ok(resp) => {
             reporter.done(Ok(resp.status().as_u16()), phases);
             Ok(resp)
