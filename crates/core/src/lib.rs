@@ -19,6 +19,7 @@ pub mod manifest;
 pub mod messaging;
 pub mod name;
 pub mod outbound;
+pub mod record;
 pub mod route;
 pub mod scaling;
 pub mod spec;

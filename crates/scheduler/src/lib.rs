@@ -152,6 +152,16 @@ pub struct Scheduler {
     provisioned: AtomicU64,
     /// Where granted secrets' values come from (the node's secrets store); unset: none are served.
     secrets: std::sync::OnceLock<SecretSource>,
+    /// Who sees each record ([`Scheduler::observe`]).
+    observers: ArcSwap<Vec<Arc<dyn RecordObserver>>>,
+}
+
+/// Sees every invocation record as it is made — metering persists it, metrics count it, live logs stream it.
+/// Called where the invocation reports, once per invocation: it must not block (a push to a bounded channel,
+/// a counter).
+pub trait RecordObserver: Send + Sync {
+    /// `record` of an invocation of `function`, just made.
+    fn observe(&self, function: &FunctionKey, record: &Arc<InvocationRecord>);
 }
 
 /// Answers a secret's value by namespace, app and name (None: not set).
@@ -198,7 +208,17 @@ impl Scheduler {
             autoscaler: Mutex::new(None),
             provisioned: AtomicU64::new(0),
             secrets: std::sync::OnceLock::new(),
+            observers: ArcSwap::from_pointee(Vec::new()),
         }
+    }
+
+    /// Adds `observer` to those that see every invocation record from now on.
+    pub fn observe(&self, observer: Arc<dyn RecordObserver>) {
+        self.observers.rcu(|list| {
+            let mut list = Vec::clone(list);
+            list.push(observer.clone());
+            list
+        });
     }
 
     /// The node's capacity and how much of it functions have reserved.
@@ -491,6 +511,7 @@ impl Scheduler {
         let key = active.record.key.clone();
         let at_ms = now_ms();
         let arrived = std::time::Instant::now();
+        let observers = self.observers.load_full();
         let record = move |report: Report, queue_us: u64| {
             let (status, error) = match &report.outcome {
                 Ok(s) => (*s, None),
@@ -527,7 +548,10 @@ impl Scheduler {
             if rec.cold {
                 counters.cold_starts.fetch_add(1, Ordering::Relaxed);
             }
-            records.push(rec);
+            let rec = records.push(rec);
+            for o in observers.iter() {
+                o.observe(&key, &rec);
+            }
         };
         let admission = active.gate.admit().await;
         let queue_us = arrived.elapsed().as_micros() as u64;

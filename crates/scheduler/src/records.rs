@@ -8,75 +8,10 @@ use parking_lot::Mutex;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+pub use wisp_core::record::InvocationRecord;
 
 /// Invocation records kept per function, at most.
 pub const DEFAULT_LOG_RING: usize = 200;
-
-/// One invocation, as `wisp logs` shows it.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct InvocationRecord {
-    /// Invocation id.
-    pub id: String,
-    /// What started it: `http`, `api` or `event`.
-    #[serde(default)]
-    pub trigger: std::borrow::Cow<'static, str>,
-    /// Start time, unix milliseconds.
-    pub at_ms: u64,
-    /// Revision that served it.
-    pub revision: String,
-    /// HTTP status the client got.
-    pub status: u16,
-    /// Failure detail, if any.
-    pub error: Option<String>,
-    /// Whether a new instance was created for it (cold) rather than a warm one reused.
-    #[serde(default)]
-    pub cold: bool,
-    /// Waiting for admission (an instance slot), microseconds.
-    #[serde(default)]
-    pub queue_us: u64,
-    /// Creating the instance, microseconds (zero when warm).
-    pub instantiate_us: u64,
-    /// The guest's initialisation export, microseconds (zero unless a WAGI module exports one and was not
-    /// snapshotted at deploy).
-    #[serde(default)]
-    pub init_us: u64,
-    /// Handler until the response head, microseconds.
-    #[serde(default)]
-    pub handler_us: u64,
-    /// Response head until the guest finished, microseconds.
-    #[serde(default)]
-    pub response_us: u64,
-    /// Total time from arrival, microseconds (queue included).
-    pub duration_us: u64,
-    /// Guest stdout + stderr (lossy UTF-8).
-    pub logs: String,
-    /// Whether guest output was cut at the function's `max_log_bytes`.
-    pub logs_truncated: bool,
-    /// Most linear memory the instance held at once, bytes.
-    #[serde(default)]
-    pub peak_memory_bytes: u64,
-    /// Outbound HTTP body bytes, both ways.
-    #[serde(default)]
-    pub egress_bytes: u64,
-    /// Wall time the guest ran (instantiate to done), microseconds.
-    #[serde(default)]
-    pub wall_us: u64,
-    /// Thread CPU time of the guest and of host work done for it, microseconds.
-    #[serde(default)]
-    pub cpu_us: u64,
-    /// The function's memory limit, bytes.
-    #[serde(default)]
-    pub memory_limit_bytes: u64,
-    /// Request body bytes the guest read.
-    #[serde(default)]
-    pub bytes_in: u64,
-    /// Response body bytes the guest produced.
-    #[serde(default)]
-    pub bytes_out: u64,
-    /// Operations and payload bytes of each platform service it used.
-    #[serde(default, skip_serializing_if = "wisp_core::usage::ServiceUsage::is_zero")]
-    pub services: wisp_core::usage::ServiceUsage,
-}
 
 /// Phase timings over a function's recent invocations, split by cold and warm starts: the cold-start
 /// transparency `wisp status NAME` shows.
@@ -155,15 +90,13 @@ pub const DEFAULT_NODE_RECORD_BYTES: usize = 256 << 20;
 /// Longest error text kept in a record.
 pub const MAX_ERROR_BYTES: usize = 4096;
 
-impl InvocationRecord {
-    /// Approximate heap bytes held.
-    fn bytes(&self) -> usize {
-        std::mem::size_of::<Self>()
-            + self.id.len()
-            + self.revision.len()
-            + self.logs.len()
-            + self.error.as_ref().map_or(0, |e| e.len())
-    }
+/// Approximate heap bytes a record holds.
+fn record_bytes(r: &InvocationRecord) -> usize {
+    std::mem::size_of::<InvocationRecord>()
+        + r.id.len()
+        + r.revision.len()
+        + r.logs.len()
+        + r.error.as_ref().map_or(0, |e| e.len())
 }
 
 /// Cuts `text` to at most `max` bytes on a char boundary, marking the cut.
@@ -211,9 +144,10 @@ impl Records {
     }
 
     /// Adds a record; the oldest ones past any bound are dropped (outside the lock).
-    pub(crate) fn push(&self, rec: InvocationRecord) {
-        let n = rec.bytes();
+    pub(crate) fn push(&self, rec: InvocationRecord) -> Arc<InvocationRecord> {
+        let n = record_bytes(&rec);
         let rec = Arc::new(rec);
+        let kept = rec.clone();
         let mut dropped = Vec::new();
         {
             let mut ring = self.ring.lock();
@@ -226,13 +160,14 @@ impl Records {
                     || self.budget.used.load(Ordering::Relaxed) > self.budget.max)
             {
                 let old = ring.records.pop_front().expect("more than one");
-                let b = old.bytes();
+                let b = record_bytes(&old);
                 ring.bytes -= b;
                 self.budget.used.fetch_sub(b, Ordering::Relaxed);
                 dropped.push(old);
             }
         }
         drop(dropped);
+        kept
     }
 
     /// The newest `limit` records, oldest first: pointers copied under the lock, nothing else.
