@@ -54,8 +54,12 @@ enum Command {
     Invoke(commands::invoke::Args),
     /// Change a function's scaling settings (applied at once, no redeploy).
     Scale(commands::scale::Args),
-    /// Show recent invocations of a function with their captured stdout/stderr.
+    /// Show recent invocations of a function with their captured stdout/stderr (-f: follow new ones).
     Logs(commands::logs::Args),
+    /// Persisted invocation records: filter by function, time, status, trigger; paged.
+    Invocations(commands::records::InvocationsArgs),
+    /// Usage and cost per function or namespace over a period (table, CSV or JSON).
+    Usage(commands::records::UsageArgs),
     /// Show the server's status, or one function's.
     Status(commands::status::Args),
     /// Show an asynchronous invocation: state, attempts, timings, result.
@@ -92,6 +96,8 @@ fn main() -> std::process::ExitCode {
             Command::Invoke(a) => commands::invoke::run(&cli.global, a).await,
             Command::Scale(a) => commands::scale::run(&cli.global, a).await,
             Command::Logs(a) => commands::logs::run(&cli.global, a).await,
+            Command::Invocations(a) => commands::records::invocations(&cli.global, a).await,
+            Command::Usage(a) => commands::records::usage(&cli.global, a).await,
             Command::Status(a) => commands::status::run(&cli.global, a).await,
             Command::Invocation(a) => commands::events::invocation(&cli.global, a).await,
             Command::Dlq(a) => commands::events::dlq(&cli.global, a).await,

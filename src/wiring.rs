@@ -36,6 +36,10 @@ pub struct NodeConfig {
     pub store_sync: wisp_store::embedded::Sync,
     pub max_concurrency: usize,
     pub autoscale_tick: std::time::Duration,
+    /// Persisted invocation records (`<data-dir>/store/records.sqlite3`): retention, channel size.
+    pub records: wisp_metering::Config,
+    /// The price sheet usage is costed with.
+    pub prices: wisp_metering::prices::Prices,
 }
 
 /// A started (but not yet serving) node.
@@ -45,6 +49,8 @@ pub struct Node {
     pub _lock: std::fs::File,
     pub token_created: Option<String>,
     pub functions_loaded: usize,
+    /// Closed after the gateway drained, so the last records are written.
+    pub metering: Arc<wisp_metering::Metering>,
 }
 
 /// Opens the store, builds the engine, loads every function from the compiled cache and mounts the API.
@@ -94,6 +100,14 @@ pub async fn build(config: NodeConfig) -> anyhow::Result<Node> {
             .await
             .context("opening the secrets")?,
     );
+    // Every invocation's record: persisted (its own database file, written by one thread in batches) and
+    // streamed to live log followers.
+    let records_path = config.data_dir.join("store").join("records.sqlite3");
+    let metering = wisp_metering::Metering::open(&records_path, config.records)
+        .with_context(|| format!("opening the invocation records {}", records_path.display()))?;
+    scheduler.observe(Arc::new(wisp_api::records::Persist(metering.clone())));
+    let live = Arc::new(wisp_api::records::LiveRecords::default());
+    scheduler.observe(live.clone());
     let source = secrets.clone();
     scheduler.set_secret_source(Arc::new(move |ns, app, name| source.reveal(ns, app, name)));
     let loaded = registry.load_all().await?;
@@ -138,11 +152,14 @@ pub async fn build(config: NodeConfig) -> anyhow::Result<Node> {
         sql: Some(sql),
         blobs: Some(blobs),
         secrets: Some(secrets),
+        metering: metering.clone(),
+        prices: config.prices,
+        live,
         token,
         started: Instant::now(),
     }));
     let gateway = Arc::new(Gateway { scheduler, api, events, triggers, config: config.gateway });
-    Ok(Node { gateway, _lock: lock, token_created, functions_loaded })
+    Ok(Node { gateway, _lock: lock, token_created, functions_loaded, metering })
 }
 
 /// Takes the data directory's lock file, so two servers never share one store.

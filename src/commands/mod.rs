@@ -7,6 +7,7 @@ pub mod invoke;
 pub mod kv;
 pub mod logs;
 pub mod ls;
+pub mod records;
 pub mod rm;
 pub mod scale;
 pub mod secret;

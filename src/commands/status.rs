@@ -27,6 +27,10 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
                 println!("engine {} — {} compilations since start", s.engine, s.compilations);
                 let c = &s.outbound_connections;
                 println!("outbound connections (databases, brokers): {} open, {} idle", c.open, c.idle);
+                println!(
+                    "invocation records: {} written, {} dropped (records channel full)",
+                    s.records.written, s.records.dropped
+                );
                 print_triggers(&s.triggers);
             }
         }

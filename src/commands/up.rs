@@ -16,7 +16,9 @@ pub struct Args {
     /// Runtime configuration of the node's capability backends (TOML, one section per capability; unknown
     /// sections and keys are errors). Sections: `[outbound_http]` (`timeout_ms`), `[outbound_db]`, `[key_value]`
     /// (`backend`, `url`, `prefix`), `[sqlite]` (`max_database_mb`, `max_rows`, `max_result_mb`), `[blobstore]`
-    /// (`backend`, `max_object_mb`, `max_app_mb`).
+    /// (`backend`, `max_object_mb`, `max_app_mb`), `[records]` (`retention_hours`, `max_records`,
+    /// `channel_capacity`), `[pricing]` (`currency`, `per_million_requests`, `per_gb_second`,
+    /// `per_million_cpu_ms`, `per_gb_egress`, `[pricing.free]` `requests`, `gb_seconds`, `cpu_ms`, `egress_gb`).
     #[arg(long, env = "WISP_CONFIG")]
     config: Option<std::path::PathBuf>,
     /// Serve the control API (`/_wisp/...`) on this address only, not on --listen [default: on --listen].
@@ -119,6 +121,8 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
         sql: runtime.sql_limits(),
         blobs: runtime.blob_limits(),
         outbound_db: runtime.outbound_db(),
+        records: runtime.records(),
+        prices: runtime.pricing.clone(),
         data_dir: g.data_dir.clone(),
         host: HostConfig {
             max_instances: a.max_instances,
@@ -163,6 +167,7 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
     );
     tracing::info!(%addr, functions = node.functions_loaded, "serving");
     node.gateway.serve(listener, api_listener, shutdown_signal()).await?;
+    node.metering.close().await;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }
@@ -200,6 +205,10 @@ struct RuntimeConfig {
     blobstore: BlobstoreSection,
     #[serde(default)]
     outbound_db: OutboundDbSection,
+    #[serde(default)]
+    records: RecordsSection,
+    #[serde(default)]
+    pricing: wisp_metering::prices::Prices,
     /// The key-value backend Spin's tables name (read by [`crate::spin_runtime`] from the same file).
     #[serde(skip)]
     spin_kv: Option<crate::spin_runtime::KvBackend>,
@@ -225,6 +234,44 @@ struct RuntimeConfig {
     #[serde(default)]
     #[allow(dead_code)]
     client_tls: Option<serde::de::IgnoredAny>,
+}
+
+/// `[records]`: persisted invocation records (`<data-dir>/store/records.sqlite3`). Hourly usage aggregates
+/// are kept apart and are not subject to retention.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecordsSection {
+    /// Records older than this are deleted, hours.
+    #[serde(default = "default_retention_hours")]
+    retention_hours: u64,
+    /// Most records kept (the oldest go first).
+    #[serde(default = "default_max_records")]
+    max_records: u64,
+    /// Records waiting to be written at most; past it they are counted as dropped, never waited for.
+    #[serde(default = "default_records_channel")]
+    channel_capacity: usize,
+}
+
+fn default_retention_hours() -> u64 {
+    wisp_metering::DEFAULT_RETENTION_HOURS
+}
+
+fn default_max_records() -> u64 {
+    wisp_metering::DEFAULT_MAX_RECORDS
+}
+
+fn default_records_channel() -> usize {
+    wisp_metering::DEFAULT_CHANNEL_CAPACITY
+}
+
+impl Default for RecordsSection {
+    fn default() -> Self {
+        RecordsSection {
+            retention_hours: default_retention_hours(),
+            max_records: default_max_records(),
+            channel_capacity: default_records_channel(),
+        }
+    }
 }
 
 /// `[blobstore]`: guests' blobs (`wasi:blobstore`): where they live and how big they may get.
@@ -441,6 +488,17 @@ impl RuntimeConfig {
                 anyhow::bail!("--config {}: blobstore.{key} = {v} is out of range: allowed 1..={max}", path.display());
             }
         }
+        let r = &c.records;
+        for (key, v, max) in [
+            ("retention_hours", r.retention_hours, 24 * 3660),
+            ("max_records", r.max_records, 1_000_000_000),
+            ("channel_capacity", r.channel_capacity as u64, 10_000_000),
+        ] {
+            if !(1..=max).contains(&v) {
+                anyhow::bail!("--config {}: records.{key} = {v} is out of range: allowed 1..={max}", path.display());
+            }
+        }
+        c.pricing.validate().map_err(|e| anyhow::anyhow!("--config {}: {e}", path.display()))?;
         let d = &c.outbound_db;
         for (key, v, max) in [
             ("max_connections", d.max_connections as u64, 100_000),
@@ -483,6 +541,16 @@ impl RuntimeConfig {
             max_idle: Duration::from_secs(d.max_idle_seconds),
             connect_timeout: Duration::from_millis(d.connect_timeout_ms),
             max_result_bytes: d.max_result_mb << 20,
+        }
+    }
+
+    /// How invocation records are kept.
+    fn records(&self) -> wisp_metering::Config {
+        wisp_metering::Config {
+            retention_ms: self.records.retention_hours * 3_600_000,
+            max_records: self.records.max_records,
+            channel_capacity: self.records.channel_capacity,
+            ..wisp_metering::Config::default()
         }
     }
 

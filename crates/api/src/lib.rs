@@ -11,7 +11,10 @@
 //! | PUT | /_wisp/v1/namespaces/{ns}/functions/{name} | deploy a [`FunctionSpec`] |
 //! | GET | /_wisp/v1/namespaces/{ns}/functions/{name} | record + revisions |
 //! | DELETE | /_wisp/v1/namespaces/{ns}/functions/{name} | remove |
-//! | GET | /_wisp/v1/namespaces/{ns}/functions/{name}/logs?limit=N | recent invocations with guest output |
+//! | GET | /_wisp/v1/namespaces/{ns}/functions/{name}/logs?limit=N[&follow=true][&id=ID] | recent invocations with guest output (this node's memory); `follow`: server-sent events, then each new one |
+//! | GET | /_wisp/v1/namespaces/{ns}/records?… | persisted invocation records, filtered and paged (see [`records`]) |
+//! | GET | /_wisp/v1/namespaces/{ns}/functions/{name}/series?… | requests, errors, cold starts, latency percentiles over time |
+//! | GET | /_wisp/v1/usage?…, /_wisp/v1/usage/hourly?… | usage and cost per function or namespace, per hour |
 //! | GET, PUT | /_wisp/v1/namespaces/{ns}/functions/{name}/scaling | scaling settings, applied without a redeploy |
 //! | any | /_wisp/v1/namespaces/{ns}/functions/{name}/invoke[/{path}] | invoke directly, bypassing routes |
 //! | POST | /_wisp/v1/namespaces/{ns}/functions/{name}/invocations | queue an event (data, or a CloudEvent in binary, structured or batch mode) → 202 `{id, duplicate}` once durable |
@@ -30,6 +33,7 @@
 pub mod blobs;
 pub mod invocations;
 pub mod kv;
+pub mod records;
 pub mod secrets;
 pub mod sql;
 pub mod webhooks;
@@ -65,6 +69,12 @@ pub struct Api {
     pub blobs: Option<Arc<dyn wisp_store::guest_blob::BlobBackend>>,
     /// App secrets (what `wisp secret` manages; values are never answered).
     pub secrets: Option<Arc<wisp_store::secrets::Secrets>>,
+    /// Persisted invocation records, usage and its aggregates.
+    pub metering: Arc<wisp_metering::Metering>,
+    /// The price sheet usage is costed with (`[pricing]`).
+    pub prices: wisp_metering::prices::Prices,
+    /// Records as they are made, for `logs?follow=true` (registered with the scheduler as an observer).
+    pub live: Arc<records::LiveRecords>,
     /// The bearer token.
     pub token: String,
     /// When the node started.
@@ -133,6 +143,10 @@ pub fn router(api: Arc<Api>) -> Router {
         .route(fns, get(list))
         .route(&format!("{fns}/{{name}}"), get(show).put(deploy).delete(remove))
         .route(&format!("{fns}/{{name}}/logs"), get(logs))
+        .route(&format!("{fns}/{{name}}/series"), get(records::series))
+        .route("/_wisp/v1/namespaces/{ns}/records", get(records::list))
+        .route("/_wisp/v1/usage", get(records::usage))
+        .route("/_wisp/v1/usage/hourly", get(records::hourly))
         .route(&format!("{fns}/{{name}}/scaling"), get(get_scaling).put(put_scaling).patch(patch_scaling))
         .route(&format!("{fns}/{{name}}/invoke"), any(invoke))
         .route(&format!("{fns}/{{name}}/invoke/{{*rest}}"), any(invoke))
@@ -227,6 +241,18 @@ pub struct StatusBody {
     /// Guests' connections to their databases and brokers.
     #[serde(default)]
     pub outbound_connections: OutboundConnections,
+    /// Invocation records persisted and dropped (the records channel was full) since start.
+    #[serde(default)]
+    pub records: RecordsStatus,
+}
+
+/// What metering wrote and dropped since the node started.
+#[derive(Serialize, Deserialize, Default)]
+pub struct RecordsStatus {
+    /// Records written to the records database.
+    pub written: u64,
+    /// Records dropped because the records channel was full (never silently: also logged and exported).
+    pub dropped: u64,
 }
 
 /// Guests' pooled connections to their databases and brokers (PostgreSQL, MySQL, Redis, MQTT).
@@ -257,6 +283,7 @@ async fn status(State(api): State<Arc<Api>>) -> Json<StatusBody> {
             let (open, idle) = api.registry.host().outbound_connections();
             OutboundConnections { open, idle }
         },
+        records: RecordsStatus { written: api.metering.written(), dropped: api.metering.dropped() },
     })
 }
 
@@ -630,22 +657,29 @@ async fn change_scaling(
 #[derive(Deserialize)]
 struct LogsQuery {
     limit: Option<usize>,
+    #[serde(default)]
+    follow: bool,
+    id: Option<String>,
 }
 
 async fn logs(
     State(api): State<Arc<Api>>,
     Path((ns, name)): Path<(String, String)>,
     Query(q): Query<LogsQuery>,
-) -> ApiResult<Json<Vec<wisp_scheduler::InvocationRecord>>> {
+) -> ApiResult<Response> {
     let key = key(&ns, &name)?;
-    match api.scheduler.logs(&key, q.limit.unwrap_or(20)) {
-        // Copied from the shared records outside the ring's lock.
-        Some(l) => Ok(Json(l.iter().map(|r| (**r).clone()).collect())),
-        None => {
-            api.registry.get(&key).await?; // 404 if it does not exist at all
-            Ok(Json(Vec::new()))
-        }
+    let limit = q.limit.unwrap_or(20);
+    if api.scheduler.get(&key).is_none() {
+        api.registry.get(&key).await?; // 404 if it does not exist at all
     }
+    if q.follow {
+        return Ok(records::follow(&api, key, q.id, limit));
+    }
+    let recent = api.scheduler.logs(&key, limit).unwrap_or_default();
+    // Copied from the shared records outside the ring's lock.
+    let list: Vec<_> =
+        recent.iter().filter(|r| q.id.as_deref().is_none_or(|id| r.id == id)).map(|r| (**r).clone()).collect();
+    Ok(Json(list).into_response())
 }
 
 /// Segments of `/_wisp/v1/namespaces/{ns}/functions/{name}/invoke`.

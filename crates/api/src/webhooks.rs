@@ -70,6 +70,9 @@ where
     let batch = wisp_events::is_batch(&parts.headers);
     let cloudevent = wisp_events::is_cloudevent(&parts.headers);
     let mut list = wisp_events::events_from_request(key, &parts.headers, body)?;
+    for e in &mut list {
+        e.extensions.insert(wisp_core::invocation::TRIGGER_EXTENSION.to_string(), "webhook".to_string());
+    }
     if !cloudevent {
         for e in &mut list {
             e.source = route.to_string();

@@ -11,8 +11,20 @@ pub enum Trigger {
     Http,
     /// `wisp invoke` / the control API's invoke endpoint.
     Api,
-    /// An event delivered by a trigger (cron, topic, queue…; the events issue adds them).
+    /// An asynchronous invocation queued through the API (or a request with `X-Wisp-Invocation-Type: Event`).
     Event,
+    /// A cron trigger's tick.
+    Cron,
+    /// A message on an internal topic.
+    Topic,
+    /// A Redis pub/sub message or stream entry.
+    Redis,
+    /// An MQTT message.
+    Mqtt,
+    /// A NATS (or JetStream) message.
+    Nats,
+    /// A webhook route's event.
+    Webhook,
 }
 
 impl Trigger {
@@ -22,9 +34,49 @@ impl Trigger {
             Trigger::Http => "http",
             Trigger::Api => "api",
             Trigger::Event => "event",
+            Trigger::Cron => "cron",
+            Trigger::Topic => "topic",
+            Trigger::Redis => "redis",
+            Trigger::Mqtt => "mqtt",
+            Trigger::Nats => "nats",
+            Trigger::Webhook => "webhook",
+        }
+    }
+
+    /// Every trigger, in the order records name them.
+    pub const ALL: [Trigger; 9] = [
+        Trigger::Http,
+        Trigger::Api,
+        Trigger::Event,
+        Trigger::Cron,
+        Trigger::Topic,
+        Trigger::Redis,
+        Trigger::Mqtt,
+        Trigger::Nats,
+        Trigger::Webhook,
+    ];
+
+    /// The trigger named `name` (as [`Trigger::as_str`] writes it).
+    pub fn from_name(name: &str) -> Option<Trigger> {
+        Trigger::ALL.into_iter().find(|t| t.as_str() == name)
+    }
+
+    /// What started a queued event: the kind its source tagged it with ([`TRIGGER_EXTENSION`]), else an
+    /// asynchronous invocation (only kinds of event sources count; anything else a client sent is `event`).
+    pub fn of_event(extension: Option<&str>) -> Trigger {
+        match extension.and_then(Trigger::from_name) {
+            Some(
+                t
+                @ (Trigger::Cron | Trigger::Topic | Trigger::Redis | Trigger::Mqtt | Trigger::Nats | Trigger::Webhook),
+            ) => t,
+            _ => Trigger::Event,
         }
     }
 }
+
+/// The CloudEvents extension attribute an event source tags its events with (`cron`, `topic`, `redis`, `mqtt`,
+/// `nats`, `webhook`), so each invocation's record says which kind of trigger started it.
+pub const TRIGGER_EXTENSION: &str = "wisptrigger";
 
 impl fmt::Display for Trigger {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -67,3 +67,32 @@ pub struct InvocationRecord {
     pub services: crate::usage::ServiceUsage,
 }
 
+/// `text` made safe for a terminal: control characters (escape sequences, carriage returns, bells…) are
+/// shown as `\u{1b}`-style escapes instead of acting; tabs stay. A guest's output cannot move the cursor,
+/// recolour, retitle or clear the reader's terminal.
+pub fn escape_control(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(|c| c.is_control() && c != '\t') {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() && c != '\t' {
+            out.push_str(&c.escape_unicode().to_string());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape_control;
+
+    #[test]
+    fn control_characters_are_shown_not_obeyed() {
+        assert_eq!(escape_control("plain\ttext ✓"), "plain\ttext ✓");
+        assert_eq!(escape_control("\x1b[2Jgone\r\x07"), "\\u{1b}[2Jgone\\u{d}\\u{7}");
+        assert_eq!(escape_control("\u{9b}31m"), "\\u{9b}31m", "C1 controls too");
+    }
+}

@@ -484,9 +484,10 @@ impl Events {
             return fail(true, false, "InvalidEvent", "the stored event cannot be read".into(), None, vec![]);
         };
         let attempt = leased.attempts + 1;
+        let trigger =
+            Trigger::of_event(event.extensions.get(wisp_core::invocation::TRIGGER_EXTENSION).map(String::as_str));
         let delivery = EventDelivery { event: Arc::new(event), attempt, path: Arc::from(cfg.path.as_str()) };
-        let result =
-            self.scheduler.invoke_event(&active, Trigger::Event, Arc::from(leased.id.as_str()), delivery).await;
+        let result = self.scheduler.invoke_event(&active, trigger, Arc::from(leased.id.as_str()), delivery).await;
         let retry = |status: Option<u16>, error: String, retry_after_ms: Option<u64>, body: Vec<u8>| {
             if attempt > cfg.retry_attempts {
                 let error =

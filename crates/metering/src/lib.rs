@@ -160,9 +160,40 @@ pub struct Listed {
     /// The function.
     pub function: String,
     /// The record.
-    #[serde(flatten)]
     pub record: InvocationRecord,
 }
+
+/// One bucket of a function's series.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Point {
+    /// The bucket's start, unix ms.
+    pub t_ms: u64,
+    /// Invocations that started in it.
+    pub requests: u64,
+    /// Of those, failed ones.
+    pub errors: u64,
+    /// Of those, cold starts.
+    pub cold_starts: u64,
+    /// Median duration (arrival to done), ms.
+    pub p50_ms: f64,
+    /// 90th percentile duration, ms.
+    pub p90_ms: f64,
+    /// 99th percentile duration, ms.
+    pub p99_ms: f64,
+}
+
+/// An hour of one function's usage.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Hour {
+    /// The hour's start, unix ms.
+    pub hour_ms: u64,
+    /// What the function used in it.
+    #[serde(flatten)]
+    pub usage: prices::Usage,
+}
+
+/// Most buckets a series answers.
+pub const MAX_POINTS: u64 = 10_000;
 
 /// How usage is grouped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
@@ -227,11 +258,19 @@ impl Metering {
                         }
                     }
                     if !rows.is_empty() {
-                        match store::write(&mut conn, &rows, wisp_core_now_ms(), config.retention_ms, config.max_records) {
+                        match store::write(
+                            &mut conn,
+                            &rows,
+                            wisp_core_now_ms(),
+                            config.retention_ms,
+                            config.max_records,
+                        ) {
                             Ok(_) => {
                                 written.fetch_add(rows.len() as u64, Ordering::Relaxed);
                             }
-                            Err(e) => tracing::error!(error = %e, records = rows.len(), "writing invocation records failed"),
+                            Err(e) => {
+                                tracing::error!(error = %e, records = rows.len(), "writing invocation records failed")
+                            }
                         }
                     }
                     for ack in acks {
@@ -251,7 +290,7 @@ impl Metering {
         match self.tx.try_send(Msg::Record(row)) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                if self.dropped.fetch_add(1, Ordering::Relaxed) % 1000 == 0 {
+                if self.dropped.fetch_add(1, Ordering::Relaxed).is_multiple_of(1000) {
                     tracing::warn!(
                         dropped = self.dropped.load(Ordering::Relaxed),
                         "invocation records dropped: the records channel is full"
@@ -313,6 +352,49 @@ impl Metering {
         .await
         .map_err(|_| MeteringError::Stopped)??;
         Ok(sums.into_iter().map(prices::Usage::from).collect())
+    }
+
+    /// Usage per hour and function over `[since_ms, until_ms)`, oldest first (after a flush).
+    pub async fn hourly(
+        &self,
+        namespace: Option<String>,
+        function: Option<String>,
+        since_ms: u64,
+        until_ms: u64,
+    ) -> Result<Vec<Hour>, MeteringError> {
+        self.flush().await?;
+        let reader = self.reader.clone();
+        let hours = tokio::task::spawn_blocking(move || {
+            let conn = reader.lock().unwrap_or_else(|p| p.into_inner());
+            store::hourly(&conn, namespace.as_deref(), function.as_deref(), since_ms, until_ms)
+        })
+        .await
+        .map_err(|_| MeteringError::Stopped)??;
+        Ok(hours.into_iter().map(|(hour_ms, s)| Hour { hour_ms, usage: s.into() }).collect())
+    }
+
+    /// A function's requests, errors, cold starts and latency percentiles over `[since_ms, until_ms)` in
+    /// buckets of `step_ms` (made larger if the range would need more than [`MAX_POINTS`]); after a flush.
+    /// Returns the step used and the buckets that had invocations.
+    pub async fn series(
+        &self,
+        namespace: &str,
+        function: &str,
+        since_ms: u64,
+        until_ms: u64,
+        step_ms: u64,
+    ) -> Result<(u64, Vec<Point>), MeteringError> {
+        self.flush().await?;
+        let step = step_ms.max(1).max(until_ms.saturating_sub(since_ms).div_ceil(MAX_POINTS));
+        let reader = self.reader.clone();
+        let (ns, f) = (namespace.to_string(), function.to_string());
+        let points = tokio::task::spawn_blocking(move || {
+            let conn = reader.lock().unwrap_or_else(|p| p.into_inner());
+            store::series(&conn, &ns, &f, since_ms, until_ms, step)
+        })
+        .await
+        .map_err(|_| MeteringError::Stopped)??;
+        Ok((step, points))
     }
 
     /// Writes what is queued and stops the writer (at shutdown).

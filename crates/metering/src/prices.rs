@@ -154,7 +154,9 @@ impl Prices {
     pub fn bills(&self, rows: &[Usage]) -> Vec<Bill> {
         let mut by_ns: std::collections::BTreeMap<&str, Usage> = Default::default();
         for r in rows {
-            let t = by_ns.entry(&r.namespace).or_insert_with(|| Usage { namespace: r.namespace.clone(), ..Default::default() });
+            let t = by_ns
+                .entry(&r.namespace)
+                .or_insert_with(|| Usage { namespace: r.namespace.clone(), ..Default::default() });
             t.requests += r.requests;
             t.errors += r.errors;
             t.cold_starts += r.cold_starts;

@@ -18,6 +18,8 @@ CREATE TABLE IF NOT EXISTS invocations (
     at_ms INTEGER NOT NULL,
     status INTEGER NOT NULL,
     failed INTEGER NOT NULL,
+    cold INTEGER NOT NULL,
+    duration_us INTEGER NOT NULL,
     record TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS invocations_by_function ON invocations (namespace, function, seq);
@@ -70,8 +72,8 @@ pub(crate) fn write(
     let tx = conn.transaction()?;
     {
         let mut insert = tx.prepare_cached(
-            "INSERT INTO invocations (id, namespace, function, trigger, at_ms, status, failed, record)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            "INSERT INTO invocations (id, namespace, function, trigger, at_ms, status, failed, cold, duration_us, record)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         )?;
         let mut add = tx.prepare_cached(
             "INSERT INTO usage_hourly VALUES (?1, ?2, ?3, 1, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
@@ -94,6 +96,8 @@ pub(crate) fn write(
                 r.at_ms as i64,
                 r.status,
                 failed,
+                r.cold,
+                r.duration_us as i64,
                 json
             ])?;
             let wall = std::time::Duration::from_micros(r.wall_us);
@@ -113,7 +117,8 @@ pub(crate) fn write(
             ])?;
         }
     }
-    let mut deleted = tx.execute("DELETE FROM invocations WHERE at_ms < ?1", [now_ms.saturating_sub(retention_ms) as i64])?;
+    let mut deleted =
+        tx.execute("DELETE FROM invocations WHERE at_ms < ?1", [now_ms.saturating_sub(retention_ms) as i64])?;
     // Rows are only ever deleted oldest first, so those kept are the newest `max_records` sequence numbers.
     let last: Option<i64> = tx.query_row("SELECT max(seq) FROM invocations", [], |r| r.get(0)).optional()?.flatten();
     if let Some(last) = last {
@@ -235,4 +240,88 @@ pub(crate) fn usage(
         })
     })?
     .collect()
+}
+
+/// Usage per hour and function over `[since_ms, until_ms)`, oldest first.
+pub(crate) fn hourly(
+    conn: &Connection,
+    namespace: Option<&str>,
+    function: Option<&str>,
+    since_ms: u64,
+    until_ms: u64,
+) -> rusqlite::Result<Vec<(u64, Sums)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT hour_ms, namespace, function, requests, errors, cold_starts, mib_ms, cpu_us, wall_us, egress_bytes,
+                bytes_in, bytes_out
+         FROM usage_hourly WHERE hour_ms >= ?1 AND hour_ms < ?2 AND (?3 IS NULL OR namespace = ?3)
+           AND (?4 IS NULL OR function = ?4)
+         ORDER BY hour_ms, namespace, function",
+    )?;
+    let since = (since_ms - since_ms % HOUR_MS) as i64;
+    stmt.query_map(params![since, until_ms as i64, namespace, function], |r| {
+        let n = |i: usize| r.get::<_, i64>(i).map(|v| v as u64);
+        Ok((
+            n(0)?,
+            Sums {
+                namespace: r.get(1)?,
+                function: Some(r.get(2)?),
+                requests: n(3)?,
+                errors: n(4)?,
+                cold_starts: n(5)?,
+                mib_ms: n(6)?,
+                cpu_us: n(7)?,
+                wall_us: n(8)?,
+                egress_bytes: n(9)?,
+                bytes_in: n(10)?,
+                bytes_out: n(11)?,
+            },
+        ))
+    })?
+    .collect()
+}
+
+/// A function's invocations over `[since_ms, until_ms)` in buckets of `step_ms`: requests, errors, cold
+/// starts and latency percentiles (of the whole duration, queue included). Only buckets with invocations.
+pub(crate) fn series(
+    conn: &Connection,
+    namespace: &str,
+    function: &str,
+    since_ms: u64,
+    until_ms: u64,
+    step_ms: u64,
+) -> rusqlite::Result<Vec<crate::Point>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT at_ms, duration_us, failed, cold FROM invocations
+         WHERE namespace = ?1 AND function = ?2 AND at_ms >= ?3 AND at_ms < ?4 ORDER BY at_ms",
+    )?;
+    let mut points: Vec<crate::Point> = Vec::new();
+    let mut durations: Vec<u64> = Vec::new();
+    let finish = |p: &mut crate::Point, d: &mut Vec<u64>| {
+        d.sort_unstable();
+        let q = |f: f64| d[((d.len() - 1) as f64 * f).round() as usize] as f64 / 1000.0;
+        (p.p50_ms, p.p90_ms, p.p99_ms) = (q(0.5), q(0.9), q(0.99));
+        d.clear();
+    };
+    let rows = stmt.query_map(params![namespace, function, since_ms as i64, until_ms as i64], |r| {
+        Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64, r.get::<_, bool>(2)?, r.get::<_, bool>(3)?))
+    })?;
+    for row in rows {
+        let (at, duration, failed, cold) = row?;
+        let t = since_ms + (at - since_ms) / step_ms * step_ms;
+        if points.last().is_none_or(|p| p.t_ms != t) {
+            if let Some(p) = points.last_mut() {
+                finish(p, &mut durations);
+            }
+            points.push(crate::Point { t_ms: t, ..Default::default() });
+        }
+        let p = points.last_mut().expect("pushed");
+        p.requests += 1;
+        p.errors += u64::from(failed);
+        p.cold_starts += u64::from(cold);
+        durations.push(duration);
+    }
+    if let Some(p) = points.last_mut() {
+        finish(p, &mut durations);
+    }
+    Ok(points)
 }

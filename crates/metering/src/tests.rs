@@ -36,7 +36,12 @@ async fn records_are_written_queried_paged_and_summed() {
     assert_eq!(all.invocations[0].function, "b");
     // Filters and paging.
     let errors = m
-        .query(Filter { namespace: Some("ns".into()), status: Some(StatusFilter::Error), limit: 50, ..Default::default() })
+        .query(Filter {
+            namespace: Some("ns".into()),
+            status: Some(StatusFilter::Error),
+            limit: 50,
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert_eq!(errors.invocations.iter().map(|l| l.record.id.as_str()).collect::<Vec<_>>(), ["id7", "id3"]);
@@ -66,7 +71,10 @@ async fn records_are_written_queried_paged_and_summed() {
     assert_eq!(a.cpu_ms, 3.0);
     assert_eq!(a.egress_bytes, 6000);
     let by_ns = m.usage(None, hour, hour + 3_600_000, UsageBy::Namespace).await.unwrap();
-    assert_eq!(by_ns.iter().map(|u| (u.namespace.as_str(), u.requests)).collect::<Vec<_>>(), [("ns", 10), ("other", 1)]);
+    assert_eq!(
+        by_ns.iter().map(|u| (u.namespace.as_str(), u.requests)).collect::<Vec<_>>(),
+        [("ns", 10), ("other", 1)]
+    );
     // Prices and the free tier.
     let prices = Prices {
         currency: "USD".into(),
@@ -131,5 +139,40 @@ fn status_filters_parse_or_say_what_to_write() {
     assert_eq!(f.status, Some(StatusFilter::Code(503)));
     let e = serde_json::from_value::<Filter>(serde_json::json!({"status": "bad"})).unwrap_err().to_string();
     assert!(e.contains("write `error`, `ok` or an HTTP status"), "{e}");
-    assert!(Prices { per_gb_second: -1.0, ..Default::default() }.validate().unwrap_err().contains("pricing.per_gb_second"));
+    assert!(
+        Prices { per_gb_second: -1.0, ..Default::default() }.validate().unwrap_err().contains("pricing.per_gb_second")
+    );
+}
+
+#[tokio::test]
+async fn series_buckets_counts_and_percentiles_and_hours_split_usage() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = Metering::open(&dir.path().join("records.sqlite3"), Config::default()).unwrap();
+    let now = wisp_core_now_ms();
+    let t0 = now - now % 60_000 - 120_000;
+    // Minute 0: durations 1..=100 ms (one cold, one failed); minute 2: one at 7 ms; another function's ignored.
+    for i in 1..=100u64 {
+        let mut r = (*rec(&format!("a{i}"), t0 + i, if i == 100 { 500 } else { 200 }, 10, 1, 128)).clone();
+        r.duration_us = i * 1000;
+        r.cold = i == 1;
+        m.record("ns", "f", Arc::new(r));
+    }
+    let mut r = (*rec("b", t0 + 120_000, 200, 10, 1, 128)).clone();
+    r.duration_us = 7000;
+    m.record("ns", "f", Arc::new(r));
+    m.record("ns", "g", rec("c", t0 + 5, 200, 10, 1, 128));
+    let (step, points) = m.series("ns", "f", t0, t0 + 180_000, 60_000).await.unwrap();
+    assert_eq!(step, 60_000);
+    assert_eq!(points.len(), 2, "{points:?}");
+    let p = &points[0];
+    assert_eq!((p.t_ms, p.requests, p.errors, p.cold_starts), (t0, 100, 1, 1));
+    assert_eq!((p.p50_ms, p.p90_ms, p.p99_ms), (51.0, 90.0, 99.0));
+    assert_eq!((points[1].t_ms, points[1].requests, points[1].p99_ms), (t0 + 120_000, 1, 7.0));
+    // A range too long for its step gets a coarser step.
+    let (step, _) = m.series("ns", "f", 0, MAX_POINTS * 1000 * 10, 1).await.unwrap();
+    assert_eq!(step, 10_000);
+    let hours = m.hourly(Some("ns".into()), None, t0, now + 1).await.unwrap();
+    let total: u64 = hours.iter().map(|h| h.usage.requests).sum();
+    assert_eq!(total, 102);
+    assert!(hours.iter().all(|h| h.hour_ms % 3_600_000 == 0 && h.usage.function.is_some()));
 }

@@ -102,6 +102,8 @@ impl Live {
 pub(crate) struct Ctx {
     pub key: FunctionKey,
     pub id: String,
+    /// The trigger's kind, tagged on every event it delivers (`wisp_core::invocation::TRIGGER_EXTENSION`).
+    pub kind: &'static str,
     pub events: Arc<Events>,
     pub kv: Arc<dyn KvStore>,
     pub live: Arc<Live>,
@@ -118,7 +120,8 @@ pub(crate) enum Delivered {
 impl Ctx {
     /// Accepts `event`, retrying with backoff while the refusal is temporary (queue full, node busy, storage
     /// error). Returns once it is durable or rejected for good. Cancelled with the trigger's task.
-    pub async fn deliver(&self, event: Event) -> Delivered {
+    pub async fn deliver(&self, mut event: Event) -> Delivered {
+        event.extensions.insert(wisp_core::invocation::TRIGGER_EXTENSION.to_string(), self.kind.to_string());
         let mut backoff = Backoff::new();
         loop {
             match self.events.accept(&self.key, event.clone()).await {
@@ -260,6 +263,7 @@ impl Triggers {
             let ctx = Ctx {
                 key: key.clone(),
                 id: id.clone(),
+                kind: spec.kind(),
                 events: self.events.clone(),
                 kv: self.kv.clone(),
                 live: live.clone(),
@@ -347,6 +351,7 @@ impl Triggers {
         if event.subject.is_none() {
             event.subject = Some(topic.to_string());
         }
+        event.extensions.insert(wisp_core::invocation::TRIGGER_EXTENSION.to_string(), "topic".to_string());
         let mut out = Vec::with_capacity(subscribers.len());
         for key in subscribers {
             let accepted = self.events.accept(&key, event.clone()).await?;

@@ -19,6 +19,12 @@ void exports_wasi_http_incoming_handler_handle(
   printf("stdout line from guest\n");
   fflush(stdout);
   fprintf(stderr, "stderr line from guest\n");
+  // SHOUT: one more stdout line, as given (tests/records.rs sends terminal control characters through it).
+  const char *shout = getenv("SHOUT");
+  if (shout) {
+    printf("%s\n", shout);
+    fflush(stdout);
+  }
 
   const char *greeting = getenv("GREETING");
   char body[512];
