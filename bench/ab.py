@@ -2,6 +2,10 @@
 """A/B of two wisp binaries on this machine: the same guests, wrk runs taking turns (A, B, A, B, …), medians.
 
 usage: python3 bench/ab.py --a OLD_WISP --b NEW_WISP --guests target/guests [--rounds 3] [--duration 8]
+       [--a-args "--metering off"] [--b-args ...] [--only "C hello, fresh" --only ...]
+
+The same binary with different `wisp up` flags is an A/B too: metering's cost is
+`--a W --b W --a-args "--metering off" --only "C hello, fresh" --only "Python hello, reuse"`.
 
 Both nodes are up for the whole run (each on its own port and data dir) and serve C hello fresh, C hello
 reuse, Python hello reuse and JS hello fresh; each round runs every target on A, then on B. Prints rps per
@@ -36,12 +40,21 @@ def main() -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--connections", type=int, default=32)
     p.add_argument("--wrk", default="wrk")
+    p.add_argument("--a-args", default="", help="extra `wisp up` arguments of A (split on spaces)")
+    p.add_argument("--b-args", default="", help="extra `wisp up` arguments of B")
+    p.add_argument("--only", action="append", default=[], help="run only this target (repeatable)")
     args = p.parse_args()
+    global TARGETS
+    if args.only:
+        unknown = [o for o in args.only if o not in [t[0] for t in TARGETS]]
+        if unknown:
+            p.error(f"--only {unknown}: choose from {[t[0] for t in TARGETS]}")
+        TARGETS = [t for t in TARGETS if t[0] in args.only]
     tmp, logdir = bench.workdir("wisp-ab-")
     nodes = {}
-    for tag, binary in (("A", args.a), ("B", args.b)):
+    for tag, binary, extra_args in (("A", args.a, args.a_args), ("B", args.b, args.b_args)):
         data = tmp / f"data-{tag}"
-        server, port = bench.start_wisp(binary, data, logdir, f"ab-{tag}")
+        server, port = bench.start_wisp(binary, data, logdir, f"ab-{tag}", extra_args.split())
         bench.wait_line(server, "wisp listening on", 120)
         api = bench.Api(port, (data / "api-token").read_text().strip())
         for i, (_, guest, extra) in enumerate(TARGETS):

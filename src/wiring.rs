@@ -38,6 +38,8 @@ pub struct NodeConfig {
     pub autoscale_tick: std::time::Duration,
     /// Persisted invocation records (`<data-dir>/store/records.sqlite3`): retention, channel size.
     pub records: wisp_metering::Config,
+    /// Whether records are persisted (`wisp up --metering off`: not).
+    pub persist_records: bool,
     /// The price sheet usage is costed with.
     pub prices: wisp_metering::prices::Prices,
 }
@@ -105,7 +107,9 @@ pub async fn build(config: NodeConfig) -> anyhow::Result<Node> {
     let records_path = config.data_dir.join("store").join("records.sqlite3");
     let metering = wisp_metering::Metering::open(&records_path, config.records)
         .with_context(|| format!("opening the invocation records {}", records_path.display()))?;
-    scheduler.observe(Arc::new(wisp_api::records::Persist(metering.clone())));
+    if config.persist_records {
+        scheduler.observe(Arc::new(wisp_api::records::Persist(metering.clone())));
+    }
     let live = Arc::new(wisp_api::records::LiveRecords::default());
     scheduler.observe(live.clone());
     let source = secrets.clone();

@@ -78,9 +78,20 @@ pub struct Args {
     /// commits) or `full` (fsync every commit; slower deploys).
     #[arg(long, env = "WISP_STORE_SYNC", value_enum, default_value = "normal")]
     store_sync: StoreSync,
+    /// `off` measures what metering costs: no thread CPU clock reads around guests' polls (CPU time is
+    /// recorded as zero) and no persisted records or usage; `wisp logs` still shows this node's recent
+    /// invocations.
+    #[arg(long, env = "WISP_METERING", value_enum, default_value = "on")]
+    metering: OnOff,
     /// Log filter (tracing EnvFilter syntax), e.g. `info` or `wisp=debug`.
     #[arg(long, env = "WISP_LOG", default_value = "info")]
     log: String,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum OnOff {
+    On,
+    Off,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -122,6 +133,7 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
         blobs: runtime.blob_limits(),
         outbound_db: runtime.outbound_db(),
         records: runtime.records(),
+        persist_records: a.metering == OnOff::On,
         prices: runtime.pricing.clone(),
         data_dir: g.data_dir.clone(),
         host: HostConfig {
@@ -130,6 +142,7 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
             preinit_snapshots: a.preinit_snapshots,
             keep_resident_bytes: a.pool_keep_resident_mb.map(|mb| (mb as usize) << 20),
             pagemap_scan: a.pool_pagemap_scan,
+            cpu_time: a.metering == OnOff::On,
             outbound: wisp_wasm_host::OutboundConfig {
                 timeout: Duration::from_millis(runtime.outbound_http.timeout_ms),
                 own_addresses,

@@ -46,6 +46,9 @@ pub struct HostConfig {
     pub pagemap_scan: bool,
     /// Outbound HTTP settings (`[outbound_http]` of `wisp up --config`).
     pub outbound: crate::OutboundConfig,
+    /// Read the thread CPU clock around every poll of a guest (metering's CPU time); off (`wisp up
+    /// --metering off`, for measuring what metering costs) records zero CPU time.
+    pub cpu_time: bool,
 }
 
 impl HostConfig {
@@ -75,6 +78,7 @@ impl Default for HostConfig {
             keep_resident_bytes: None,
             pagemap_scan: true,
             outbound: crate::OutboundConfig::default(),
+            cpu_time: true,
         }
     }
 }

@@ -128,13 +128,14 @@ pin_project_lite::pin_project! {
     pub(crate) struct CpuTimed<F> {
         #[pin]
         inner: F,
-        current: Arc<Current>,
+        current: Option<Arc<Current>>,
     }
 }
 
 impl<F> CpuTimed<F> {
-    pub(crate) fn new(inner: F, current: &Arc<Current>) -> Self {
-        CpuTimed { inner, current: current.clone() }
+    /// `inner`, its CPU time added to `current`'s meter — unless `timed` is false (metering off).
+    pub(crate) fn new(inner: F, current: &Arc<Current>, timed: bool) -> Self {
+        CpuTimed { inner, current: timed.then(|| current.clone()) }
     }
 }
 
@@ -143,9 +144,10 @@ impl<F: Future> Future for CpuTimed<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
+        let Some(current) = this.current else { return this.inner.poll(cx) };
         let start = thread_cpu_time();
         let out = this.inner.poll(cx);
-        this.current.meter.cpu(thread_cpu_time().saturating_sub(start));
+        current.meter.cpu(thread_cpu_time().saturating_sub(start));
         out
     }
 }

@@ -171,6 +171,7 @@ where
     let tasks = shared.tasks.clone();
     let teardowns = shared.teardowns.clone();
     let function = ctx.function.clone();
+    let cpu_time = shared.config.cpu_time;
     let guest = async move {
         let t0 = Instant::now();
         let mut instantiate = Duration::ZERO;
@@ -185,7 +186,7 @@ where
             let proxy = instance.as_ref().expect("instantiated above");
             proxy.wasi_http_incoming_handler().call_handle(&mut store, wreq, wout).await
         };
-        let result = match tokio::time::timeout_at(deadline.into(), CpuTimed::new(run, &current)).await {
+        let result = match tokio::time::timeout_at(deadline.into(), CpuTimed::new(run, &current, cpu_time)).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(classify(&e, store.data().limiter.exceeded, limits.timeout_ms)),
             Err(_) => Err(timeout_error(limits.timeout_ms)),

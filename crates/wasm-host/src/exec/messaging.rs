@@ -66,7 +66,12 @@ pub(crate) async fn handle(
         let msg = store.data_mut().push_message(message(delivery))?;
         guest.wasi_messaging_incoming_handler().call_handle(&mut store, msg).await
     };
-    let result = match tokio::time::timeout_at(ctx.deadline.into(), CpuTimed::new(run, &current)).await {
+    let result = match tokio::time::timeout_at(
+        ctx.deadline.into(),
+        CpuTimed::new(run, &current, shared.config.cpu_time),
+    )
+    .await
+    {
         Ok(Ok(answer)) => Ok(answer.map_err(failure)),
         Ok(Err(e)) => Err(classify(&e, store.data().limiter.exceeded, limits.timeout_ms)),
         Err(_) => Err(timeout_error(limits.timeout_ms)),

@@ -135,7 +135,7 @@ where
         r
     };
     let t0 = Instant::now();
-    let run = CpuTimed::new(run, &current);
+    let run = CpuTimed::new(run, &current, shared.config.cpu_time);
     let result = tokio::time::timeout_at(deadline.into(), async {
         tokio::select! {
             biased;
