@@ -57,7 +57,9 @@ wisp is up. Try:
   curl -T README.md $url/blobs/readme && curl -s $url/blobs/readme | head -3   # wasi:blobstore, streamed
   WISP_URL=$url WISP_DATA_DIR=$data $bin blob ls --app examples                  # the same container from the CLI
   WISP_URL=$url WISP_DATA_DIR=$data $bin status        # triggers: the cron tick every 30 s, topic, webhook
-  WISP_URL=$url WISP_DATA_DIR=$data $bin logs hello-py
+  WISP_URL=$url WISP_DATA_DIR=$data $bin logs hello-py -f              # live: new invocations as they finish
+  WISP_URL=$url WISP_DATA_DIR=$data $bin invocations --since 1h        # persisted records (--status error, --trigger cron)
+  WISP_URL=$url WISP_DATA_DIR=$data $bin usage --by function           # requests, GB-s, CPU-ms, egress, cost
   WISP_URL=$url WISP_DATA_DIR=$data $bin status hello-c
 
 Ctrl-C stops the server (in-flight requests finish first).
