@@ -35,7 +35,8 @@ echo
 "$bin" ls
 cat <<MSG
 
-wisp is up. Try:
+wisp is up. Open the web console at $url/_wisp/console (sign in with the token in $data/api-token).
+Try:
   curl $url/hello-c
   curl $url/hello-py
   curl $url/hello-js

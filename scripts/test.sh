@@ -33,6 +33,15 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 export PATH="$PATH:/usr/sbin"
 
+step "headless Chromium for the console test"
+# tests/console.rs drives the web console in Chromium through chromedriver (started by the test on a loopback
+# port). Installed from apt when missing.
+if ! command -v chromedriver >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1; then
+  SUDO=(); if [ "$(id -u)" -ne 0 ]; then SUDO=(sudo -n); fi
+  "${SUDO[@]}" apt-get update -qq >&2
+  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver >&2
+fi
+
 step "guests (cached by input hash)"
 scripts/build-guests.sh
 

@@ -178,6 +178,11 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
         node.functions_loaded,
         g.data_dir.display()
     );
+    let console_at = match &api_listener {
+        Some(l) => l.local_addr()?,
+        None => addr,
+    };
+    println!("console: http://{console_at}{} (sign in with the API token)", wisp_api::console::PATH);
     tracing::info!(%addr, functions = node.functions_loaded, "serving");
     node.gateway.serve(listener, api_listener, shutdown_signal()).await?;
     node.metering.close().await;

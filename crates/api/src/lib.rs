@@ -27,10 +27,12 @@
 //! | GET | /_wisp/v1/triggers | every trigger's state: connected / reconnecting + last error, messages in |
 //! | GET, PUT, DELETE | /_wisp/v1/namespaces/{ns}/apps/{app}/kv/{store}[/{key}] | guests' key-value data (see [`kv`]) |
 //! | GET, PUT, DELETE | /_wisp/v1/namespaces/{ns}/apps/{app}/blobs/{container}[/{name}] | guests' blobs, streamed (see [`blobs`]) |
+//! | GET | /_wisp/console[/{file}] | the web console's embedded files, no token (see [`console`]) |
 
 #![warn(missing_docs)]
 
 pub mod blobs;
+pub mod console;
 pub mod invocations;
 pub mod kv;
 pub mod records;
@@ -193,6 +195,8 @@ pub fn router(api: Arc<Api>) -> Router {
         .layer(axum::middleware::from_fn_with_state(api.clone(), auth))
         .layer(DefaultBodyLimit::max(wisp_registry::DEFAULT_MAX_ARTIFACT_BYTES))
         .with_state(api)
+        // Merged after the auth layer: the console's files hold no data; its script sends the token.
+        .merge(console::router())
 }
 
 async fn auth(State(api): State<Arc<Api>>, req: Request, next: axum::middleware::Next) -> Response {
