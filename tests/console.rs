@@ -82,11 +82,14 @@ struct Shots {
 }
 
 impl Shots {
-    /// Saves the page as `<name>.png`, the window as tall as the page (up to 2400 px) so nothing is cut.
+    /// Saves the page as `<name>.png`, from its top, the window as tall as the page (up to 2400 px) so nothing
+    /// is cut.
     async fn take(&mut self, c: &Client, name: &str) {
-        let height = c.execute("return document.documentElement.scrollHeight", vec![]).await.unwrap();
-        let height = height.as_u64().unwrap_or(1000).clamp(900, 2400) as u32;
-        c.set_window_size(1440, height + 90).await.unwrap();
+        let js = |s: &'static str| async move { c.execute(s, vec![]).await.unwrap().as_u64().unwrap_or(0) as u32 };
+        c.execute("window.scrollTo(0, 0); return true", vec![]).await.unwrap();
+        let chrome = js("return window.outerHeight - window.innerHeight").await;
+        let height = js("return document.documentElement.scrollHeight").await.clamp(900, 2400);
+        c.set_window_size(1440, height + chrome).await.unwrap();
         let png = c.screenshot().await.unwrap();
         let path = self.dir.join(format!("{name}.png"));
         std::fs::write(&path, png).unwrap();
@@ -174,7 +177,8 @@ async fn a_person_logs_in_watches_a_function_and_reads_its_usage() {
     )
     .unwrap();
     let s = Server::start_with(&dir.path().join("data"), &["--config", config.to_str().unwrap()]);
-    s.deploy("talk", "logs-c", json!({"routes": ["/talk"], "env": {"SHOUT": SHOUT}, "limits": {"memory_mb": 64}})).await;
+    s.deploy("talk", "logs-c", json!({"routes": ["/talk"], "env": {"SHOUT": SHOUT}, "limits": {"memory_mb": 64}}))
+        .await;
     s.deploy("hello", "hello-c", json!({"routes": ["/hello"]})).await;
 
     let driver = chromedriver(&dir.path().join("chromedriver.log"));
@@ -224,7 +228,7 @@ async fn a_person_logs_in_watches_a_function_and_reads_its_usage() {
         json!(s.token),
         "the token stays in this tab's session storage"
     );
-    shots.take(&c, "functions").await;
+    shots.take(&c, "functions-deployed").await;
 
     // Its page: nothing yet; then the invocations the test makes, by id, in the list and in the chart.
     click(&c, "tr[data-function=\"talk\"] a").await;
@@ -245,7 +249,8 @@ async fn a_person_logs_in_watches_a_function_and_reads_its_usage() {
         "the invocations in the requests chart",
         &format!(
             "const t = document.querySelector('#chart-requests .chart-total'); \
-             return t && t.innerText === '{N} requests' && document.querySelectorAll('#chart-requests path.line').length > 0"
+             return t && t.innerText === '{N} requests' && \
+             document.querySelectorAll('#chart-requests svg .bar, #chart-requests svg path.line').length > 0"
         ),
     )
     .await;
@@ -262,8 +267,13 @@ async fn a_person_logs_in_watches_a_function_and_reads_its_usage() {
 
     // Live logs: following first, then a new invocation's output as it finishes.
     click(&c, "#tab-logs").await;
-    wait(&c, &mut shots, "the live stream", "return document.getElementById('live-state').innerText.startsWith('Live')")
-        .await;
+    wait(
+        &c,
+        &mut shots,
+        "the live stream",
+        "return document.getElementById('live-state').innerText.startsWith('Live')",
+    )
+    .await;
     let fresh = call(&s, "/talk").await;
     wait(
         &c,
@@ -284,8 +294,13 @@ async fn a_person_logs_in_watches_a_function_and_reads_its_usage() {
     depth.clear().await.unwrap();
     depth.send_keys("42").await.unwrap();
     click(&c, "#scaling-save").await;
-    wait(&c, &mut shots, "the saved scaling", "return document.getElementById('scaling-result').innerText.includes('Scaling saved')")
-        .await;
+    wait(
+        &c,
+        &mut shots,
+        "the saved scaling",
+        "return document.getElementById('scaling-result').innerText.includes('Scaling saved')",
+    )
+    .await;
     let scaling: Value = s
         .api(reqwest::Method::GET, "/_wisp/v1/namespaces/default/functions/talk/scaling")
         .send()
@@ -299,8 +314,13 @@ async fn a_person_logs_in_watches_a_function_and_reads_its_usage() {
     per.clear().await.unwrap();
     per.send_keys("2").await.unwrap();
     click(&c, "#scaling-save").await;
-    wait(&c, &mut shots, "the refusal", "return document.getElementById('scaling-result').innerText.includes('refused')")
-        .await;
+    wait(
+        &c,
+        &mut shots,
+        "the refusal",
+        "return document.getElementById('scaling-result').innerText.includes('refused')",
+    )
+    .await;
     let refusal = text(&c, "#scaling-result").await;
     assert!(refusal.contains("400") && refusal.contains("concurrency_per_instance"), "{refusal}");
     shots.take(&c, "scaling").await;
@@ -324,6 +344,21 @@ async fn a_person_logs_in_watches_a_function_and_reads_its_usage() {
     .await;
     assert!(text(&c, "#usage-chart").await.contains("default/talk"));
     shots.take(&c, "usage").await;
+
+    // Back on the list, the function's row counts them too.
+    click(&c, "#nav-functions").await;
+    wait(
+        &c,
+        &mut shots,
+        "the requests in the functions list",
+        &format!(
+            "const r = document.querySelector('tr[data-function=\"talk\"]'); \
+             return r && r.children[5].innerText === '{}' && r.querySelectorAll('svg.spark rect').length > 0",
+            N + 1
+        ),
+    )
+    .await;
+    shots.take(&c, "functions").await;
 
     click(&c, "#nav-node").await;
     wait(&c, &mut shots, "the node page", "return document.querySelector('#node .stats') !== null").await;

@@ -25,6 +25,7 @@
     usageBy: 'function',
     usageMetric: null,
     node: null,
+    nodeAt: 0,
     page: null,
     loginNotice: null,
   };
@@ -231,7 +232,10 @@
       (c) => `\\u{${c.charCodeAt(0).toString(16)}}`);
   }
 
+  // Revisions and artifacts are content hashes: their start tells them apart. Invocation ids are UUIDv7,
+  // whose start is the time: their random end does.
   function shortId(id) { return String(id || '').slice(0, 8); }
+  function shortInv(id) { return String(id || '').slice(-8); }
   const enc = encodeURIComponent;
 
   // ---------- the API ----------
@@ -418,7 +422,7 @@
       h('div', { class: 'side-section' }, h('label', { class: 'side-label', for: 'namespace', text: 'Namespace' }), nsInput, list),
       h('div', { class: 'spacer' }),
       h('div', { class: 'side-foot' },
-        node ? h('div', { class: 'node-line' }, h('span', { class: 'dot live' }), `wisp ${node.version} · up ${duration(node.uptime_seconds)}`) : null,
+        node ? h('div', { class: 'node-line' }, h('span', { class: 'dot live' }), `wisp ${node.version} · up ${duration(node.uptime_seconds + (Date.now() - state.nodeAt) / 1000)}`) : null,
         h('div', { class: 'toolbar' },
           h('button', { type: 'button', class: 'ghost small', id: 'theme', onclick: toggleTheme, title: 'Switch between light and dark' }, 'Theme'),
           h('button', { type: 'button', class: 'ghost small', id: 'signout', onclick: () => signOut(null) }, 'Sign out'))));
@@ -475,6 +479,7 @@
         const status = await request('GET', `${API}/status`, undefined, token);
         state.token = token;
         state.node = status;
+        state.nodeAt = Date.now();
         state.loginNotice = null;
         sessionStorage.setItem(TOKEN_KEY, token);
         if (!location.hash || location.hash === '#/login') location.hash = '#/functions';
@@ -700,7 +705,8 @@
       const v = await api('GET', `${API}/namespaces/${enc(ns)}/records?function=${enc(name)}&limit=${limit}`);
       if (!page.alive) return;
       next = v.next;
-      invSlot.replaceChildren(invocationsTable(v.invocations, open), next !== null && next !== undefined ? h('div', { class: 'form-actions' }, more) : null);
+      invSlot.replaceChildren(invocationsTable(v.invocations, open));
+      if (next !== null && next !== undefined) invSlot.appendChild(h('div', { class: 'form-actions' }, more));
     };
 
     await page.refresh(async () => {
@@ -732,7 +738,9 @@
   function functionCharts(se) {
     const secs = se.step / 1000;
     const base = { times: se.times, step: se.step, since: se.since, until: se.until, empty: 'No invocations in this range' };
-    const rps = { name: 'req/s', color: COLORS[0], kind: 'area', values: se.requests.map((r) => r / secs) };
+    // Sparse traffic reads better as bars than as an area of spikes.
+    const busy = se.requests.filter((r) => r > 0).length;
+    const rps = { name: 'req/s', color: COLORS[0], kind: busy * 3 < se.requests.length ? 'bar' : 'area', values: se.requests.map((r) => r / secs) };
     const lat = [
       { name: 'p50', color: '#10b981', kind: 'line', values: se.p50 },
       { name: 'p90', color: '#0ea5e9', kind: 'line', values: se.p90 },
@@ -788,7 +796,7 @@
         if (open.has(r.id)) { open.delete(r.id); detailRow.remove(); row.classList.remove('open'); } else { open.add(r.id); row.after(detailRow); row.classList.add('open'); }
       } },
       h('td', { class: 'mono', title: dateTime(r.at_ms) }, clockMs(r.at_ms), h('div', { class: 'faint', text: ago(r.at_ms) })),
-      h('td', {}, h('code', { text: shortId(r.id), title: r.id })),
+      h('td', {}, h('code', { text: shortInv(r.id), title: r.id })),
       h('td', { class: 'muted', text: r.trigger || 'http' }),
       h('td', {}, statusCell(r)),
       h('td', {}, r.cold ? badge('warn plain', 'cold') : badge('plain', 'warm')),
@@ -808,8 +816,8 @@
 
   function invocationDetail(r) {
     const dl = h('dl', { class: 'kv two' });
-    const row = (k, v) => dl.append(h('dt', { text: k }), h('dd', {}, v));
-    row('Invocation', h('code', { text: r.id }));
+    const row = (k, v, wide) => dl.append(h('dt', { text: k }), h('dd', { class: wide ? 'wide' : null }, v));
+    row('Invocation', h('code', { text: r.id }), true);
     row('Started', dateTime(r.at_ms));
     row('Revision', h('code', { text: shortId(r.revision), title: r.revision }));
     row('Status', String(r.status));
@@ -859,7 +867,7 @@
       const entry = h('div', { class: `log-entry${bad ? ' error' : ''}`, 'data-id': r.id },
         h('div', { class: 'log-meta' },
           h('span', { class: 't', text: clockMs(r.at_ms) }),
-          h('span', { class: 'id', text: shortId(r.id), title: r.id }),
+          h('span', { class: 'id', text: shortInv(r.id), title: r.id }),
           h('span', { class: bad ? 'st-err' : 'st-ok', text: String(r.status) }),
           h('span', { class: r.cold ? 'cold' : '', text: r.cold ? 'cold' : 'warm' }),
           h('span', { text: us(r.duration_us) }),
@@ -1243,6 +1251,7 @@
       const s = await api('GET', `${API}/status`);
       if (!page.alive) return;
       state.node = s;
+      state.nodeAt = Date.now();
       when.replaceChildren(updated());
       const dl = h('dl', { class: 'kv' });
       const row = (k, v) => dl.append(h('dt', { text: k }), h('dd', {}, v));
@@ -1305,6 +1314,7 @@
     // A token from earlier in this tab: check it is still good before showing anything.
     request('GET', `${API}/status`).then((s) => {
       state.node = s;
+      state.nodeAt = Date.now();
       route();
       learnNamespaces();
     }, (e) => {

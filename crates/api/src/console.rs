@@ -38,11 +38,7 @@ const INDEX: Asset = Asset {
 
 /// The files under `/_wisp/console/`, by name.
 const ASSETS: &[Asset] = &[
-    Asset {
-        name: "app.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_bytes!("../console/app.js"),
-    },
+    Asset { name: "app.js", content_type: "text/javascript; charset=utf-8", body: include_bytes!("../console/app.js") },
     Asset {
         name: "charts.js",
         content_type: "text/javascript; charset=utf-8",
@@ -64,10 +60,7 @@ async fn asset(Path(file): Path<String>, headers: HeaderMap) -> Response {
     match ASSETS.iter().find(|a| a.name == file) {
         Some(a) => serve(a, &headers),
         None => {
-            let mut r = (
-                StatusCode::NOT_FOUND,
-                format!("no console file `{file}`; the console starts at {PATH}\n"),
-            )
+            let mut r = (StatusCode::NOT_FOUND, format!("no console file `{file}`; the console starts at {PATH}\n"))
                 .into_response();
             secure(r.headers_mut());
             r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
