@@ -11,6 +11,7 @@ mod common;
 use common::Server;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -25,8 +26,10 @@ struct Driver {
 }
 
 impl Drop for Driver {
+    /// Kills chromedriver's process group: the browser it started too, even when the test failed before it
+    /// could end the session.
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", self.child.id())]).status();
         let _ = self.child.wait();
     }
 }
@@ -37,6 +40,7 @@ fn chromedriver(log: &Path) -> Driver {
     let log = std::fs::File::create(log).unwrap();
     let child = Command::new("chromedriver")
         .arg(format!("--port={port}"))
+        .process_group(0)
         .stdin(Stdio::null())
         .stdout(Stdio::from(log.try_clone().unwrap()))
         .stderr(Stdio::from(log))
