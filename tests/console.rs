@@ -190,6 +190,7 @@ async fn a_person_logs_in_watches_a_function_and_reads_its_usage() {
     let mut shots = Shots { dir: Path::new(env!("CARGO_TARGET_TMPDIR")).join("console-screenshots"), saved: vec![] };
     std::fs::create_dir_all(&shots.dir).unwrap();
     let console = format!("{}/_wisp/console", s.api_base());
+    assert_eq!(s.console_url.as_deref(), Some(console.as_str()), "wisp up prints where the console is");
 
     // The page and its files come with the policy; the API without a token still refuses.
     let r = s.http.get(&console).send().await.unwrap();

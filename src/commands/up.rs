@@ -173,16 +173,17 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
     if let Some(l) = &api_listener {
         println!("wisp API listening on http://{}", l.local_addr()?);
     }
+    let console_at = match &api_listener {
+        Some(l) => l.local_addr()?,
+        None => addr,
+    };
+    // Before the listening line, which tells scripts (and the test harness) that the node is up.
+    println!("console: http://{console_at}{} (sign in with the API token)", wisp_api::console::PATH);
     println!(
         "wisp listening on http://{addr} ({} functions loaded, data in {})",
         node.functions_loaded,
         g.data_dir.display()
     );
-    let console_at = match &api_listener {
-        Some(l) => l.local_addr()?,
-        None => addr,
-    };
-    println!("console: http://{console_at}{} (sign in with the API token)", wisp_api::console::PATH);
     tracing::info!(%addr, functions = node.functions_loaded, "serving");
     node.gateway.serve(listener, api_listener, shutdown_signal()).await?;
     node.metering.close().await;

@@ -32,6 +32,8 @@ pub struct Server {
     pub url: String,
     /// The control API's own listener (`--api-listen`), if any.
     pub api_url: Option<String>,
+    /// The web console's URL, as `wisp up` printed it.
+    pub console_url: Option<String>,
     pub data: PathBuf,
     pub token: String,
     pub http: reqwest::Client,
@@ -63,9 +65,13 @@ impl Server {
             }
         });
         let mut api_url = None;
+        let mut console_url = None;
         let url = loop {
             match rx.recv_timeout(START_TIMEOUT) {
                 Ok(line) => {
+                    if let Some(rest) = line.strip_prefix("console: ") {
+                        console_url = rest.split_whitespace().next().map(str::to_string);
+                    }
                     if let Some(rest) = line.strip_prefix("wisp API listening on ") {
                         api_url = Some(rest.trim().to_string());
                     }
@@ -81,7 +87,15 @@ impl Server {
             }
         };
         let token = std::fs::read_to_string(data.join("api-token")).unwrap().trim().to_string();
-        Server { child: Some(child), url, api_url, data: data.to_path_buf(), token, http: reqwest::Client::new() }
+        Server {
+            child: Some(child),
+            url,
+            api_url,
+            console_url,
+            data: data.to_path_buf(),
+            token,
+            http: reqwest::Client::new(),
+        }
     }
 
     pub fn pid(&self) -> u32 {
