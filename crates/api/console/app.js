@@ -1097,7 +1097,7 @@
       ? h('ul', {}, f.triggers.map((t) => h('li', {}, h('code', { text: t }))))
       : h('div', { class: 'muted', text: 'No event triggers: invoked by its routes, the API and queued events.' });
     body.append(
-      h('section', { class: 'card' }, h('div', { class: 'card-head' }, h('h2', { text: 'Revisions' }), h('span', { class: 'hint', text: 'newest first; every deploy of new code or settings is a revision' })),
+      h('section', { class: 'card' }, h('div', { class: 'card-head' }, h('h2', { text: 'Revisions' }), h('span', { class: 'hint', text: 'newest first; the one serving is marked' })),
         h('div', { class: 'card-body' }, table)),
       h('div', { class: 'grid2' }, card('Limits', null, dl), card('Triggers', null, triggers)));
   }
@@ -1265,7 +1265,7 @@
         h('tbody', {}, s.triggers.map((t) => h('tr', {},
           h('td', {}, h('a', { href: `#/fn/${enc(t.namespace)}/${enc(t.function)}`, text: `${t.namespace}/${t.function}` })),
           h('td', { text: t.kind }), h('td', {}, h('code', { text: t.source })),
-          h('td', {}, badge(t.state === 'connected' || t.state === 'running' ? 'ok' : 'warn', t.state, t.last_error || undefined),
+          h('td', {}, badge(['connected', 'listening', 'scheduled', 'subscribed'].includes(t.state) ? 'ok' : 'warn', t.state, t.last_error || undefined),
             t.last_error ? h('div', { class: 'faint', text: t.last_error }) : null),
           h('td', { class: 'num', text: int(t.messages_in) }),
           h('td', { class: 'muted', text: t.last_message_ms ? ago(t.last_message_ms) : 'never' }))))))

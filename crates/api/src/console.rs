@@ -28,25 +28,42 @@ struct Asset {
     name: &'static str,
     content_type: &'static str,
     body: &'static [u8],
+    /// FNV-1a of the body, computed at compile time: the ETag.
+    hash: u64,
 }
 
-const INDEX: Asset = Asset {
-    name: "index.html",
-    content_type: "text/html; charset=utf-8",
-    body: include_bytes!("../console/index.html"),
-};
+/// An [`Asset`] of `crates/api/console/<name>`.
+macro_rules! asset {
+    ($name:literal, $type:literal) => {
+        Asset {
+            name: $name,
+            content_type: $type,
+            body: include_bytes!(concat!("../console/", $name)),
+            hash: fnv1a(include_bytes!(concat!("../console/", $name))),
+        }
+    };
+}
+
+const INDEX: Asset = asset!("index.html", "text/html; charset=utf-8");
 
 /// The files under `/_wisp/console/`, by name.
 const ASSETS: &[Asset] = &[
-    Asset { name: "app.js", content_type: "text/javascript; charset=utf-8", body: include_bytes!("../console/app.js") },
-    Asset {
-        name: "charts.js",
-        content_type: "text/javascript; charset=utf-8",
-        body: include_bytes!("../console/charts.js"),
-    },
-    Asset { name: "style.css", content_type: "text/css; charset=utf-8", body: include_bytes!("../console/style.css") },
-    Asset { name: "favicon.svg", content_type: "image/svg+xml", body: include_bytes!("../console/favicon.svg") },
+    asset!("app.js", "text/javascript; charset=utf-8"),
+    asset!("charts.js", "text/javascript; charset=utf-8"),
+    asset!("style.css", "text/css; charset=utf-8"),
+    asset!("favicon.svg", "image/svg+xml"),
 ];
+
+const fn fnv1a(body: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut i = 0;
+    while i < body.len() {
+        h ^= body[i] as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        i += 1;
+    }
+    h
+}
 
 /// The console's routes (no auth: the files hold no data).
 pub fn router() -> Router {
@@ -79,7 +96,7 @@ fn secure(h: &mut HeaderMap) {
 }
 
 fn serve(a: &Asset, req: &HeaderMap) -> Response {
-    let etag = etag(a.body);
+    let etag = etag(a);
     let fresh = req
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
@@ -93,14 +110,9 @@ fn serve(a: &Asset, req: &HeaderMap) -> Response {
     r
 }
 
-/// A strong validator of `body`: its FNV-1a hash, quoted.
-fn etag(body: &[u8]) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in body {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    format!("\"{h:016x}-{}\"", body.len())
+/// A strong validator of an asset: its hash and length, quoted.
+fn etag(a: &Asset) -> String {
+    format!("\"{:016x}-{}\"", a.hash, a.body.len())
 }
 
 #[cfg(test)]
