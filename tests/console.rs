@@ -259,6 +259,19 @@ async fn a_person_logs_in_watches_a_function_and_reads_its_usage() {
         ),
     )
     .await;
+    // Hovering the chart's latest bucket shows its rate.
+    let tip = c
+        .execute(
+            "const r = document.querySelector('#chart-requests svg > rect').getBoundingClientRect(); \
+             document.querySelector('#chart-requests svg > rect').dispatchEvent(new MouseEvent('mousemove', \
+               { clientX: r.right - 1, clientY: r.top + r.height / 2, bubbles: true })); \
+             const t = document.querySelector('#chart-requests .chart-tip'); \
+             return getComputedStyle(t).display === 'block' ? t.innerText : ''",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(tip.as_str().is_some_and(|t| t.contains("req/s")), "tooltip: {tip}");
     let stats = text(&c, "#stat-requests").await;
     assert!(stats.contains(&N.to_string()), "{stats}");
     // One invocation opened: its phases, and the guest's output as text, not markup.
