@@ -3,6 +3,7 @@
 mod client;
 mod commands;
 mod spin_runtime;
+mod traces;
 mod wiring;
 
 use clap::{Parser, Subcommand};

@@ -86,6 +86,10 @@ pub struct Args {
     /// Log filter (tracing EnvFilter syntax), e.g. `info` or `wisp=debug`.
     #[arg(long, env = "WISP_LOG", default_value = "info")]
     log: String,
+    /// Export traces over OTLP/HTTP (protobuf) to this collector, e.g. `http://127.0.0.1:4318` (`/v1/traces`
+    /// is appended unless the URL ends with it) [default: off — no span is recorded].
+    #[arg(long, env = "WISP_OTLP_ENDPOINT")]
+    otlp_endpoint: Option<String>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -101,12 +105,6 @@ enum StoreSync {
 }
 
 pub async fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&a.log).map_err(|e| anyhow::anyhow!("--log `{}`: {e}", a.log))?,
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let runtime = match &a.config {
         Some(path) => RuntimeConfig::load(path)?,
         None => RuntimeConfig::default(),
@@ -117,6 +115,7 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
         anyhow::anyhow!("cannot listen on {}: {e} (choose another with --listen / WISP_LISTEN)", a.listen)
     })?;
     let addr = listener.local_addr()?;
+    let traces = crate::traces::init(&a.log, a.otlp_endpoint.as_deref(), &crate::traces::Node { listen: addr })?;
     let api_listener = match a.api_listen {
         None => None,
         Some(api) => Some(tokio::net::TcpListener::bind(api).await.map_err(|e| {
@@ -181,6 +180,7 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
     tracing::info!(%addr, functions = node.functions_loaded, "serving");
     node.gateway.serve(listener, api_listener, shutdown_signal()).await?;
     node.metering.close().await;
+    traces.shutdown().await;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }
