@@ -633,7 +633,7 @@ fn delivery_span(event: &Event, id: &str, attempt: u32) -> tracing::Span {
         otel.kind = "consumer",
         faas.invocation_id = id,
         wisp.attempt = attempt,
-        cloudevents.event_type = event.ty.as_str(),
+        cloudevents.event_type = &event.ty[..event.ty.floor_char_boundary(128)],
     );
     let ext = |k: &str| event.extensions.get(k).map(String::as_str);
     if !span.is_disabled()
