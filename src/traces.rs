@@ -44,8 +44,7 @@ pub struct Traces {
 pub fn init(log: &str, otlp: Option<&str>, node: &Node) -> anyhow::Result<Traces> {
     let filter = tracing_subscriber::EnvFilter::try_new(log).map_err(|e| anyhow::anyhow!("--log `{log}`: {e}"))?;
     // Spans are for the exporter: the log layer formats events only (and so never makes a span cost anything).
-    let events_only = filter_fn(|m| !m.is_span()).with_max_level_hint(LevelFilter::TRACE);
-    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_filter(filter.and(events_only));
+    let logs = log_layer(filter);
     let Some(endpoint) = otlp else {
         tracing_subscriber::registry().with(logs).init();
         return Ok(Traces { provider: None });
@@ -81,6 +80,16 @@ pub fn init(log: &str, otlp: Option<&str>, node: &Node) -> anyhow::Result<Traces
     wisp_wasm_host::trace::install(wisp_wasm_host::trace::Propagator { continue_from, context_of });
     tracing::info!(%endpoint, "exporting traces over OTLP/HTTP");
     Ok(Traces { provider: Some(provider) })
+}
+
+/// The stderr log layer: the events `filter` passes, never a span — so that without an exporter no layer wants
+/// any span, and every span callsite is disabled.
+fn log_layer<S>(filter: tracing_subscriber::EnvFilter) -> impl tracing_subscriber::Layer<S>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    let events_only = filter_fn(|m| !m.is_span()).with_max_level_hint(LevelFilter::TRACE);
+    tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_filter(filter.and(events_only))
 }
 
 impl Traces {
@@ -225,6 +234,18 @@ impl opentelemetry_http::HttpClient for HttpClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn without_an_exporter_no_span_is_built_even_at_log_level_trace() {
+        let subscriber = tracing_subscriber::registry().with(log_layer(tracing_subscriber::EnvFilter::new("trace")));
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!(target: "wisp_scheduler", "invocation", faas.name = "f");
+            assert!(span.is_disabled());
+            let _in = span.enter();
+            assert!(tracing::Span::current().is_disabled());
+            assert!(tracing::event_enabled!(target: "wisp_scheduler", tracing::Level::TRACE), "events still log");
+        });
+    }
 
     #[test]
     fn the_endpoint_is_a_base_url_or_the_traces_url() {
