@@ -3,6 +3,7 @@
 mod client;
 mod commands;
 mod spin_runtime;
+mod usage_push;
 mod wiring;
 
 use clap::{Parser, Subcommand};
