@@ -18,7 +18,8 @@ pub struct Args {
     /// (`backend`, `url`, `prefix`), `[sqlite]` (`max_database_mb`, `max_rows`, `max_result_mb`), `[blobstore]`
     /// (`backend`, `max_object_mb`, `max_app_mb`), `[records]` (`retention_hours`, `max_records`,
     /// `channel_capacity`), `[pricing]` (`currency`, `per_million_requests`, `per_gb_second`,
-    /// `per_million_cpu_ms`, `per_gb_egress`, `[pricing.free]` `requests`, `gb_seconds`, `cpu_ms`, `egress_gb`).
+    /// `per_million_cpu_ms`, `per_gb_egress`, `[pricing.free]` `requests`, `gb_seconds`, `cpu_ms`, `egress_gb`),
+    /// `[usage_push]` (`url`, `secret`, `source`, `batch_max`, `flush_ms`, `max_attempts`, `channel_capacity`).
     #[arg(long, env = "WISP_CONFIG")]
     config: Option<std::path::PathBuf>,
     /// Serve the control API (`/_wisp/...`) on this address only, not on --listen [default: on --listen].
@@ -83,6 +84,10 @@ pub struct Args {
     /// invocations.
     #[arg(long, env = "WISP_METERING", value_enum, default_value = "on")]
     metering: OnOff,
+    /// Serve Prometheus metrics at `/_wisp/metrics` without the API token (for scrapers on a trusted network;
+    /// by default a scraper sends `Authorization: Bearer <token>`, Prometheus's `authorization` setting).
+    #[arg(long, env = "WISP_METRICS_PUBLIC")]
+    metrics_public: bool,
     /// Log filter (tracing EnvFilter syntax), e.g. `info` or `wisp=debug`.
     #[arg(long, env = "WISP_LOG", default_value = "info")]
     log: String,
@@ -133,6 +138,8 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
         outbound_db: runtime.outbound_db(),
         records: runtime.records(),
         persist_records: a.metering == OnOff::On,
+        metrics_public: a.metrics_public,
+        usage_push: runtime.usage_push.clone(),
         prices: runtime.pricing.clone(),
         data_dir: g.data_dir.clone(),
         host: HostConfig {
@@ -179,6 +186,9 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
     );
     tracing::info!(%addr, functions = node.functions_loaded, "serving");
     node.gateway.serve(listener, api_listener, shutdown_signal()).await?;
+    if let Some(push) = &node.usage_push {
+        push.close(Duration::from_secs(10)).await;
+    }
     node.metering.close().await;
     traces.shutdown().await;
     tracing::info!("stopped");
@@ -222,6 +232,8 @@ struct RuntimeConfig {
     records: RecordsSection,
     #[serde(default)]
     pricing: wisp_metering::prices::Prices,
+    #[serde(default)]
+    usage_push: Option<crate::usage_push::PushConfig>,
     /// The key-value backend Spin's tables name (read by [`crate::spin_runtime`] from the same file).
     #[serde(skip)]
     spin_kv: Option<crate::spin_runtime::KvBackend>,
@@ -512,6 +524,9 @@ impl RuntimeConfig {
             }
         }
         c.pricing.validate().map_err(|e| anyhow::anyhow!("--config {}: {e}", path.display()))?;
+        if let Some(p) = &c.usage_push {
+            p.check().map_err(|e| anyhow::anyhow!("--config {}: {e}", path.display()))?;
+        }
         let d = &c.outbound_db;
         for (key, v, max) in [
             ("max_connections", d.max_connections as u64, 100_000),

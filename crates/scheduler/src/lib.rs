@@ -111,6 +111,11 @@ impl Active {
         self.gate.waiting()
     }
 
+    /// Requests its admission refused since it started on this node: `[queue full (429), queue timeout (503)]`.
+    pub fn rejections(&self) -> [u64; 2] {
+        self.gate.rejections()
+    }
+
     /// Invocations served since this node started.
     pub fn invocations(&self) -> u64 {
         self.counters.invocations.load(Ordering::Relaxed)
