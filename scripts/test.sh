@@ -19,11 +19,12 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install --locked cargo-nextest
 fi
 
-step "brokers the trigger tests start on their own ports"
+step "brokers the trigger tests start on their own ports, and promtool"
 # tests/triggers.rs starts (and kills) its own redis-server, mosquitto and nats-server, and publishes with
 # redis-cli and mosquitto_pub. Installed from apt when missing.
 missing=()
-for bin in redis-server:redis-server redis-cli:redis-tools mosquitto:mosquitto mosquitto_pub:mosquitto-clients nats-server:nats-server; do
+# tests/metrics.rs checks the exposition with Prometheus's promtool (apt prometheus).
+for bin in redis-server:redis-server redis-cli:redis-tools mosquitto:mosquitto mosquitto_pub:mosquitto-clients nats-server:nats-server promtool:prometheus; do
   command -v "${bin%%:*}" >/dev/null 2>&1 || [ -x "/usr/sbin/${bin%%:*}" ] || missing+=("${bin#*:}")
 done
 if [ ${#missing[@]} -gt 0 ]; then

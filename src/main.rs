@@ -3,6 +3,8 @@
 mod client;
 mod commands;
 mod spin_runtime;
+mod traces;
+mod usage_push;
 mod wiring;
 
 use clap::{Parser, Subcommand};

@@ -42,6 +42,10 @@ pub struct NodeConfig {
     pub persist_records: bool,
     /// The price sheet usage is costed with.
     pub prices: wisp_metering::prices::Prices,
+    /// Whether `/_wisp/metrics` is served without the API token.
+    pub metrics_public: bool,
+    /// Where every record is pushed as a CloudEvent (`[usage_push]`), if anywhere.
+    pub usage_push: Option<crate::usage_push::PushConfig>,
 }
 
 /// A started (but not yet serving) node.
@@ -53,6 +57,8 @@ pub struct Node {
     pub functions_loaded: usize,
     /// Closed after the gateway drained, so the last records are written.
     pub metering: Arc<wisp_metering::Metering>,
+    /// Closed after the gateway drained, so the last records are pushed.
+    pub usage_push: Option<Arc<crate::usage_push::UsagePush>>,
 }
 
 /// Opens the store, builds the engine, loads every function from the compiled cache and mounts the API.
@@ -112,6 +118,17 @@ pub async fn build(config: NodeConfig) -> anyhow::Result<Node> {
     }
     let live = Arc::new(wisp_api::records::LiveRecords::default());
     scheduler.observe(live.clone());
+    let metrics =
+        wisp_api::metrics::Metrics::new(scheduler.clone(), metering.clone(), registry.host().clone(), live.clone());
+    scheduler.observe(metrics.clone());
+    let usage_push = match config.usage_push {
+        Some(c) => {
+            let push = crate::usage_push::UsagePush::start(c)?;
+            scheduler.observe(push.clone());
+            Some(push)
+        }
+        None => None,
+    };
     let source = secrets.clone();
     scheduler.set_secret_source(Arc::new(move |ns, app, name| source.reveal(ns, app, name)));
     let loaded = registry.load_all().await?;
@@ -159,11 +176,13 @@ pub async fn build(config: NodeConfig) -> anyhow::Result<Node> {
         metering: metering.clone(),
         prices: config.prices,
         live,
+        metrics,
+        metrics_public: config.metrics_public,
         token,
         started: Instant::now(),
     }));
     let gateway = Arc::new(Gateway { scheduler, api, events, triggers, config: config.gateway });
-    Ok(Node { gateway, _lock: lock, token_created, functions_loaded, metering })
+    Ok(Node { gateway, _lock: lock, token_created, functions_loaded, metering, usage_push })
 }
 
 /// Takes the data directory's lock file, so two servers never share one store.

@@ -18,7 +18,8 @@ pub struct Args {
     /// (`backend`, `url`, `prefix`), `[sqlite]` (`max_database_mb`, `max_rows`, `max_result_mb`), `[blobstore]`
     /// (`backend`, `max_object_mb`, `max_app_mb`), `[records]` (`retention_hours`, `max_records`,
     /// `channel_capacity`), `[pricing]` (`currency`, `per_million_requests`, `per_gb_second`,
-    /// `per_million_cpu_ms`, `per_gb_egress`, `[pricing.free]` `requests`, `gb_seconds`, `cpu_ms`, `egress_gb`).
+    /// `per_million_cpu_ms`, `per_gb_egress`, `[pricing.free]` `requests`, `gb_seconds`, `cpu_ms`, `egress_gb`),
+    /// `[usage_push]` (`url`, `secret`, `source`, `batch_max`, `flush_ms`, `max_attempts`, `channel_capacity`).
     #[arg(long, env = "WISP_CONFIG")]
     config: Option<std::path::PathBuf>,
     /// Serve the control API (`/_wisp/...`) on this address only, not on --listen [default: on --listen].
@@ -83,9 +84,17 @@ pub struct Args {
     /// invocations.
     #[arg(long, env = "WISP_METERING", value_enum, default_value = "on")]
     metering: OnOff,
+    /// Serve Prometheus metrics at `/_wisp/metrics` without the API token (for scrapers on a trusted network;
+    /// by default a scraper sends `Authorization: Bearer <token>`, Prometheus's `authorization` setting).
+    #[arg(long, env = "WISP_METRICS_PUBLIC")]
+    metrics_public: bool,
     /// Log filter (tracing EnvFilter syntax), e.g. `info` or `wisp=debug`.
     #[arg(long, env = "WISP_LOG", default_value = "info")]
     log: String,
+    /// Export traces over OTLP/HTTP (protobuf) to this collector, e.g. `http://127.0.0.1:4318` (`/v1/traces`
+    /// is appended unless the URL ends with it) [default: off — no span is recorded].
+    #[arg(long, env = "WISP_OTLP_ENDPOINT")]
+    otlp_endpoint: Option<String>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -101,12 +110,6 @@ enum StoreSync {
 }
 
 pub async fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&a.log).map_err(|e| anyhow::anyhow!("--log `{}`: {e}", a.log))?,
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let runtime = match &a.config {
         Some(path) => RuntimeConfig::load(path)?,
         None => RuntimeConfig::default(),
@@ -117,6 +120,7 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
         anyhow::anyhow!("cannot listen on {}: {e} (choose another with --listen / WISP_LISTEN)", a.listen)
     })?;
     let addr = listener.local_addr()?;
+    let traces = crate::traces::init(&a.log, a.otlp_endpoint.as_deref(), &crate::traces::Node { listen: addr })?;
     let api_listener = match a.api_listen {
         None => None,
         Some(api) => Some(tokio::net::TcpListener::bind(api).await.map_err(|e| {
@@ -134,6 +138,8 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
         outbound_db: runtime.outbound_db(),
         records: runtime.records(),
         persist_records: a.metering == OnOff::On,
+        metrics_public: a.metrics_public,
+        usage_push: runtime.usage_push.clone(),
         prices: runtime.pricing.clone(),
         data_dir: g.data_dir.clone(),
         host: HostConfig {
@@ -186,7 +192,11 @@ pub async fn run(g: &Global, a: Args) -> anyhow::Result<ExitCode> {
     );
     tracing::info!(%addr, functions = node.functions_loaded, "serving");
     node.gateway.serve(listener, api_listener, shutdown_signal()).await?;
+    if let Some(push) = &node.usage_push {
+        push.close(Duration::from_secs(10)).await;
+    }
     node.metering.close().await;
+    traces.shutdown().await;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }
@@ -228,6 +238,8 @@ struct RuntimeConfig {
     records: RecordsSection,
     #[serde(default)]
     pricing: wisp_metering::prices::Prices,
+    #[serde(default)]
+    usage_push: Option<crate::usage_push::PushConfig>,
     /// The key-value backend Spin's tables name (read by [`crate::spin_runtime`] from the same file).
     #[serde(skip)]
     spin_kv: Option<crate::spin_runtime::KvBackend>,
@@ -518,6 +530,9 @@ impl RuntimeConfig {
             }
         }
         c.pricing.validate().map_err(|e| anyhow::anyhow!("--config {}: {e}", path.display()))?;
+        if let Some(p) = &c.usage_push {
+            p.check().map_err(|e| anyhow::anyhow!("--config {}: {e}", path.display()))?;
+        }
         let d = &c.outbound_db;
         for (key, v, max) in [
             ("max_connections", d.max_connections as u64, 100_000),

@@ -5,6 +5,7 @@
 //! | method | path | what |
 //! |---|---|---|
 //! | GET | /_wisp/v1/status | node status |
+//! | GET | /_wisp/metrics | Prometheus metrics: OpenMetrics if accepted, else the Prometheus text format (see [`metrics`]); without the token when the node runs with `--metrics-public` |
 //! | POST | /_wisp/v1/artifacts[?kind=file] | upload raw `.wasm` bytes (or, `kind=file`, a file a function mounts) → `{sha256, size, kind, existed}` |
 //! | HEAD | /_wisp/v1/artifacts/{sha256} | 200 if stored, 404 if not |
 //! | GET | /_wisp/v1/namespaces/{ns}/functions | list |
@@ -35,6 +36,7 @@ pub mod blobs;
 pub mod console;
 pub mod invocations;
 pub mod kv;
+pub mod metrics;
 pub mod records;
 pub mod secrets;
 pub mod sql;
@@ -77,6 +79,10 @@ pub struct Api {
     pub prices: wisp_metering::prices::Prices,
     /// Records as they are made, for `logs?follow=true` (registered with the scheduler as an observer).
     pub live: Arc<records::LiveRecords>,
+    /// Prometheus metrics (registered with the scheduler as an observer).
+    pub metrics: Arc<metrics::Metrics>,
+    /// Whether `/_wisp/metrics` is served without the token (`wisp up --metrics-public`).
+    pub metrics_public: bool,
     /// The bearer token.
     pub token: String,
     /// When the node started.
@@ -140,6 +146,7 @@ pub fn router(api: Arc<Api>) -> Router {
     let fns = "/_wisp/v1/namespaces/{ns}/functions";
     Router::new()
         .route("/_wisp/v1/status", get(status))
+        .route(METRICS_PATH, get(metrics))
         .route("/_wisp/v1/artifacts", post(upload))
         .route("/_wisp/v1/artifacts/{sha}", head(artifact_exists))
         .route(fns, get(list))
@@ -199,7 +206,28 @@ pub fn router(api: Arc<Api>) -> Router {
         .merge(console::router())
 }
 
+/// Where Prometheus scrapes.
+pub const METRICS_PATH: &str = "/_wisp/metrics";
+
+/// `GET /_wisp/metrics`: OpenMetrics when the scraper accepts it, the Prometheus text format otherwise.
+async fn metrics(State(api): State<Arc<Api>>, headers: http::HeaderMap) -> Response {
+    let openmetrics = headers
+        .get_all(http::header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"));
+    let text = api.metrics.encode();
+    if openmetrics {
+        ([(http::header::CONTENT_TYPE, metrics::OPENMETRICS)], text).into_response()
+    } else {
+        ([(http::header::CONTENT_TYPE, metrics::PROMETHEUS_TEXT)], metrics::to_prometheus_text(&text)).into_response()
+    }
+}
+
 async fn auth(State(api): State<Arc<Api>>, req: Request, next: axum::middleware::Next) -> Response {
+    if api.metrics_public && req.uri().path() == METRICS_PATH {
+        return next.run(req).await;
+    }
     let given = req
         .headers()
         .get(http::header::AUTHORIZATION)

@@ -35,6 +35,13 @@ impl Default for LiveRecords {
     }
 }
 
+impl LiveRecords {
+    /// Clients following live logs now.
+    pub fn followers(&self) -> usize {
+        self.tx.receiver_count()
+    }
+}
+
 impl RecordObserver for LiveRecords {
     fn observe(&self, function: &FunctionKey, record: &Arc<InvocationRecord>) {
         if self.tx.receiver_count() > 0 {

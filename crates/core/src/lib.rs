@@ -25,6 +25,7 @@ pub mod scaling;
 pub mod spec;
 pub mod spin;
 pub mod sql;
+pub mod trace;
 pub mod trigger;
 pub mod usage;
 

@@ -15,6 +15,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
+use tracing::Instrument;
 use wisp_core::events::{EventConfig, Verdict, verdict};
 use wisp_core::invocation::{Event, Trigger};
 use wisp_core::{ErrorClass, FunctionKey};
@@ -210,6 +211,7 @@ impl Events {
             ));
         };
         let cfg = &active.record.events;
+        carry_trace(&mut event);
         let data = std::mem::take(&mut event.data);
         let attrs = serde_json::to_vec(&event).expect("attributes serialise");
         let size = (attrs.len() + data.len()) as u64;
@@ -486,8 +488,13 @@ impl Events {
         let attempt = leased.attempts + 1;
         let trigger =
             Trigger::of_event(event.extensions.get(wisp_core::invocation::TRIGGER_EXTENSION).map(String::as_str));
+        let span = delivery_span(&event, &leased.id, attempt);
         let delivery = EventDelivery { event: Arc::new(event), attempt, path: Arc::from(cfg.path.as_str()) };
-        let result = self.scheduler.invoke_event(&active, trigger, Arc::from(leased.id.as_str()), delivery).await;
+        let result = self
+            .scheduler
+            .invoke_event(&active, trigger, Arc::from(leased.id.as_str()), delivery)
+            .instrument(span)
+            .await;
         let retry = |status: Option<u16>, error: String, retry_after_ms: Option<u64>, body: Vec<u8>| {
             if attempt > cfg.retry_attempts {
                 let error =
@@ -597,6 +604,44 @@ impl Events {
             tracing::warn!(function = %active.record.key, destination = %target, error = %e, "cannot send the invocation record to its destination");
         }
     }
+}
+
+/// Gives `event` the trace it was accepted in, as the CloudEvents distributed-tracing extension
+/// (`traceparent`, `tracestate`), so each delivery attempt continues it — unless the event already carries one
+/// (its producer's trace comes first). Only when spans are exported.
+fn carry_trace(event: &mut Event) {
+    use wisp_core::trace::{TRACEPARENT, TRACESTATE};
+    if !wisp_wasm_host::trace::enabled() || event.extensions.contains_key(TRACEPARENT) {
+        return;
+    }
+    if let Some(cx) = wisp_wasm_host::trace::current() {
+        event.extensions.insert(TRACEPARENT.into(), cx.parent.to_string());
+        match cx.state {
+            Some(state) => event.extensions.insert(TRACESTATE.into(), state),
+            None => event.extensions.remove(TRACESTATE),
+        };
+    }
+}
+
+/// The span of one delivery attempt: a child of the span the event was accepted in (its `traceparent`
+/// extension), so every attempt, retries too, continues the trace of the request that enqueued it; the
+/// invocation's span is its child.
+fn delivery_span(event: &Event, id: &str, attempt: u32) -> tracing::Span {
+    use wisp_core::trace::{TRACEPARENT, TRACESTATE, TraceContext};
+    let span = tracing::info_span!(
+        "deliver",
+        otel.kind = "consumer",
+        faas.invocation_id = id,
+        wisp.attempt = attempt,
+        cloudevents.event_type = &event.ty[..event.ty.floor_char_boundary(128)],
+    );
+    let ext = |k: &str| event.extensions.get(k).map(String::as_str);
+    if !span.is_disabled()
+        && let Some(remote) = TraceContext::from_extensions(ext(TRACEPARENT), ext(TRACESTATE))
+    {
+        wisp_wasm_host::trace::continue_from(&span, &remote);
+    }
+    span
 }
 
 /// The events an HTTP request to the async invocation API carries: a structured CloudEvent

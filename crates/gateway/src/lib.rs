@@ -26,6 +26,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tower::ServiceExt;
+use tracing::Instrument;
 use wisp_core::invocation::Trigger;
 use wisp_scheduler::Scheduler;
 use wisp_wasm_host::{BoxError, ResponseBody, full_body};
@@ -230,7 +231,14 @@ impl Gateway {
     ) -> Result<http::Response<ResponseBody>, Infallible> {
         // The request counts as in flight until its response head is ready; while the body streams, the bytes
         // it writes keep the connection from idling out.
-        let resp = self.dispatch(req, plane, peer).await;
+        let span = request_span(&req);
+        let resp = self.dispatch(req, plane, peer, &span).await;
+        if !span.is_disabled() {
+            span.record("http.response.status_code", resp.status().as_u16());
+            if resp.status().is_server_error() {
+                span.record("otel.status_code", "error");
+            }
+        }
         drop(guard);
         Ok(resp)
     }
@@ -240,11 +248,15 @@ impl Gateway {
         req: http::Request<Incoming>,
         plane: Plane,
         peer: std::net::SocketAddr,
+        span: &tracing::Span,
     ) -> http::Response<ResponseBody> {
+        // `span` is entered only around the work below routing: its name (method and route) must be final
+        // before it starts.
         let path = req.uri().path();
         let under_api = wisp_core::route::path_has_prefix(path, wisp_core::route::RESERVED_PREFIX);
         if plane == Plane::Control || (under_api && self.config.api_on_data_plane) {
-            let resp = self.api.clone().oneshot(req.map(axum::body::Body::new)).await.unwrap_or_else(|e| match e {});
+            let api = self.api.clone().oneshot(req.map(axum::body::Body::new));
+            let resp = api.instrument(span.clone()).await.unwrap_or_else(|e| match e {});
             return resp.map(|b| b.map_err(|e| Box::new(e) as BoxError).boxed_unsync());
         }
         if under_api {
@@ -263,6 +275,10 @@ impl Gateway {
             let Some(target) = self.scheduler.route(host, parts.uri.path()) else {
                 return plain(http::StatusCode::NOT_FOUND, format!("no function is routed at {}\n", parts.uri.path()));
             };
+            if !span.is_disabled() {
+                span.record("http.route", target.route.path.as_str());
+                span.record("otel.name", format!("{} {}", parts.method, target.route.path).as_str());
+            }
             // The guest sees the authority that routed, as the `Host` of an origin-form request; most requests
             // already are exactly that (nothing to rewrite, nothing allocated).
             let rewrite = authority.and_then(|(guest, _)| {
@@ -275,7 +291,8 @@ impl Gateway {
         if let Some(hook) = target.active.record.webhook(&target.route) {
             let key = &target.active.record.key;
             let req = http::Request::from_parts(parts, body);
-            let resp = wisp_api::webhooks::serve(&self.events, key, hook, &target.route, req).await;
+            let resp =
+                wisp_api::webhooks::serve(&self.events, key, hook, &target.route, req).instrument(span.clone()).await;
             if resp.status() == http::StatusCode::ACCEPTED {
                 self.triggers.note_webhook(key, &target.route);
             }
@@ -289,11 +306,14 @@ impl Gateway {
         }
         if wisp_events::wants_async(&parts.headers) {
             let req = http::Request::from_parts(parts, body);
-            let resp = wisp_api::invocations::accept(&self.events, &target.active.record.key, req).await;
+            let resp = wisp_api::invocations::accept(&self.events, &target.active.record.key, req)
+                .instrument(span.clone())
+                .await;
             return resp.map(|b| b.map_err(|e| Box::new(e) as BoxError).boxed_unsync());
         }
         let req = http::Request::from_parts(parts, body);
-        let (id, result) = self.scheduler.invoke_http(&target.active, Trigger::Http, &target.route.path, req).await;
+        let invoked = self.scheduler.invoke_http(&target.active, Trigger::Http, &target.route.path, req);
+        let (id, result) = invoked.instrument(span.clone()).await;
         wisp_api::invocation_response(&id, result)
     }
 }
@@ -302,6 +322,46 @@ async fn accept_on(listener: Option<&TcpListener>) -> std::io::Result<(tokio::ne
     match listener {
         Some(l) => l.accept().await,
         None => std::future::pending().await,
+    }
+}
+
+/// The server span of one request: a child of the caller's span when the request carries a usable W3C
+/// `traceparent` (anything else starts a new trace; a bad header never fails the request). Its name is the
+/// method and, once routed, the route pattern; attributes are the method, the route, the protocol version and
+/// the status — never the path, query, headers or body.
+fn request_span(req: &http::Request<Incoming>) -> tracing::Span {
+    let span = tracing::info_span!(
+        "request",
+        otel.name = tracing::field::Empty,
+        otel.kind = "server",
+        otel.status_code = tracing::field::Empty,
+        http.request.method = %req.method(),
+        http.route = tracing::field::Empty,
+        http.response.status_code = tracing::field::Empty,
+        network.protocol.version = protocol_version(req.version()),
+    );
+    if span.is_disabled() {
+        return span;
+    }
+    if wisp_core::route::path_has_prefix(req.uri().path(), wisp_core::route::RESERVED_PREFIX) {
+        span.record("http.route", wisp_core::route::RESERVED_PREFIX);
+        span.record("otel.name", format!("{} {}", req.method(), wisp_core::route::RESERVED_PREFIX).as_str());
+    } else {
+        span.record("otel.name", req.method().as_str());
+    }
+    if let Some(remote) = wisp_wasm_host::trace::from_headers(req.headers()) {
+        wisp_wasm_host::trace::continue_from(&span, &remote);
+    }
+    span
+}
+
+fn protocol_version(v: http::Version) -> &'static str {
+    match v {
+        http::Version::HTTP_09 => "0.9",
+        http::Version::HTTP_10 => "1.0",
+        http::Version::HTTP_2 => "2",
+        http::Version::HTTP_3 => "3",
+        _ => "1.1",
     }
 }
 

@@ -214,7 +214,12 @@ pub struct Metering {
     reader: Arc<Mutex<rusqlite::Connection>>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     config: Config,
+    on_write: Arc<std::sync::OnceLock<WriteHook>>,
 }
+
+/// Told of every batch the writer stored: how long the write took and how many records it held (metrics'
+/// store latency).
+pub type WriteHook = Box<dyn Fn(std::time::Duration, usize) + Send + Sync>;
 
 impl Metering {
     /// Opens the records database at `path` (created if missing) and starts its writer thread.
@@ -234,13 +239,14 @@ impl Metering {
             reader: Arc::new(Mutex::new(reader)),
             writer: Mutex::new(None),
             config,
+            on_write: Default::default(),
         };
         Ok((Arc::new(m), rx))
     }
 
     fn start(&self, path: &Path, rx: Receiver<Msg>) -> Result<(), MeteringError> {
         let mut conn = store::open(path)?;
-        let (config, written) = (self.config, self.written.clone());
+        let (config, written, on_write) = (self.config, self.written.clone(), self.on_write.clone());
         let handle = std::thread::Builder::new()
             .name("wisp-records".into())
             .spawn(move || {
@@ -258,6 +264,7 @@ impl Metering {
                         }
                     }
                     if !rows.is_empty() {
+                        let started = std::time::Instant::now();
                         match store::write(
                             &mut conn,
                             &rows,
@@ -267,6 +274,9 @@ impl Metering {
                         ) {
                             Ok(_) => {
                                 written.fetch_add(rows.len() as u64, Ordering::Relaxed);
+                                if let Some(hook) = on_write.get() {
+                                    hook(started.elapsed(), rows.len());
+                                }
                             }
                             Err(e) => {
                                 tracing::error!(error = %e, records = rows.len(), "writing invocation records failed")
@@ -298,6 +308,11 @@ impl Metering {
                 }
             }
         }
+    }
+
+    /// Sets what is told of every batch written from now on (once; later calls are ignored).
+    pub fn on_write(&self, hook: WriteHook) {
+        let _ = self.on_write.set(hook);
     }
 
     /// Records dropped because the channel was full, since start.

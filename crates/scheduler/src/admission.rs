@@ -8,7 +8,7 @@
 
 use parking_lot::Mutex;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wisp_core::{ErrorClass, Scaling};
@@ -223,6 +223,18 @@ pub struct Gate {
     meter: Arc<Meter>,
     peak_in_flight: AtomicUsize,
     peak_waiting: AtomicUsize,
+    /// Requests refused since the function started here: its queue was full (429), or no instance became free
+    /// within the queue timeout (503).
+    rejected: [AtomicU64; 2],
+}
+
+/// Why admission refused a request (the index into [`Gate::rejections`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    /// The queue was full: 429.
+    QueueFull = 0,
+    /// No instance became free within the queue timeout: 503.
+    QueueTimeout = 1,
 }
 
 #[derive(Clone, Copy)]
@@ -281,6 +293,7 @@ impl Gate {
             meter: Arc::default(),
             peak_in_flight: AtomicUsize::new(0),
             peak_waiting: AtomicUsize::new(0),
+            rejected: Default::default(),
         }
     }
 
@@ -313,6 +326,11 @@ impl Gate {
         self.waiting.load(Ordering::Relaxed)
     }
 
+    /// Requests refused since the function started on this node: `[queue full, queue timeout]`.
+    pub fn rejections(&self) -> [u64; 2] {
+        self.rejected.each_ref().map(|c| c.load(Ordering::Relaxed))
+    }
+
     /// Invocations admitted and not finished.
     pub fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::Relaxed)
@@ -335,6 +353,7 @@ impl Gate {
         self.peak_waiting.fetch_max((ahead + 1).min(max_queue_depth), Ordering::Relaxed);
         if ahead >= max_queue_depth {
             self.waiting.fetch_sub(1, Ordering::Relaxed);
+            self.rejected[Rejection::QueueFull as usize].fetch_add(1, Ordering::Relaxed);
             return Err(InvokeError {
                 class: ErrorClass::Overloaded,
                 message: format!("the function's queue is full ({max_queue_depth} waiting); retry shortly"),
@@ -353,13 +372,16 @@ impl Gate {
         };
         match waited {
             Ok(a) => Ok(a),
-            Err(_) => Err(InvokeError {
-                class: ErrorClass::Unavailable,
-                message: format!(
-                    "no instance became free within the queue timeout of {} ms",
-                    queue_timeout.as_millis()
-                ),
-            }),
+            Err(_) => {
+                self.rejected[Rejection::QueueTimeout as usize].fetch_add(1, Ordering::Relaxed);
+                Err(InvokeError {
+                    class: ErrorClass::Unavailable,
+                    message: format!(
+                        "no instance became free within the queue timeout of {} ms",
+                        queue_timeout.as_millis()
+                    ),
+                })
+            }
         }
     }
 

@@ -20,6 +20,7 @@ use parking_lot::Mutex;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
+use tracing::Instrument;
 use wisp_autoscaler::{Autoscaler, Decision};
 use wisp_core::invocation::Trigger;
 use wisp_core::{FunctionKey, FunctionRecord, InstanceMode, RoutePattern, Scaling};
@@ -108,6 +109,11 @@ impl Active {
     /// Requests waiting for admission now.
     pub fn queued(&self) -> usize {
         self.gate.waiting()
+    }
+
+    /// Requests its admission refused since it started on this node: `[queue full (429), queue timeout (503)]`.
+    pub fn rejections(&self) -> [u64; 2] {
+        self.gate.rejections()
     }
 
     /// Invocations served since this node started.
@@ -512,11 +518,21 @@ impl Scheduler {
         let at_ms = now_ms();
         let arrived = std::time::Instant::now();
         let observers = self.observers.load_full();
+        let span = invocation_span(active, trigger, &id, &revision);
+        let traced = span.clone();
         let record = move |report: Report, queue_us: u64| {
             let (status, error) = match &report.outcome {
                 Ok(s) => (*s, None),
                 Err(e) => (e.class.http_status(), Some(records::cap_text(e.message.clone(), records::MAX_ERROR_BYTES))),
             };
+            if !traced.is_disabled() {
+                traced.record("faas.coldstart", report.cold);
+                traced.record("http.response.status_code", status);
+                if let Err(e) = &report.outcome {
+                    traced.record("error.type", e.class.code());
+                    traced.record("otel.status_code", "error");
+                }
+            }
             if let Some(e) = &error {
                 tracing::warn!(function = %key, invocation = %report.id, status, error = %e, "invocation failed");
             }
@@ -553,7 +569,7 @@ impl Scheduler {
                 o.observe(&key, &rec);
             }
         };
-        let admission = active.gate.admit().await;
+        let admission = active.gate.admit().instrument(tracing::info_span!(parent: &span, "admission")).await;
         let queue_us = arrived.elapsed().as_micros() as u64;
         let admission = match admission {
             Ok(a) => a,
@@ -575,6 +591,30 @@ impl Scheduler {
             record(report, queue_us);
             drop(admission);
         });
-        active.code.run(input, ctx, sink, &active.pool).await
+        active.code.run(input, ctx, sink, &active.pool).instrument(span).await
     }
+}
+
+/// The span of one invocation (a child of what started it: the request's span, an event delivery's): who
+/// was invoked, by what and as which invocation; cold or warm, the status and the error class are recorded
+/// when it reports. Bounded attributes only — never input, output or configuration.
+fn invocation_span(active: &Active, trigger: Trigger, id: &str, revision: &str) -> tracing::Span {
+    let span = tracing::info_span!(
+        "invocation",
+        otel.name = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+        wisp.namespace = %active.namespace,
+        faas.name = %active.ctx.function,
+        faas.version = revision,
+        faas.trigger = wisp_wasm_host::trace::faas_trigger(trigger),
+        wisp.trigger = trigger.as_str(),
+        faas.invocation_id = id,
+        faas.coldstart = tracing::field::Empty,
+        http.response.status_code = tracing::field::Empty,
+        "error.type" = tracing::field::Empty,
+    );
+    if !span.is_disabled() {
+        span.record("otel.name", format!("invoke {}/{}", active.namespace, active.ctx.function).as_str());
+    }
+    span
 }

@@ -124,6 +124,14 @@ impl Code {
         B: Body<Data = Bytes> + Send + Unpin + 'static,
         B::Error: Into<BoxError>,
     {
+        let mut input = input;
+        // When spans are exported, the guest sees the invocation's span as its caller (`traceparent`), so what
+        // it propagates itself continues the trace below wisp's spans.
+        if let Input::Http { request, .. } = &mut input
+            && let Some(cx) = crate::trace::current()
+        {
+            crate::trace::set_headers(request.headers_mut(), &cx);
+        }
         match (&self.inner, input) {
             (CodeInner::Http(pre), Input::Http { request, .. }) => {
                 crate::exec::http::handle(&self.shared, pre, request, ctx, report, pool).await.map(Outcome::Http)

@@ -58,6 +58,13 @@ impl Host {
         self.shared.services.outbound_db.as_ref().map_or((0, 0), |p| p.counts())
     }
 
+    /// Instance slots of the pooling allocator in use now and in all (`wisp up --max-instances`); None without
+    /// the pooling allocator.
+    pub fn pool_slots(&self) -> Option<(u64, u32)> {
+        let m = self.shared.engine.pooling_allocator_metrics()?;
+        Some((m.component_instances(), self.shared.config.max_instances))
+    }
+
     /// Checks that a function's limits fit this node.
     pub fn check_limits(&self, limits: &wisp_core::Limits) -> Result<(), ArtifactError> {
         if limits.memory_mb > self.shared.config.max_memory_mb {

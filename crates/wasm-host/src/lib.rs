@@ -24,6 +24,7 @@ pub mod preinit;
 mod report;
 mod state;
 mod tasks;
+pub mod trace;
 
 pub use body::{BoxError, ResponseBody, full_body};
 pub use caps::config::ConfigVariables;

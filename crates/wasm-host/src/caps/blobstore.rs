@@ -144,6 +144,7 @@ impl Blobs {
     /// Runs a backend operation within the invocation's deadline, counting it.
     async fn within<T>(&self, op: impl Future<Output = Result<T, BlobError>>) -> Result<T, Error> {
         self.current.meter.count(Service::Blobs, 1, 0);
+        let op = crate::trace::host_call("blobs", "blobstore call", op);
         match tokio::time::timeout_at(self.current.deadline.into(), op).await {
             Ok(r) => r.map_err(failed),
             Err(_) => Err("the invocation's deadline passed during a blobstore call".into()),

@@ -126,34 +126,49 @@ impl Kv {
     }
 
     async fn get_value(&self, prefix: &str, key: &str) -> Result<Option<Vec<u8>>, Error> {
-        check_key(key)?;
-        let value = self.backend()?.get(prefix, key).await.map_err(other)?.map(|e| e.value);
-        self.count(value.as_ref().map_or(0, Vec::len));
-        Ok(value)
+        crate::trace::host_call("kv", "kv get", async {
+            check_key(key)?;
+            let value = self.backend()?.get(prefix, key).await.map_err(other)?.map(|e| e.value);
+            self.count(value.as_ref().map_or(0, Vec::len));
+            Ok(value)
+        })
+        .await
     }
 
     async fn set_value(&self, prefix: &str, key: &str, value: Vec<u8>) -> Result<(), Error> {
-        check_key(key)?;
-        check_value(&value)?;
-        self.count(value.len());
-        self.backend()?.set(prefix, key, value).await.map_err(other)
+        crate::trace::host_call("kv", "kv set", async {
+            check_key(key)?;
+            check_value(&value)?;
+            self.count(value.len());
+            self.backend()?.set(prefix, key, value).await.map_err(other)
+        })
+        .await
     }
 
     async fn delete_key(&self, prefix: &str, key: &str) -> Result<(), Error> {
-        check_key(key)?;
-        self.count(0);
-        self.backend()?.delete(prefix, key).await.map_err(other)
+        crate::trace::host_call("kv", "kv delete", async {
+            check_key(key)?;
+            self.count(0);
+            self.backend()?.delete(prefix, key).await.map_err(other)
+        })
+        .await
     }
 
     async fn page(&self, prefix: &str, offset: u64) -> Result<(Vec<String>, Option<u64>), Error> {
-        self.count(0);
-        self.backend()?.page(prefix, offset).await.map_err(other)
+        crate::trace::host_call("kv", "kv list-keys", async {
+            self.count(0);
+            self.backend()?.page(prefix, offset).await.map_err(other)
+        })
+        .await
     }
 
     async fn increment_by(&self, prefix: &str, key: &str, delta: i64) -> Result<i64, Error> {
-        check_key(key)?;
-        self.count(0);
-        self.backend()?.increment(prefix, key, delta).await.map_err(other)?.map_err(Error::Other)
+        crate::trace::host_call("kv", "kv increment", async {
+            check_key(key)?;
+            self.count(0);
+            self.backend()?.increment(prefix, key, delta).await.map_err(other)?.map_err(Error::Other)
+        })
+        .await
     }
 }
 

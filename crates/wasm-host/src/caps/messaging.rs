@@ -189,7 +189,11 @@ impl Messaging {
             return Err(Error::Connection("this node has no topics to publish to".into()));
         };
         self.current.meter.count(Service::Messaging, 1, message.data.len() as u64);
-        topics.publish(&self.grant.namespace, topic, event).await.map(drop).map_err(|e| match e.class {
+        // The message is published inside this span: the event it becomes carries it (`traceparent`), so the
+        // subscribers' deliveries continue this trace.
+        let published =
+            crate::trace::host_call("messaging", "messaging send", topics.publish(&self.grant.namespace, topic, event));
+        published.await.map(drop).map_err(|e| match e.class {
             wisp_core::ErrorClass::Overloaded | wisp_core::ErrorClass::Unavailable => {
                 Error::Connection(format!("the topic is busy, try again: {}", e.message))
             }

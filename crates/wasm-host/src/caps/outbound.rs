@@ -16,6 +16,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
+use tracing::Instrument;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 use wisp_core::outbound::{HostPattern, Scheme};
 
@@ -87,24 +88,80 @@ impl WasiHttpHooks for OutboundHttp {
         let what = format!("{} {}", request.method(), request.uri());
         let (grant, node, logs, current) =
             (self.grant.clone(), self.node.clone(), self.logs.clone(), self.current.clone());
-        Box::new(async move {
-            match send(request, options, &grant, &node, current).await {
-                Ok(r) => Ok(r),
-                Err(Refused::Denied(why)) => {
-                    logs.note(&format!("denied outbound HTTP {what}: {why}"));
-                    Err(Error::HttpRequestDenied)
+        // A client span, child of the instance's (this runs in the guest's host call); the request carries it
+        // as the callee's parent unless the guest set a `traceparent` itself.
+        let span = client_span(&request);
+        let mut request = request;
+        if !request.headers().contains_key(wisp_core::trace::TRACEPARENT)
+            && let Some(cx) = crate::trace::context_of(&span)
+        {
+            crate::trace::set_headers(request.headers_mut(), &cx);
+        }
+        let traced = span.clone();
+        Box::new(
+            async move {
+                let out = match send(request, options, &grant, &node, current).await {
+                    Ok(r) => Ok(r),
+                    Err(Refused::Denied(why)) => {
+                        logs.note(&format!("denied outbound HTTP {what}: {why}"));
+                        Err(Error::HttpRequestDenied)
+                    }
+                    Err(Refused::Prohibited(why)) => {
+                        logs.note(&format!("denied outbound HTTP {what}: {why}"));
+                        Err(Error::DestinationIpProhibited)
+                    }
+                    Err(Refused::Failed(e)) => Err(e),
+                };
+                if !traced.is_disabled() {
+                    match &out {
+                        Ok((resp, _)) => {
+                            traced.record("http.response.status_code", resp.status().as_u16());
+                            if resp.status().is_server_error() || resp.status().is_client_error() {
+                                traced.record("otel.status_code", "error");
+                            }
+                        }
+                        Err(e) => {
+                            traced.record("error.type", error_type(e));
+                            traced.record("otel.status_code", "error");
+                        }
+                    }
                 }
-                Err(Refused::Prohibited(why)) => {
-                    logs.note(&format!("denied outbound HTTP {what}: {why}"));
-                    Err(Error::DestinationIpProhibited)
-                }
-                Err(Refused::Failed(e)) => Err(e),
+                out
             }
-        })
+            .instrument(span),
+        )
     }
 }
 
 type Sent = (http::Response<WasiBody>, Box<dyn Future<Output = Result<(), Error>> + Send>);
+
+/// The span of one outbound request: method, server address and port (never the path, query or headers).
+fn client_span(request: &http::Request<WasiBody>) -> tracing::Span {
+    let uri = request.uri();
+    tracing::info_span!(
+        "outbound_http",
+        otel.name = %request.method(),
+        otel.kind = "client",
+        otel.status_code = tracing::field::Empty,
+        http.request.method = %request.method(),
+        server.address = uri.host().unwrap_or(""),
+        server.port = uri.port_u16().unwrap_or(if uri.scheme() == Some(&http::uri::Scheme::HTTPS) { 443 } else { 80 }),
+        http.response.status_code = tracing::field::Empty,
+        "error.type" = tracing::field::Empty,
+    )
+}
+
+/// A short, bounded name of why an outbound request failed (`error.type`).
+fn error_type(e: &Error) -> &'static str {
+    match e {
+        Error::HttpRequestDenied => "denied",
+        Error::DestinationIpProhibited => "destination_prohibited",
+        Error::DnsTimeout | Error::DnsError { .. } => "dns",
+        Error::ConnectionTimeout | Error::ConnectionReadTimeout => "timeout",
+        Error::ConnectionRefused => "connection_refused",
+        _ => "failed",
+    }
+}
 
 async fn send(
     mut request: http::Request<WasiBody>,

@@ -10,6 +10,7 @@
 use super::Grant;
 use crate::meter::Current;
 use std::sync::Arc;
+use tracing::Instrument;
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 use wisp_core::sql::SqlValue;
 use wisp_core::usage::Service;
@@ -123,7 +124,12 @@ impl SqlView<'_> {
             let c = self.table.get_mut(conn)?;
             (c.scope.clone(), c.lease.take())
         };
-        let (out, cpu) = dbs.execute_timed(&mut lease, &scope, statement, params, deadline).await;
+        let span = crate::trace::host_span("sql", "sql execute");
+        let (out, cpu) =
+            dbs.execute_timed(&mut lease, &scope, statement, params, deadline).instrument(span.clone()).await;
+        if out.is_err() {
+            crate::trace::failed(&span);
+        }
         current.meter.cpu(cpu);
         let got = out.as_ref().map_or(0, |done| done.result.payload_len());
         current.meter.count(Service::Sql, 1, (sent + got) as u64);

@@ -16,6 +16,13 @@ pub(crate) fn request(d: &EventDelivery, id: &str) -> http::Request<Full<Bytes>>
         }
     }
     b = b.header("x-wisp-invocation-id", id).header(http::header::HOST, "localhost");
+    // The event's own trace travels as its `ce-traceparent` extension; the delivery's HTTP `traceparent` names
+    // the invocation's span (when spans are exported).
+    if let Some(h) = b.headers_mut()
+        && let Some(cx) = crate::trace::current()
+    {
+        crate::trace::set_headers(h, &cx);
+    }
     b.body(Full::new(Bytes::from(d.event.data.clone()))).unwrap_or_else(|_| {
         // The path was validated at deploy and header values are percent-encoded: only a bug gets here.
         http::Request::new(Full::new(Bytes::new()))

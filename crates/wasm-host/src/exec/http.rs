@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::task::Poll;
 use std::time::{Duration, Instant};
+use tracing::Instrument;
 
 use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
@@ -121,6 +122,8 @@ where
     };
     let was_warm = proxy.is_some();
     reporter.cold = !was_warm;
+    // The guest's run — instantiation, the handler, the body it streams — and the host calls it makes.
+    let span = tracing::info_span!("instance", wisp.world = "wasi:http", faas.coldstart = !was_warm);
     arm_deadline(&mut store, deadline, limits.timeout_ms);
 
     // The guest's `response-outparam.set` runs this callback: it notes the status for the report and
@@ -179,7 +182,8 @@ where
         let mut instance = proxy;
         let run = async {
             if instance.is_none() {
-                instance = Some(super::instantiate_with_room(&evictor, &mut store, &pre).await?);
+                let made = super::instantiate_with_room(&evictor, &mut store, &pre);
+                instance = Some(made.instrument(tracing::info_span!("instantiate")).await?);
                 instantiate = t0.elapsed();
             }
             handler_start = Instant::now();
@@ -238,7 +242,7 @@ where
         }
         GuestEnd::Reported(outcome)
     };
-    let mut guest = Running(Some(Box::pin(guest)), shared.tasks.clone());
+    let mut guest = Running(Some(Box::pin(guest.instrument(span))), shared.tasks.clone());
     let mut ended = None;
     let mut rx = rx;
     // Until the head is set or the guest ends without one. The guest is polled first: it sets the head.

@@ -18,6 +18,7 @@ use crate::state::InstanceState;
 use crate::{EVENT_RESULT_BYTES, EventDelivery, InvocationCtx, InvokeError, Outcome, Phases, ReportSink};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tracing::Instrument;
 
 /// The message an event delivery becomes.
 fn message(d: &EventDelivery) -> Message {
@@ -60,7 +61,8 @@ pub(crate) async fn handle(
     let mut instantiate = Duration::ZERO;
     let mut handler_start = t0;
     let run = async {
-        let guest = instantiate_with_room(shared, &mut store, pre).await?;
+        let guest =
+            instantiate_with_room(shared, &mut store, pre).instrument(tracing::info_span!("instantiate")).await?;
         instantiate = t0.elapsed();
         handler_start = Instant::now();
         let msg = store.data_mut().push_message(message(delivery))?;
@@ -68,7 +70,11 @@ pub(crate) async fn handle(
     };
     let result = match tokio::time::timeout_at(
         ctx.deadline.into(),
-        CpuTimed::new(run, &current, shared.config.cpu_time),
+        CpuTimed::new(run, &current, shared.config.cpu_time).instrument(tracing::info_span!(
+            "instance",
+            wisp.world = "wasi:messaging",
+            faas.coldstart = true
+        )),
     )
     .await
     {

@@ -16,6 +16,7 @@ use http_body_util::BodyExt;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::io::AsyncWriteExt;
+use tracing::Instrument;
 use wasmtime_wasi::I32Exit;
 use wasmtime_wasi::cli::AsyncStdinStream;
 use wisp_core::ErrorClass;
@@ -118,10 +119,14 @@ where
     let shared = shared.clone();
     let run = async {
         let t0 = Instant::now();
-        let instance = match wagi.pre.instantiate_async(&mut store).await {
-            Err(e) if is_capacity(&e) && shared.evict_one_idle() => wagi.pre.instantiate_async(&mut store).await,
-            r => r,
-        }?;
+        let instance = async {
+            match wagi.pre.instantiate_async(&mut store).await {
+                Err(e) if is_capacity(&e) && shared.evict_one_idle() => wagi.pre.instantiate_async(&mut store).await,
+                r => r,
+            }
+        }
+        .instrument(tracing::info_span!("instantiate"))
+        .await?;
         phases.instantiate = t0.elapsed();
         if let Some(init) = wagi.init {
             let t = Instant::now();
@@ -135,7 +140,8 @@ where
         r
     };
     let t0 = Instant::now();
-    let run = CpuTimed::new(run, &current, shared.config.cpu_time);
+    let span = tracing::info_span!("instance", wisp.world = "wagi", faas.coldstart = true);
+    let run = CpuTimed::new(run, &current, shared.config.cpu_time).instrument(span);
     let result = tokio::time::timeout_at(deadline.into(), async {
         tokio::select! {
             biased;

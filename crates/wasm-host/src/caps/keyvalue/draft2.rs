@@ -57,11 +57,14 @@ fn err(e: super::Error) -> Error {
 
 impl super::Kv {
     async fn read_cas(&self, prefix: String, key: String) -> Result<Cas, Error> {
-        check_key(&key).map_err(err)?;
-        let entry = self.backend().map_err(err)?.get(&prefix, &key).await.map_err(other).map_err(err)?;
-        let (value, version) = entry.map(|e| (Some(e.value), Some(e.version))).unwrap_or_default();
-        self.count(value.as_ref().map_or(0, Vec::len));
-        Ok(Cas { prefix, key, version, value })
+        crate::trace::host_call("kv", "kv get", async {
+            check_key(&key).map_err(err)?;
+            let entry = self.backend().map_err(err)?.get(&prefix, &key).await.map_err(other).map_err(err)?;
+            let (value, version) = entry.map(|e| (Some(e.value), Some(e.version))).unwrap_or_default();
+            self.count(value.as_ref().map_or(0, Vec::len));
+            Ok(Cas { prefix, key, version, value })
+        })
+        .await
     }
 }
 
@@ -151,7 +154,8 @@ impl atomics::Host for KvView<'_> {
             Err(e) => return Ok(Err(atomics::CasError::StoreError(err(e)))),
         };
         self.kv.count(value.len());
-        match backend.swap(&cas.prefix, &cas.key, cas.version, value).await {
+        let swapped = backend.swap(&cas.prefix, &cas.key, cas.version, value);
+        match crate::trace::host_call("kv", "kv swap", swapped).await {
             Ok(true) => Ok(Ok(())),
             Ok(false) => match self.kv.read_cas(cas.prefix, cas.key).await {
                 Ok(fresh) => Ok(Err(atomics::CasError::CasFailed(self.table.push(fresh)?))),

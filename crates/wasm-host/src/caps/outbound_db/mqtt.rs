@@ -88,7 +88,7 @@ impl q::HostConnection for DbView<'_> {
         };
         let deadline = self.deadline();
         self.count(payload.len());
-        let out = broker.publish(&topic, payload, qos, deadline).await;
+        let out = crate::trace::host_call("mqtt", "mqtt publish", broker.publish(&topic, payload, qos, deadline)).await;
         Ok(out.map_err(|e| self.mqtt_err(e)))
     }
 

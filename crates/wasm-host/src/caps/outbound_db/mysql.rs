@@ -130,7 +130,8 @@ impl m::HostConnection for DbView<'_> {
         };
         let max = self.max_result_bytes();
         let deadline = self.deadline();
-        let out = lease.query(&statement, &params, deadline, max).await;
+        let out =
+            crate::trace::host_call("mysql", "mysql query", lease.query(&statement, &params, deadline, max)).await;
         self.table.get_mut(&conn)?.lease = Some(lease);
         let sent: usize = params.iter().map(MyParam::payload_len).sum();
         self.count(sent + out.as_ref().map_or(0, MyRowSet::payload_len));
@@ -149,7 +150,7 @@ impl m::HostConnection for DbView<'_> {
             Err(e) => return Ok(Err(db_err(e))),
         };
         let deadline = self.deadline();
-        let out = lease.execute(&statement, &params, deadline).await;
+        let out = crate::trace::host_call("mysql", "mysql execute", lease.execute(&statement, &params, deadline)).await;
         self.table.get_mut(&conn)?.lease = Some(lease);
         self.count(params.iter().map(MyParam::payload_len).sum());
         Ok(out.map_err(db_err))

@@ -52,7 +52,9 @@ impl DbView<'_> {
         };
         let max = self.max_result_bytes();
         let deadline = self.deadline();
-        let out = lease.query(&statement, &params, deadline, max).await;
+        let out =
+            crate::trace::host_call("postgres", "postgres query", lease.query(&statement, &params, deadline, max))
+                .await;
         self.table.get_mut(conn)?.lease = Some(lease);
         let sent: usize = params.iter().map(PgParam::payload_len).sum();
         self.count(sent + out.as_ref().map_or(0, PgRowSet::payload_len));
@@ -74,7 +76,8 @@ impl DbView<'_> {
             Err(e) => return Ok(Err(e)),
         };
         let deadline = self.deadline();
-        let out = lease.execute(&statement, &params, deadline).await;
+        let out =
+            crate::trace::host_call("postgres", "postgres execute", lease.execute(&statement, &params, deadline)).await;
         self.table.get_mut(conn)?.lease = Some(lease);
         self.count(params.iter().map(PgParam::payload_len).sum());
         Ok(out)

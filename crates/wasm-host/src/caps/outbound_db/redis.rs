@@ -58,7 +58,7 @@ impl DbView<'_> {
             return Ok(Err(r::Error::Other("the connection is in use by another call".into())));
         };
         let deadline = self.deadline();
-        let out = op(&mut lease, deadline).await;
+        let out = crate::trace::host_call("redis", "redis command", op(&mut lease, deadline)).await;
         self.table.get_mut(conn)?.lease = Some(lease);
         self.count(sent + out.as_ref().map_or(0, got));
         Ok(out.map_err(|e| self.redis_err(e)))
