@@ -61,6 +61,7 @@ Try:
   WISP_URL=$url WISP_DATA_DIR=$data $bin logs hello-py -f              # live: new invocations as they finish
   WISP_URL=$url WISP_DATA_DIR=$data $bin invocations --since 1h        # persisted records (--status error, --trigger cron)
   WISP_URL=$url WISP_DATA_DIR=$data $bin usage --by function           # requests, GB-s, CPU-ms, egress, cost
+  curl -s -H "authorization: Bearer \$(cat $data/api-token)" $url/_wisp/metrics | grep ^wisp_invocations_total   # Prometheus
   WISP_URL=$url WISP_DATA_DIR=$data $bin status hello-c
 
 Ctrl-C stops the server (in-flight requests finish first).

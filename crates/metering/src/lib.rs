@@ -25,11 +25,13 @@ use wisp_core::record::InvocationRecord;
 /// Records the channel holds before new ones are dropped.
 pub const DEFAULT_CHANNEL_CAPACITY: usize = 16_384;
 /// Records written in one transaction at most.
-pub const DEFAULT_BATCH_MAX: usize = 1_024;
+pub const DEFAULT_BATCH_MAX: usize = 8_192;
 /// How long records are kept.
 pub const DEFAULT_RETENTION_HOURS: u64 = 7 * 24;
 /// How many records are kept at most.
 pub const DEFAULT_MAX_RECORDS: u64 = 1_000_000;
+/// How long the writer lets a batch gather.
+pub const DEFAULT_BATCH_WINDOW: std::time::Duration = std::time::Duration::from_millis(50);
 /// Records one query answers at most.
 pub const MAX_PAGE: usize = 1_000;
 
@@ -40,6 +42,9 @@ pub struct Config {
     pub channel_capacity: usize,
     /// Records written in one transaction at most.
     pub batch_max: usize,
+    /// How long the writer lets a batch gather once a record is waiting (a flush does not wait). Writing
+    /// every record as it comes costs a commit and a wake-up per record; gathering makes both per batch.
+    pub batch_window: std::time::Duration,
     /// Records older than this are deleted, milliseconds.
     pub retention_ms: u64,
     /// Past this many records, the oldest are deleted.
@@ -51,6 +56,7 @@ impl Default for Config {
         Config {
             channel_capacity: DEFAULT_CHANNEL_CAPACITY,
             batch_max: DEFAULT_BATCH_MAX,
+            batch_window: DEFAULT_BATCH_WINDOW,
             retention_ms: DEFAULT_RETENTION_HOURS * 3_600_000,
             max_records: DEFAULT_MAX_RECORDS,
         }
@@ -250,7 +256,14 @@ impl Metering {
         let handle = std::thread::Builder::new()
             .name("wisp-records".into())
             .spawn(move || {
+                let mut behind = false;
                 while let Ok(first) = rx.recv() {
+                    // The batch gathers while this thread sleeps rather than waits on the channel, so senders
+                    // never wake it per record; a flush is answered at once, and a writer that is behind (its
+                    // last batch was full) does not sleep.
+                    if matches!(first, Msg::Record(_)) && !behind && !config.batch_window.is_zero() {
+                        std::thread::sleep(config.batch_window);
+                    }
                     let mut rows = Vec::new();
                     let mut acks = Vec::new();
                     let mut next = Some(first);
@@ -263,6 +276,7 @@ impl Metering {
                             next = rx.try_recv().ok();
                         }
                     }
+                    behind = rows.len() >= config.batch_max;
                     if !rows.is_empty() {
                         let started = std::time::Instant::now();
                         match store::write(

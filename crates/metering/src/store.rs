@@ -76,14 +76,16 @@ pub(crate) fn write(
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         )?;
         let mut add = tx.prepare_cached(
-            "INSERT INTO usage_hourly VALUES (?1, ?2, ?3, 1, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+            "INSERT INTO usage_hourly VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
              ON CONFLICT (namespace, function, hour_ms) DO UPDATE SET
-               requests = requests + 1, errors = errors + excluded.errors,
+               requests = requests + excluded.requests, errors = errors + excluded.errors,
                cold_starts = cold_starts + excluded.cold_starts, mib_ms = mib_ms + excluded.mib_ms,
                cpu_us = cpu_us + excluded.cpu_us, wall_us = wall_us + excluded.wall_us,
                egress_bytes = egress_bytes + excluded.egress_bytes,
                bytes_in = bytes_in + excluded.bytes_in, bytes_out = bytes_out + excluded.bytes_out",
         )?;
+        // One upsert per function and hour of the batch, not per record.
+        let mut hours: std::collections::HashMap<(&str, &str, u64), [i64; 9]> = std::collections::HashMap::new();
         for row in rows {
             let r = &row.record;
             let json = serde_json::to_string(&**r).expect("records serialise");
@@ -102,27 +104,51 @@ pub(crate) fn write(
             ])?;
             let wall = std::time::Duration::from_micros(r.wall_us);
             let mib_ms = (r.memory_limit_bytes >> 20) * wisp_core::usage::billed_ms(wall);
+            let sums = hours.entry((&row.namespace, &row.function, r.at_ms - r.at_ms % HOUR_MS)).or_default();
+            for (sum, v) in sums.iter_mut().zip([
+                1,
+                failed as u64,
+                r.cold as u64,
+                mib_ms,
+                r.cpu_us,
+                r.wall_us,
+                r.egress_bytes,
+                r.bytes_in,
+                r.bytes_out,
+            ]) {
+                *sum += v as i64;
+            }
+        }
+        for (
+            (namespace, function, hour_ms),
+            [requests, errors, cold, mib_ms, cpu, wall, egress, bytes_in, bytes_out],
+        ) in hours
+        {
             add.execute(params![
-                row.namespace,
-                row.function,
-                (r.at_ms - r.at_ms % HOUR_MS) as i64,
-                failed as i64,
-                r.cold as i64,
-                mib_ms as i64,
-                r.cpu_us as i64,
-                r.wall_us as i64,
-                r.egress_bytes as i64,
-                r.bytes_in as i64,
-                r.bytes_out as i64
+                namespace,
+                function,
+                hour_ms as i64,
+                requests,
+                errors,
+                cold,
+                mib_ms,
+                cpu,
+                wall,
+                egress,
+                bytes_in,
+                bytes_out
             ])?;
         }
     }
-    let mut deleted =
-        tx.execute("DELETE FROM invocations WHERE at_ms < ?1", [now_ms.saturating_sub(retention_ms) as i64])?;
+    let mut deleted = tx
+        .prepare_cached("DELETE FROM invocations WHERE at_ms < ?1")?
+        .execute([now_ms.saturating_sub(retention_ms) as i64])?;
     // Rows are only ever deleted oldest first, so those kept are the newest `max_records` sequence numbers.
-    let last: Option<i64> = tx.query_row("SELECT max(seq) FROM invocations", [], |r| r.get(0)).optional()?.flatten();
+    let last: Option<i64> =
+        tx.prepare_cached("SELECT max(seq) FROM invocations")?.query_row([], |r| r.get(0)).optional()?.flatten();
     if let Some(last) = last {
-        deleted += tx.execute("DELETE FROM invocations WHERE seq <= ?1", [last - max_records as i64])?;
+        deleted +=
+            tx.prepare_cached("DELETE FROM invocations WHERE seq <= ?1")?.execute([last - max_records as i64])?;
     }
     tx.commit()?;
     Ok(deleted as u64)
