@@ -13,7 +13,7 @@ echo "==> building the example guests (C, Python, JavaScript, WAGI; cached after
 scripts/build-guests.sh
 echo "==> building wisp (release)" >&2
 cargo build --release --bin wisp
-bin=target/release/wisp
+bin="${CARGO_TARGET_DIR:-target}/release/wisp"   # where cargo put it (CARGO_TARGET_DIR if set)
 
 echo "==> starting wisp up on $url (data in $data)" >&2
 "$bin" up --listen "$listen" --data-dir "$data" &
