@@ -319,14 +319,7 @@ async fn a_person_logs_in_watches_a_function_and_reads_its_usage() {
         "return document.getElementById('scaling-result').innerText.includes('Scaling saved')",
     )
     .await;
-    let scaling: Value = s
-        .api(reqwest::Method::GET, "/_wisp/v1/namespaces/default/functions/talk/scaling")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let scaling: Value = s.get_json("/_wisp/v1/namespaces/default/functions/talk/scaling").await;
     assert_eq!(scaling["max_queue_depth"], 42, "{scaling}");
     let per = c.find(Locator::Css("#scale-concurrency_per_instance")).await.unwrap();
     per.clear().await.unwrap();

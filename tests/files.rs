@@ -187,14 +187,7 @@ files = ["static/index.html"]
     assert_eq!(s.get("/w/read?assets/a.txt").await, (200, "asset a\n".into()));
     assert_eq!(s.get("/w/read?www/sub/deep.txt").await.1, "open-at refused: error 20 (no-entry)\n");
     // The revision lists what it mounts (guest path → artifact).
-    let shown: Value = s
-        .api(reqwest::Method::GET, "/_wisp/v1/namespaces/default/functions/with-files")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let shown: Value = s.get_json("/_wisp/v1/namespaces/default/functions/with-files").await;
     let files = shown["revisions"][0]["files"].as_object().unwrap();
     assert_eq!(files.keys().collect::<Vec<_>>(), ["/assets/a.txt", "/www/index.html", "/www/old.bak"], "{shown}");
 

@@ -98,14 +98,7 @@ async fn component_invocations_record_their_phases() {
         assert!(sum <= l["duration_us"].as_u64().unwrap(), "phases fit in the total: {l}");
         assert!(l["handler_us"].as_u64().unwrap() > 0, "{l}");
     }
-    let show: serde_json::Value = s
-        .api(reqwest::Method::GET, "/_wisp/v1/namespaces/default/functions/hello")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let show: serde_json::Value = s.get_json("/_wisp/v1/namespaces/default/functions/hello").await;
     assert_eq!(show["phases"]["cold"]["count"], 1, "{show}");
     assert_eq!(show["phases"]["warm"]["count"], 2, "{show}");
 }

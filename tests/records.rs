@@ -105,8 +105,7 @@ async fn every_invocation_is_recorded_once_and_usage_is_their_sum() {
 
     // Usage = the sum of the records, by the billing rules.
     let records = all_records(&s, &[]);
-    let usage: Value =
-        s.api(reqwest::Method::GET, "/_wisp/v1/usage?by=function").send().await.unwrap().json().await.unwrap();
+    let usage: Value = s.get_json("/_wisp/v1/usage?by=function").await;
     assert_eq!(usage["currency"], "EUR");
     for f in ["hello", "sleeper", "spinner"] {
         let mine: Vec<&Value> = records.iter().filter(|l| l["function"] == f).map(|l| &l["record"]).collect();
@@ -138,14 +137,7 @@ async fn every_invocation_is_recorded_once_and_usage_is_their_sum() {
     let credit = bill["credit"].as_f64().unwrap();
     assert!((credit - 10.0 * 0.2).abs() < 1e-9, "{bill}");
     // Hourly rows add up to the same; CSV and the table carry the same numbers.
-    let hourly: Value = s
-        .api(reqwest::Method::GET, "/_wisp/v1/usage/hourly?function=hello")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let hourly: Value = s.get_json("/_wisp/v1/usage/hourly?function=hello").await;
     let hourly_requests: u64 = hourly["hours"].as_array().unwrap().iter().map(|h| n(h, "requests")).sum();
     assert_eq!(hourly_requests, (N + 1) as u64);
     let csv = common::stdout(&s.cli(&["usage", "--format", "csv"]));
@@ -153,14 +145,7 @@ async fn every_invocation_is_recorded_once_and_usage_is_their_sum() {
     assert_eq!(line.split(',').nth(2), Some((N + 1).to_string().as_str()), "{csv}");
     let table = common::stdout(&s.cli(&["usage", "--by", "namespace"]));
     assert!(table.contains("FREE TIER") && table.contains("EUR"), "{table}");
-    let series: Value = s
-        .api(reqwest::Method::GET, "/_wisp/v1/namespaces/default/functions/hello/series?step_ms=3600000")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let series: Value = s.get_json("/_wisp/v1/namespaces/default/functions/hello/series?step_ms=3600000").await;
     let points = series["points"].as_array().unwrap();
     assert_eq!(points.iter().map(|p| n(p, "requests")).sum::<u64>(), (N + 1) as u64, "{series}");
     let status: Value = s.status().await;
@@ -189,7 +174,7 @@ async fn retention_keeps_the_newest_records_and_the_bill_keeps_counting() {
         all_records(&s, &[]).iter().map(|l| l["record"]["id"].as_str().unwrap().to_string()).collect();
     let newest: Vec<String> = ids.iter().rev().take(4).cloned().collect();
     assert_eq!(kept, newest, "the four newest, newest first");
-    let usage: Value = s.api(reqwest::Method::GET, "/_wisp/v1/usage").send().await.unwrap().json().await.unwrap();
+    let usage: Value = s.get_json("/_wisp/v1/usage").await;
     assert_eq!(n(&usage["total"], "requests"), 9, "aggregates are not subject to retention: {usage}");
     // A bad [records] value is refused at start, naming the key.
     std::fs::write(&config, "[records]\nmax_records = 0\n").unwrap();

@@ -185,14 +185,7 @@ async fn a_trace_reaches_a_local_collector_with_the_right_parent() {
     let id = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
-        let v: Value = s
-            .api(reqwest::Method::GET, &format!("/_wisp/v1/invocations/{id}"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v: Value = s.get_json(&format!("/_wisp/v1/invocations/{id}")).await;
         if v["state"] == "dead_lettered" {
             assert_eq!(v["attempts"], 2, "{v}");
             assert_eq!(v["event"]["extensions"]["traceparent"].as_str().map(|t| &t[3..35]), Some(ASYNC_TRACE), "{v}");

@@ -183,21 +183,24 @@ impl Server {
         (r.status().as_u16(), r.text().await.unwrap())
     }
 
+    /// GET an API path (`/_wisp/...`) with the token; its JSON body.
+    pub async fn get_json(&self, path: &str) -> Value {
+        self.api(reqwest::Method::GET, path).send().await.unwrap().json().await.unwrap()
+    }
+
     pub async fn status(&self) -> Value {
-        self.api(reqwest::Method::GET, "/_wisp/v1/status").send().await.unwrap().json().await.unwrap()
+        self.get_json("/_wisp/v1/status").await
     }
 
     /// One function as the API shows it (live counters, mode in force, scaling).
     pub async fn function(&self, name: &str) -> Value {
         let path = format!("/_wisp/v1/namespaces/default/functions/{name}");
-        let v: Value = self.api(reqwest::Method::GET, &path).send().await.unwrap().json().await.unwrap();
-        v["function"].clone()
+        self.get_json(&path).await["function"].clone()
     }
 
     /// Every function in the default namespace.
     pub async fn functions(&self) -> Value {
-        let path = "/_wisp/v1/namespaces/default/functions";
-        self.api(reqwest::Method::GET, path).send().await.unwrap().json().await.unwrap()
+        self.get_json("/_wisp/v1/namespaces/default/functions").await
     }
 
     pub async fn logs(&self, name: &str) -> Vec<Value> {
