@@ -97,9 +97,9 @@ pub struct UsagePush {
 }
 
 impl UsagePush {
-    /// Starts the sender task (on the current runtime).
+    /// Starts the sender task (on the current runtime) with `config`, which `wisp up` has checked
+    /// ([`PushConfig::check`]) when it read `--config`.
     pub fn start(config: PushConfig) -> anyhow::Result<Arc<UsagePush>> {
-        config.check().map_err(anyhow::Error::msg)?;
         let (tx, rx) = mpsc::channel(config.channel_capacity);
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))

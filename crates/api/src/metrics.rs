@@ -297,8 +297,7 @@ fn single(
 
 impl Collector for NodeState {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let functions = self.scheduler.records();
-        let actives: Vec<_> = functions.iter().filter_map(|r| self.scheduler.get(&r.key)).collect();
+        let actives = self.scheduler.actives();
         let ids = |a: &wisp_scheduler::Active| (a.record.key.namespace.to_string(), a.record.key.name.to_string());
         family(
             &mut encoder,

@@ -424,6 +424,11 @@ impl Scheduler {
         self.live.load().functions.get(key).cloned()
     }
 
+    /// Every active function.
+    pub fn actives(&self) -> Vec<Arc<Active>> {
+        self.live.load().functions.values().cloned().collect()
+    }
+
     /// The records of every active function.
     pub fn records(&self) -> Vec<FunctionRecord> {
         self.live.load().functions.values().map(|a| a.record.clone()).collect()
