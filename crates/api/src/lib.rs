@@ -146,7 +146,7 @@ pub fn router(api: Arc<Api>) -> Router {
     let fns = "/_wisp/v1/namespaces/{ns}/functions";
     Router::new()
         .route("/_wisp/v1/status", get(status))
-        .route(METRICS_PATH, get(metrics))
+        .route(METRICS_PATH, get(metrics::serve))
         .route("/_wisp/v1/artifacts", post(upload))
         .route("/_wisp/v1/artifacts/{sha}", head(artifact_exists))
         .route(fns, get(list))
@@ -208,21 +208,6 @@ pub fn router(api: Arc<Api>) -> Router {
 
 /// Where Prometheus scrapes.
 pub const METRICS_PATH: &str = "/_wisp/metrics";
-
-/// `GET /_wisp/metrics`: OpenMetrics when the scraper accepts it, the Prometheus text format otherwise.
-async fn metrics(State(api): State<Arc<Api>>, headers: http::HeaderMap) -> Response {
-    let openmetrics = headers
-        .get_all(http::header::ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .any(|v| v.contains("application/openmetrics-text"));
-    let text = api.metrics.encode();
-    if openmetrics {
-        ([(http::header::CONTENT_TYPE, metrics::OPENMETRICS)], text).into_response()
-    } else {
-        ([(http::header::CONTENT_TYPE, metrics::PROMETHEUS_TEXT)], metrics::to_prometheus_text(&text)).into_response()
-    }
-}
 
 async fn auth(State(api): State<Arc<Api>>, req: Request, next: axum::middleware::Next) -> Response {
     if api.metrics_public && req.uri().path() == METRICS_PATH {

@@ -9,6 +9,8 @@
 //! invocation id, a path or a status code a guest chose.
 
 use crate::records::LiveRecords;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::MetricType;
@@ -194,6 +196,21 @@ pub fn to_prometheus_text(openmetrics: &str) -> String {
         out.push('\n');
     }
     out
+}
+
+/// `GET /_wisp/metrics`: OpenMetrics when the scraper accepts it, the Prometheus text format otherwise.
+pub(crate) async fn serve(State(api): State<Arc<crate::Api>>, headers: http::HeaderMap) -> Response {
+    let openmetrics = headers
+        .get_all(http::header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"));
+    let text = api.metrics.encode();
+    if openmetrics {
+        ([(http::header::CONTENT_TYPE, OPENMETRICS)], text).into_response()
+    } else {
+        ([(http::header::CONTENT_TYPE, PROMETHEUS_TEXT)], to_prometheus_text(&text)).into_response()
+    }
 }
 
 impl RecordObserver for Metrics {
